@@ -1,0 +1,94 @@
+//! The one error type of this crate.
+
+use std::fmt;
+
+use nix::errno::Errno;
+
+/// What went wrong in a call of this crate.
+///
+/// A failed system call carries its `errno` and the name of the call
+/// ([`Error::Os`]); the other variants are argument checks made before any
+/// system call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    Os {
+        /// The C function that failed: `"shmget"`, `"shmat"`, `"shmdt"`,
+        /// `"shmctl"` or `"ftok"`.
+        syscall: &'static str,
+        /// The `errno` it set.
+        errno: Errno,
+        /// What was attempted, e.g. `"create key 0x0000abcd size 4096"`.
+        context: String,
+    },
+    /// `offset + len` is past the end of the segment.
+    OutOfBounds {
+        /// The first byte asked for.
+        offset: usize,
+        /// How many bytes were asked for.
+        len: usize,
+        /// The size of the segment.
+        size: usize,
+    },
+    /// A write was attempted through a read-only (`SHM_RDONLY`) attachment.
+    ReadOnly {
+        /// The shmid of the segment.
+        id: i32,
+    },
+    /// An argument was refused before any system call.
+    InvalidArgument(String),
+}
+
+impl Error {
+    pub(crate) fn os(syscall: &'static str, errno: Errno, context: impl Into<String>) -> Self {
+        Error::Os {
+            syscall,
+            errno,
+            context: context.into(),
+        }
+    }
+
+    /// The `errno` of a failed system call, if this is one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Os { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+
+    /// The name of the failed system call, if this is one.
+    pub fn syscall(&self) -> Option<&'static str> {
+        match self {
+            Error::Os { syscall, .. } => Some(syscall),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Os {
+                syscall,
+                errno,
+                context,
+            } => write!(f, "{syscall} failed ({context}): {errno:?}: {}", errno.desc()),
+            Error::OutOfBounds { offset, len, size } => write!(
+                f,
+                "range {offset}..{} is out of bounds for a segment of {size} bytes",
+                *offset as u128 + *len as u128
+            ),
+            Error::ReadOnly { id } => write!(
+                f,
+                "segment {id} is attached read-only (SHM_RDONLY); writing is not allowed"
+            ),
+            Error::InvalidArgument(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The result type of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
