@@ -44,17 +44,17 @@ impl Attachment {
         let ptr = NonNull::new(addr.cast::<u8>()).ok_or_else(|| {
             Error::os("shmat", Errno::EINVAL, format!("attach id {id}: null address"))
         })?;
-        let attachment = Attachment {
+        let mut attachment = Attachment {
             ptr,
             len: 0,
             id,
             read_only,
         };
         // The size asked for at creation; the mapping is that rounded up to
-        // whole pages, so every byte below it is mapped. If IPC_STAT fails the
-        // attachment is dropped, which detaches.
-        let len = ipc_stat(id)?.shm_segsz;
-        Ok(Attachment { len, ..attachment })
+        // whole pages, so every byte below it is mapped. If IPC_STAT fails,
+        // `?` drops the attachment, which detaches.
+        attachment.len = ipc_stat(id)?.shm_segsz;
+        Ok(attachment)
     }
 
     /// The shmid of the segment.

@@ -1,0 +1,23 @@
+/**
+ * sysv-shm: System V shared memory for Node.js and TypeScript on Linux.
+ *
+ * ```ts
+ * import { SharedMemory, ftok } from 'sysv-shm'
+ * const shm = SharedMemory.create(ftok('/tmp', 1), 4096, { exclusive: false })
+ * shm.write('hello')
+ * ```
+ * @packageDocumentation
+ */
+export { ShmError } from './src/errors'
+export {
+  IPC_PRIVATE,
+  SharedMemory,
+  ftok,
+  limits,
+  listSegments,
+  type CreateOptions,
+  type Limits,
+  type OpenOptions,
+  type SegmentInfo,
+  type SetOptions,
+} from './src/shared-memory'

@@ -1,0 +1,38 @@
+/**
+ * Errors of sysv-shm.
+ * @module
+ */
+
+/**
+ * The error of a failed System V call, or of a handle used in a state that
+ * forbids the call.
+ *
+ * `code` is the errno name for a failed system call (`'EEXIST'`, `'ENOENT'`,
+ * `'EACCES'`, `'EINVAL'`, `'ENOMEM'`, `'ENOSPC'`, `'EIDRM'`, `'EPERM'`, …),
+ * with `errno` (the positive C value, as in `os.constants.errno`) and
+ * `syscall` (`'shmget'`, `'shmat'`, `'shmdt'`, `'shmctl'`, `'ftok'`).
+ *
+ * States of a handle have codes of their own and no errno:
+ * - `'ERR_SHM_DETACHED'`: the handle was detached.
+ * - `'ERR_SHM_READ_ONLY'`: a write, or a writable view, on a `SHM_RDONLY` attachment.
+ * - `'ERR_SHM_NO_ZERO_COPY'`: `buffer` where zero-copy views are unavailable
+ *   (Electron's V8 memory cage) or were turned off with `{ zeroCopy: false }`.
+ */
+export class ShmError extends Error {
+  /** The errno name, or an `ERR_SHM_*` code. */
+  code: string
+  /** The C errno value (positive) when a system call failed. */
+  errno?: number
+  /** The system call that failed. */
+  syscall?: string
+
+  constructor(message: string, code: string, details: { errno?: number; syscall?: string } = {}) {
+    super(message)
+    this.name = 'ShmError'
+    this.code = code
+    if (details.errno !== undefined) this.errno = details.errno
+    if (details.syscall !== undefined) this.syscall = details.syscall
+  }
+}
+
+

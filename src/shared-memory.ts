@@ -1,0 +1,392 @@
+/**
+ * The `SharedMemory` class and the system-wide views of segments.
+ * @module
+ */
+import { fileURLToPath } from 'node:url'
+
+import type { Mapping, NativeStat } from '../binding'
+
+import { native } from './binding'
+import { ShmError } from './errors'
+import * as check from './validate'
+
+/** The key that names no segment: `create(IPC_PRIVATE, size)` always makes a new one, reachable by its id. */
+export const IPC_PRIVATE = 0
+
+/** Options of {@link SharedMemory.open} and {@link SharedMemory.openById}. */
+export interface OpenOptions {
+  /** Attach with `SHM_RDONLY`: reads work, writes throw `ERR_SHM_READ_ONLY`, no `buffer`. Default `false`. */
+  readOnly?: boolean
+  /**
+   * Hand out the segment as a zero-copy `Buffer` (`shm.buffer`). Default `true`.
+   * Set `false` to use only the copying API (`read`/`write`); where the runtime refuses
+   * external buffers (Electron 21+) it is `false` whatever you ask.
+   */
+  zeroCopy?: boolean
+}
+
+/** Options of {@link SharedMemory.create}. */
+export interface CreateOptions extends OpenOptions {
+  /** Permission bits, `0` to `0o777`. Default `0o600` (owner read/write only). */
+  mode?: number
+  /** `IPC_EXCL`: fail with `EEXIST` if the key exists. Default `true`; `false` opens an existing segment. */
+  exclusive?: boolean
+  /** `SHM_HUGETLB`: back the segment with huge pages (needs reserved huge pages). */
+  hugePages?: boolean
+  /** `SHM_NORESERVE`: do not reserve swap space. */
+  noReserve?: boolean
+}
+
+/** Changes made by {@link SharedMemory.set} (`IPC_SET`). */
+export interface SetOptions {
+  uid?: number
+  gid?: number
+  mode?: number
+}
+
+/** A segment as `shmctl(IPC_STAT)` and `ipcs -m` describe it (`struct shmid_ds`). */
+export interface SegmentInfo {
+  /** The shmid. */
+  id: number
+  /** The key, unsigned 32-bit as `ipcs` prints it; `0` once the segment is marked removed. */
+  key: number
+  /** The size asked for at creation, in bytes (memory is taken in whole pages). */
+  size: number
+  /** Permission bits (`0o600`, …). */
+  mode: number
+  /** Owner user and group. */
+  uid: number
+  gid: number
+  /** Creator user and group. */
+  cuid: number
+  cgid: number
+  /** Pid of the creator. */
+  creatorPid: number
+  /** Pid of the last `shmat` or `shmdt`. */
+  lastPid: number
+  /** Number of current attachments, in all processes. */
+  attachCount: number
+  /** Last attach, last detach and last change; `null` if none yet. */
+  attachTime: Date | null
+  detachTime: Date | null
+  changeTime: Date | null
+  /** Marked for removal (`IPC_RMID` while attached): freed when the last process detaches. */
+  removed: boolean
+  /** Locked in memory (`SHM_LOCK`). */
+  locked: boolean
+}
+
+/** The kernel's limits on shared memory and the current usage, as `ipcs -l` and `ipcs -u` show them. */
+export interface Limits {
+  /** `kernel.shmmax`: the largest segment, in bytes. */
+  maxSegmentSize: number
+  /** The smallest segment, in bytes. */
+  minSegmentSize: number
+  /** `kernel.shmmni`: how many segments may exist. */
+  maxSegments: number
+  /** How many segments one process may attach. */
+  maxSegmentsPerProcess: number
+  /** `kernel.shmall`: pages of all segments together. */
+  maxTotalPages: number
+  /** The page size in bytes: memory is taken in whole pages. */
+  pageSize: number
+  /** Segments that exist now. */
+  usedSegments: number
+  /** Pages allocated to segments now, resident and swapped. */
+  usedPages: number
+  residentPages: number
+  swappedPages: number
+}
+
+const date = (ms: number | null | undefined): Date | null => (ms == null ? null : new Date(ms))
+
+function info(s: NativeStat): SegmentInfo {
+  return {
+    id: s.id,
+    key: s.key,
+    size: s.size,
+    mode: s.mode,
+    uid: s.uid,
+    gid: s.gid,
+    cuid: s.cuid,
+    cgid: s.cgid,
+    creatorPid: s.creatorPid,
+    lastPid: s.lastPid,
+    attachCount: s.attachCount,
+    attachTime: date(s.attachTime),
+    detachTime: date(s.detachTime),
+    changeTime: date(s.changeTime),
+    removed: s.removed,
+    locked: s.locked,
+  }
+}
+
+const OPEN_KEYS = ['readOnly', 'zeroCopy'] as const
+const CREATE_KEYS = ['mode', 'exclusive', 'hugePages', 'noReserve', 'readOnly', 'zeroCopy'] as const
+const SET_KEYS = ['uid', 'gid', 'mode'] as const
+const MAX_SIZE = Number.MAX_SAFE_INTEGER
+
+/**
+ * One attachment of a System V shared memory segment.
+ *
+ * The segment itself lives in the kernel: it outlives this object and this
+ * process until {@link SharedMemory.remove} (or `ipcrm -m`) and the last
+ * detach. The attachment ends with {@link SharedMemory.detach}, a `using`
+ * block, or garbage collection of the handle and every view of its buffer.
+ */
+export class SharedMemory implements Disposable {
+  /** The shmid, as `ipcs -m` prints it. */
+  readonly id: number
+  /** The key (unsigned 32-bit); `0` for `IPC_PRIVATE`. */
+  readonly key: number
+  /** The segment's size in bytes, as asked at creation. */
+  readonly size: number
+  /** Whether this is a read-only (`SHM_RDONLY`) attachment. */
+  readonly readOnly: boolean
+  /** Whether this handle's `create` call made the segment (`false` for opens). */
+  readonly created: boolean
+
+  #native: Mapping
+  #buffer: Buffer | null = null
+  #zeroCopy: boolean
+
+  private constructor(mapping: Mapping, key: number, created: boolean, zeroCopy: boolean) {
+    this.#native = mapping
+    this.id = mapping.id
+    this.key = key >>> 0
+    this.size = mapping.size
+    this.readOnly = mapping.readOnly
+    this.created = created
+    this.#zeroCopy = false
+    if (zeroCopy && !this.readOnly) {
+      const ab = mapping.createBuffer()
+      if (ab) {
+        this.#buffer = Buffer.from(ab, 0, this.size)
+        this.#zeroCopy = true
+      }
+    }
+  }
+
+  /**
+   * Creates a segment and attaches it: `shmget(key, size, IPC_CREAT | IPC_EXCL | mode)`, then `shmat`.
+   *
+   * @param key A key from {@link ftok}, any 32-bit number, or {@link IPC_PRIVATE}.
+   * @param size Bytes, at least 1; the kernel takes whole pages.
+   * @throws {ShmError} `EEXIST` if the key exists (unless `exclusive: false`), `EINVAL` if the size
+   * is out of the kernel's limits or larger than the existing segment, `ENOSPC`, `ENOMEM`, `EACCES`, `EPERM`.
+   * @throws {TypeError | RangeError} for bad arguments, before any system call.
+   */
+  static create(key: number, size: number, options?: CreateOptions): SharedMemory {
+    const k = check.key(key)
+    const bytes = check.integer('size', size, 1, MAX_SIZE)
+    const o = check.options<CreateOptions>(options, CREATE_KEYS)
+    const mode = o.mode === undefined ? 0o600 : check.mode(o.mode)
+    const exclusive = check.boolean('exclusive', o.exclusive) ?? true
+    const hugePages = check.boolean('hugePages', o.hugePages) ?? false
+    const noReserve = check.boolean('noReserve', o.noReserve) ?? false
+    const readOnly = check.boolean('readOnly', o.readOnly) ?? false
+    const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
+    const { id, created } = native.create(k, bytes, mode, exclusive, hugePages, noReserve)
+    let mapping: Mapping
+    try {
+      mapping = native.Mapping.attach(id, readOnly)
+    } catch (err) {
+      // Never leave behind a segment that nobody got to use.
+      if (created) native.remove(id)
+      throw err
+    }
+    return new SharedMemory(mapping, k, created, zeroCopy)
+  }
+
+  /**
+   * Attaches the existing segment of `key`: `shmget(key, 0, 0)`, then `shmat`.
+   *
+   * @throws {ShmError} `ENOENT` if no segment has that key (also once it is removed),
+   * `EACCES` without permission for the access asked.
+   */
+  static open(key: number, options?: OpenOptions): SharedMemory {
+    const k = check.key(key)
+    if (k === IPC_PRIVATE) throw check.rangeError('IPC_PRIVATE (0) names no segment: open it with openById(id)')
+    const o = check.options<OpenOptions>(options, OPEN_KEYS)
+    const readOnly = check.boolean('readOnly', o.readOnly) ?? false
+    const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
+    const id = native.open(k)
+    return new SharedMemory(native.Mapping.attach(id, readOnly), k, false, zeroCopy)
+  }
+
+  /**
+   * Attaches the segment with this shmid (as `ipcs -m` prints it): `shmat(id, NULL, flags)`.
+   * Works for `IPC_PRIVATE` segments and for segments marked removed but still attached.
+   *
+   * @throws {ShmError} `EINVAL` for an unknown id, `EIDRM` if removed, `EACCES`.
+   */
+  static openById(id: number, options?: OpenOptions): SharedMemory {
+    const i = check.id(id)
+    const o = check.options<OpenOptions>(options, OPEN_KEYS)
+    const readOnly = check.boolean('readOnly', o.readOnly) ?? false
+    const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
+    const mapping = native.Mapping.attach(i, readOnly)
+    const key = native.stat(i).key
+    return new SharedMemory(mapping, key, false, zeroCopy)
+  }
+
+  /** `shmctl(id, IPC_STAT)` of any segment, attached or not. */
+  static statById(id: number): SegmentInfo {
+    return info(native.stat(check.id(id)))
+  }
+
+  /** `shmctl(id, IPC_RMID)` of any segment, attached or not (what `ipcrm -m ID` does). */
+  static removeById(id: number): void {
+    native.remove(check.id(id))
+  }
+
+  /** Whether this handle is still attached. */
+  get attached(): boolean {
+    return this.#native.attached
+  }
+
+  /** Whether {@link SharedMemory.buffer} is available: not read-only, not refused by the runtime, not turned off. */
+  get zeroCopy(): boolean {
+    return this.#zeroCopy && this.#native.attached
+  }
+
+  /**
+   * The whole segment as a `Buffer`, with no copy: what another process writes shows here at once.
+   * The same object on every access. After {@link SharedMemory.detach} it (and every view of its
+   * `ArrayBuffer`) has length 0.
+   *
+   * @throws {ShmError} `ERR_SHM_DETACHED`, `ERR_SHM_READ_ONLY`, or `ERR_SHM_NO_ZERO_COPY`.
+   */
+  get buffer(): Buffer {
+    this.#live()
+    if (this.readOnly) {
+      throw new ShmError(
+        `segment ${this.id} is attached read-only: a writable view would crash the process on write; use read()`,
+        'ERR_SHM_READ_ONLY',
+      )
+    }
+    if (!this.#buffer) {
+      throw new ShmError(
+        `segment ${this.id} has no zero-copy buffer: the runtime refuses external ArrayBuffers ` +
+          `(Electron's V8 memory cage) or zeroCopy: false was asked; use read()/write()`,
+        'ERR_SHM_NO_ZERO_COPY',
+      )
+    }
+    return this.#buffer
+  }
+
+  /** Copies `length` bytes from `offset` (default: to the end) out of the segment. */
+  read(offset = 0, length?: number): Buffer {
+    this.#live()
+    const start = check.integer('offset', offset, 0, this.size)
+    const n = length === undefined ? this.size - start : check.integer('length', length, 0, this.size - start)
+    const out = Buffer.allocUnsafe(n)
+    this.#native.readInto(out, start)
+    return out
+  }
+
+  /** Copies from `offset` into `target`, as many bytes as fit; returns how many. */
+  readInto(target: ArrayBufferView, offset = 0): number {
+    this.#live()
+    const view = check.view('target', target)
+    const start = check.integer('offset', offset, 0, this.size)
+    return this.#native.readInto(view, start)
+  }
+
+  /**
+   * Copies `data` (a string is written as UTF-8) into the segment at `offset`; returns the byte count.
+   *
+   * @throws {RangeError} if it does not fit.
+   * @throws {ShmError} `ERR_SHM_READ_ONLY`, `ERR_SHM_DETACHED`.
+   */
+  write(data: string | ArrayBufferView | ArrayBufferLike, offset = 0): number {
+    this.#live()
+    if (this.readOnly) throw new ShmError(`segment ${this.id} is attached read-only (SHM_RDONLY)`, 'ERR_SHM_READ_ONLY')
+    const src = check.bytes('data', data)
+    const start = check.integer('offset', offset, 0, this.size)
+    if (src.byteLength > this.size - start) {
+      throw check.rangeError(
+        `${src.byteLength} bytes at offset ${start} do not fit in a segment of ${this.size} bytes`,
+      )
+    }
+    return this.#native.write(src, start)
+  }
+
+  /** `shmctl(id, IPC_STAT)`: owner, mode, pids, attach count, times, removed/locked. */
+  stat(): SegmentInfo {
+    this.#live()
+    return info(native.stat(this.id))
+  }
+
+  /** `shmctl(id, IPC_SET)`: changes owner and permission bits. @throws {ShmError} `EPERM` unless owner or creator. */
+  set(options: SetOptions): void {
+    this.#live()
+    const o = check.options<SetOptions>(options, SET_KEYS)
+    native.set(this.id, {
+      uid: o.uid === undefined ? undefined : check.integer('uid', o.uid, 0, 0xffff_fffe),
+      gid: o.gid === undefined ? undefined : check.integer('gid', o.gid, 0, 0xffff_fffe),
+      mode: o.mode === undefined ? undefined : check.mode(o.mode),
+    })
+  }
+
+  /** `shmctl(id, SHM_LOCK)`: keeps the segment in memory. @throws {ShmError} `EPERM`, `ENOMEM`. */
+  lock(): void {
+    this.#live()
+    native.lock(this.id, true)
+  }
+
+  /** `shmctl(id, SHM_UNLOCK)`. */
+  unlock(): void {
+    this.#live()
+    native.lock(this.id, false)
+  }
+
+  /**
+   * `shmctl(id, IPC_RMID)`: removes the segment. While any process is attached it is only marked:
+   * its key becomes 0, `open(key)` fails with `ENOENT`, attached processes go on reading and
+   * writing, and the kernel frees it at the last detach.
+   */
+  remove(): void {
+    this.#live()
+    native.remove(this.id)
+  }
+
+  /** Detaches now (`shmdt`); the `buffer` and its views become length 0. Idempotent. */
+  detach(): void {
+    const ab = (this.#buffer?.buffer as ArrayBuffer | undefined) ?? null
+    this.#buffer = null
+    this.#native.detach(ab)
+  }
+
+  /** `using shm = SharedMemory.open(key)` detaches at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.detach()
+  }
+
+  #live(): void {
+    if (!this.#native.attached) {
+      throw new ShmError(`segment ${this.id} has been detached from this handle`, 'ERR_SHM_DETACHED')
+    }
+  }
+}
+
+/** Every segment of this IPC namespace, as `ipcs -m` lists them. */
+export function listSegments(): SegmentInfo[] {
+  return native.listSegments().map(info)
+}
+
+/** The kernel's shared memory limits and current usage (`ipcs -l`, `ipcs -u`). */
+export function limits(): Limits {
+  return { ...native.limits() }
+}
+
+/**
+ * `ftok(3)`: a key from an existing file and a project id (1 to 255). The same path and id give
+ * the same key in every process and language, as long as the file is not replaced.
+ *
+ * @throws {ShmError} `ENOENT`, `EACCES` (from `stat` of the path), syscall `'ftok'`.
+ */
+export function ftok(path: string | URL, projId: number): number {
+  const p = path instanceof URL ? fileURLToPath(path) : check.path('path', path)
+  return native.ftok(p, check.integer('projId', projId, 1, 255))
+}

@@ -1,0 +1,92 @@
+/**
+ * Argument checks: each throws a `TypeError` or `RangeError` with a clear
+ * message and Node's `code`, before any system call.
+ * @internal
+ * @module
+ */
+
+type Coded<E extends Error> = E & { code: string }
+
+function typeError(message: string): Coded<TypeError> {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' })
+}
+
+export function rangeError(message: string): Coded<RangeError> {
+  return Object.assign(new RangeError(message), { code: 'ERR_OUT_OF_RANGE' })
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'string') return `type string (${JSON.stringify(value.length > 20 ? value.slice(0, 20) + '…' : value)})`
+  if (typeof value === 'object' || typeof value === 'function') {
+    const name = (value as object).constructor?.name
+    return name ? `an instance of ${name}` : `type ${typeof value}`
+  }
+  return `type ${typeof value} (${String(value)})`
+}
+
+/** An integer within `[min, max]`. */
+export function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw typeError(`The "${name}" argument must be of type number. Received ${describe(value)}`)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw rangeError(`The value of "${name}" is out of range. It must be an integer >= ${min} and <= ${max}. Received ${value}`)
+  }
+  return value
+}
+
+/** A System V key: a 32-bit value, signed or unsigned; returns it as `key_t` (int32). */
+export function key(value: unknown, name = 'key'): number {
+  return integer(name, value, -0x8000_0000, 0xffff_ffff) | 0
+}
+
+/** A shmid as `ipcs` prints it. */
+export function id(value: unknown): number {
+  return integer('id', value, 0, 0x7fff_ffff)
+}
+
+/** A permission mode: the low 9 bits. */
+export function mode(value: unknown, name = 'mode'): number {
+  return integer(name, value, 0, 0o777)
+}
+
+export function boolean(name: string, value: unknown): boolean | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'boolean') throw typeError(`The "${name}" option must be of type boolean. Received ${describe(value)}`)
+  return value
+}
+
+/** An options object (or undefined) whose keys are all among `allowed`. */
+export function options<T extends object>(value: unknown, allowed: readonly (keyof T & string)[], name = 'options'): Partial<T> {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw typeError(`The "${name}" argument must be an object. Received ${describe(value)}`)
+  }
+  for (const k of Object.keys(value)) {
+    if (!(allowed as readonly string[]).includes(k)) {
+      throw typeError(`Unknown option "${k}" in "${name}". Allowed: ${allowed.join(', ')}`)
+    }
+  }
+  return value as Partial<T>
+}
+
+/** Bytes to write: a string (UTF-8), a Buffer/TypedArray/DataView, or an ArrayBuffer. */
+export function bytes(name: string, value: unknown): ArrayBufferView {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8')
+  if (ArrayBuffer.isView(value)) return value
+  if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return new Uint8Array(value)
+  throw typeError(`The "${name}" argument must be a string, Buffer, TypedArray, DataView or ArrayBuffer. Received ${describe(value)}`)
+}
+
+/** A view to copy into. */
+export function view(name: string, value: unknown): ArrayBufferView {
+  if (ArrayBuffer.isView(value)) return value
+  throw typeError(`The "${name}" argument must be a Buffer, TypedArray or DataView. Received ${describe(value)}`)
+}
+
+/** A filesystem path: a non-empty string without NUL bytes. */
+export function path(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw typeError(`The "${name}" argument must be a string or file: URL. Received ${describe(value)}`)
+  if (value.length === 0) throw rangeError(`The "${name}" argument must not be empty`)
+  if (value.includes('\0')) throw rangeError(`The "${name}" argument must not contain NUL bytes`)
+  return value
+}
