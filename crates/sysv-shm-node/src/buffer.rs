@@ -20,55 +20,67 @@ use crate::mapping::Shared;
 pub(crate) const SIMULATE_NO_EXTERNAL: &str = "SYSV_SHM_SIMULATE_NO_EXTERNAL_BUFFERS";
 
 fn element_size(kind: sys::napi_typedarray_type) -> Option<usize> {
-  use sys::TypedarrayType as T;
-  Some(match kind {
-    T::int8_array | T::uint8_array | T::uint8_clamped_array => 1,
-    T::int16_array | T::uint16_array => 2,
-    T::int32_array | T::uint32_array | T::float32_array => 4,
-    T::float64_array | T::bigint64_array | T::biguint64_array => 8,
-    _ => return None,
-  })
+    use sys::TypedarrayType as T;
+    Some(match kind {
+        T::int8_array | T::uint8_array | T::uint8_clamped_array => 1,
+        T::int16_array | T::uint16_array => 2,
+        T::int32_array | T::uint32_array | T::float32_array => 4,
+        T::float64_array | T::bigint64_array | T::biguint64_array => 8,
+        _ => return None,
+    })
 }
 
 /// The address and byte length of a TypedArray, Buffer or DataView.
 pub(crate) fn view_bytes(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
-  let (raw, v) = (env.raw(), value.value().value);
-  let mut is = false;
-  let mut data: *mut c_void = ptr::null_mut();
-  let mut ab = ptr::null_mut();
-  let mut offset = 0usize;
-  // SAFETY: `v` is a live value of this call; `is` is a valid out-pointer.
-  if unsafe { sys::napi_is_typedarray(raw, v, &mut is) } == sys::Status::napi_ok && is {
-    let (mut kind, mut length) = (0, 0usize);
-    // SAFETY: `v` is a TypedArray (checked); all out-pointers are valid.
-    let status = unsafe { sys::napi_get_typedarray_info(raw, v, &mut kind, &mut length, &mut data, &mut ab, &mut offset) };
-    let size = element_size(kind).filter(|_| status == sys::Status::napi_ok);
-    return match size {
-      Some(size) => Ok((data.cast(), length * size)),
-      None => Err(type_error(env, "unsupported TypedArray")),
-    };
-  }
-  // SAFETY: as above.
-  if unsafe { sys::napi_is_dataview(raw, v, &mut is) } == sys::Status::napi_ok && is {
-    let mut length = 0usize;
-    // SAFETY: `v` is a DataView (checked); all out-pointers are valid.
-    let status = unsafe { sys::napi_get_dataview_info(raw, v, &mut length, &mut data, &mut ab, &mut offset) };
-    if status == sys::Status::napi_ok {
-      return Ok((data.cast(), length));
+    let (raw, v) = (env.raw(), value.value().value);
+    let mut is = false;
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    let mut offset = 0usize;
+    // SAFETY: `v` is a live value of this call; `is` is a valid out-pointer.
+    if unsafe { sys::napi_is_typedarray(raw, v, &mut is) } == sys::Status::napi_ok && is {
+        let (mut kind, mut length) = (0, 0usize);
+        // SAFETY: `v` is a TypedArray (checked); all out-pointers are valid.
+        let status = unsafe {
+            sys::napi_get_typedarray_info(
+                raw,
+                v,
+                &mut kind,
+                &mut length,
+                &mut data,
+                &mut ab,
+                &mut offset,
+            )
+        };
+        let size = element_size(kind).filter(|_| status == sys::Status::napi_ok);
+        return match size {
+            Some(size) => Ok((data.cast(), length * size)),
+            None => Err(type_error(env, "unsupported TypedArray")),
+        };
     }
-  }
-  Err(type_error(env, "expected a Buffer, TypedArray or DataView"))
+    // SAFETY: as above.
+    if unsafe { sys::napi_is_dataview(raw, v, &mut is) } == sys::Status::napi_ok && is {
+        let mut length = 0usize;
+        // SAFETY: `v` is a DataView (checked); all out-pointers are valid.
+        let status = unsafe {
+            sys::napi_get_dataview_info(raw, v, &mut length, &mut data, &mut ab, &mut offset)
+        };
+        if status == sys::Status::napi_ok {
+            return Ok((data.cast(), length));
+        }
+    }
+    Err(type_error(env, "expected a Buffer, TypedArray or DataView"))
 }
 
 /// Whether the external-buffer refusal of Electron is being simulated.
 pub(crate) fn simulate_no_external() -> bool {
-  std::env::var_os(SIMULATE_NO_EXTERNAL).is_some_and(|v| v == "1")
+    std::env::var_os(SIMULATE_NO_EXTERNAL).is_some_and(|v| v == "1")
 }
 
 unsafe extern "C" fn release(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-  // SAFETY: `hint` is the `Box<Arc<Shared>>` leaked in `external` below; V8
-  // calls this finalizer once.
-  drop(unsafe { Box::from_raw(hint.cast::<Arc<Shared>>()) });
+    // SAFETY: `hint` is the `Box<Arc<Shared>>` leaked in `external` below; V8
+    // calls this finalizer once.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<Shared>>()) });
 }
 
 /// Makes an `ArrayBuffer` over `len` bytes at `data` that keeps `shared`
@@ -78,52 +90,64 @@ unsafe extern "C" fn release(_env: sys::napi_env, _data: *mut c_void, hint: *mut
 /// # Safety
 /// `data..data+len` must stay mapped while `shared` holds its attachment.
 pub(crate) unsafe fn external(
-  env: &Env,
-  shared: &Arc<Shared>,
-  data: *mut u8,
-  len: usize,
+    env: &Env,
+    shared: &Arc<Shared>,
+    data: *mut u8,
+    len: usize,
 ) -> Result<Option<sys::napi_value>> {
-  if simulate_no_external() {
-    return Ok(None);
-  }
-  let hint = Box::into_raw(Box::new(Arc::clone(shared)));
-  let mut out = ptr::null_mut();
-  // SAFETY: the memory stays mapped while the Arc in `hint` lives (caller's
-  // contract), and `release` frees `hint` when V8 collects the buffer.
-  let status = unsafe {
-    sys::napi_create_external_arraybuffer(env.raw(), data.cast(), len, Some(release), hint.cast(), &mut out)
-  };
-  if status == sys::Status::napi_ok {
-    return Ok(Some(out));
-  }
-  // Not created: the finalizer will never run, so free the hint here.
-  // SAFETY: `hint` came from Box::into_raw above and was not handed over.
-  drop(unsafe { Box::from_raw(hint) });
-  if status == sys::Status::napi_no_external_buffers_allowed {
-    Ok(None)
-  } else {
-    Err(Error::new(Status::from(status), "napi_create_external_arraybuffer failed".to_string()))
-  }
+    if simulate_no_external() {
+        return Ok(None);
+    }
+    let hint = Box::into_raw(Box::new(Arc::clone(shared)));
+    let mut out = ptr::null_mut();
+    // SAFETY: the memory stays mapped while the Arc in `hint` lives (caller's
+    // contract), and `release` frees `hint` when V8 collects the buffer.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env.raw(),
+            data.cast(),
+            len,
+            Some(release),
+            hint.cast(),
+            &mut out,
+        )
+    };
+    if status == sys::Status::napi_ok {
+        return Ok(Some(out));
+    }
+    // Not created: the finalizer will never run, so free the hint here.
+    // SAFETY: `hint` came from Box::into_raw above and was not handed over.
+    drop(unsafe { Box::from_raw(hint) });
+    if status == sys::Status::napi_no_external_buffers_allowed {
+        Ok(None)
+    } else {
+        Err(Error::new(
+            Status::from(status),
+            "napi_create_external_arraybuffer failed".to_string(),
+        ))
+    }
 }
 
 /// If `value` is an `ArrayBuffer` whose memory starts at `data`, detaches it
 /// so that every view of it reads as length 0. Returns whether it did.
 pub(crate) fn detach_if_ours(env: &Env, value: &Unknown, data: *mut u8) -> bool {
-  let (raw, v) = (env.raw(), value.value().value);
-  let mut is = false;
-  // SAFETY: `v` is a live value; `is` is a valid out-pointer.
-  if unsafe { sys::napi_is_arraybuffer(raw, v, &mut is) } != sys::Status::napi_ok || !is {
-    return false;
-  }
-  let (mut ptr_out, mut len) = (ptr::null_mut(), 0usize);
-  // SAFETY: `v` is an ArrayBuffer (checked); out-pointers are valid.
-  if unsafe { sys::napi_get_arraybuffer_info(raw, v, &mut ptr_out, &mut len) } != sys::Status::napi_ok {
-    return false;
-  }
-  if ptr_out.cast::<u8>() != data {
-    return false;
-  }
-  // SAFETY: `v` is an external ArrayBuffer this addon made; detaching it
-  // only cuts JS views off the memory.
-  unsafe { sys::napi_detach_arraybuffer(raw, v) == sys::Status::napi_ok }
+    let (raw, v) = (env.raw(), value.value().value);
+    let mut is = false;
+    // SAFETY: `v` is a live value; `is` is a valid out-pointer.
+    if unsafe { sys::napi_is_arraybuffer(raw, v, &mut is) } != sys::Status::napi_ok || !is {
+        return false;
+    }
+    let (mut ptr_out, mut len) = (ptr::null_mut(), 0usize);
+    // SAFETY: `v` is an ArrayBuffer (checked); out-pointers are valid.
+    if unsafe { sys::napi_get_arraybuffer_info(raw, v, &mut ptr_out, &mut len) }
+        != sys::Status::napi_ok
+    {
+        return false;
+    }
+    if ptr_out.cast::<u8>() != data {
+        return false;
+    }
+    // SAFETY: `v` is an external ArrayBuffer this addon made; detaching it
+    // only cuts JS views off the memory.
+    unsafe { sys::napi_detach_arraybuffer(raw, v) == sys::Status::napi_ok }
 }

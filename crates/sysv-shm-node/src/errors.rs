@@ -10,141 +10,172 @@ use napi::{sys, JsValue};
 /// The constructor of `ShmError`, registered by `index.ts` in each JS
 /// environment (instance data is per environment, so workers have their own).
 pub(crate) struct ErrorClass {
-  ctor: sys::napi_ref,
+    ctor: sys::napi_ref,
 }
 
 impl ErrorClass {
-  pub(crate) fn register(env: &Env, ctor: Unknown) -> Result<()> {
-    let mut reference = ptr::null_mut();
-    // SAFETY: `env` and `ctor` are live for this call; the reference is
-    // deleted by the instance-data finalizer below.
-    check(unsafe { sys::napi_create_reference(env.raw(), ctor.value().value, 1, &mut reference) })?;
-    env.set_instance_data(ErrorClass { ctor: reference }, (), |ctx| {
-      // SAFETY: the reference was made in this environment, and instance
-      // data is finalized once, while the environment still exists.
-      unsafe { sys::napi_delete_reference(ctx.env.raw(), ctx.value.ctor) };
-    })
-  }
+    pub(crate) fn register(env: &Env, ctor: Unknown) -> Result<()> {
+        let mut reference = ptr::null_mut();
+        // SAFETY: `env` and `ctor` are live for this call; the reference is
+        // deleted by the instance-data finalizer below.
+        check(unsafe {
+            sys::napi_create_reference(env.raw(), ctor.value().value, 1, &mut reference)
+        })?;
+        env.set_instance_data(ErrorClass { ctor: reference }, (), |ctx| {
+            // SAFETY: the reference was made in this environment, and instance
+            // data is finalized once, while the environment still exists.
+            unsafe { sys::napi_delete_reference(ctx.env.raw(), ctx.value.ctor) };
+        })
+    }
 }
 
 fn check(status: sys::napi_status) -> Result<()> {
-  if status == sys::Status::napi_ok {
-    Ok(())
-  } else {
-    Err(Error::new(Status::from(status), "Node-API call failed".to_string()))
-  }
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Status::from(status),
+            "Node-API call failed".to_string(),
+        ))
+    }
 }
 
 /// Which JS class an error is made of.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-  Shm,
-  Range,
-  Type,
+    Shm,
+    Range,
+    Type,
 }
 
 fn string(env: &Env, s: &str) -> Result<sys::napi_value> {
-  let mut v = ptr::null_mut();
-  // SAFETY: `s` is valid UTF-8 of `s.len()` bytes for the call.
-  check(unsafe { sys::napi_create_string_utf8(env.raw(), s.as_ptr().cast(), s.len() as isize, &mut v) })?;
-  Ok(v)
+    let mut v = ptr::null_mut();
+    // SAFETY: `s` is valid UTF-8 of `s.len()` bytes for the call.
+    check(unsafe {
+        sys::napi_create_string_utf8(env.raw(), s.as_ptr().cast(), s.len() as isize, &mut v)
+    })?;
+    Ok(v)
 }
 
 fn set(env: &Env, obj: sys::napi_value, name: &str, value: sys::napi_value) -> Result<()> {
-  let key = string(env, name)?;
-  // SAFETY: `obj`, `key` and `value` are live handles of this scope.
-  check(unsafe { sys::napi_set_property(env.raw(), obj, key, value) })
+    let key = string(env, name)?;
+    // SAFETY: `obj`, `key` and `value` are live handles of this scope.
+    check(unsafe { sys::napi_set_property(env.raw(), obj, key, value) })
 }
 
 fn build(
-  env: &Env,
-  kind: Kind,
-  code: &str,
-  message: &str,
-  errno: Option<i32>,
-  syscall: Option<&str>,
+    env: &Env,
+    kind: Kind,
+    code: &str,
+    message: &str,
+    errno: Option<i32>,
+    syscall: Option<&str>,
 ) -> Result<sys::napi_value> {
-  let raw = env.raw();
-  let code_v = string(env, code)?;
-  let msg_v = string(env, message)?;
-  let mut err = ptr::null_mut();
-  let class = if kind == Kind::Shm {
-    env.get_instance_data::<ErrorClass>()?.map(|c| c.ctor)
-  } else {
-    None
-  };
-  match (kind, class) {
-    (Kind::Shm, Some(reference)) => {
-      let mut ctor = ptr::null_mut();
-      // SAFETY: the reference is live as long as the instance data is.
-      check(unsafe { sys::napi_get_reference_value(raw, reference, &mut ctor) })?;
-      let args = [msg_v, code_v];
-      // SAFETY: `ctor` is the registered constructor; `args` outlives the call.
-      check(unsafe { sys::napi_new_instance(raw, ctor, args.len(), args.as_ptr(), &mut err) })?;
+    let raw = env.raw();
+    let code_v = string(env, code)?;
+    let msg_v = string(env, message)?;
+    let mut err = ptr::null_mut();
+    let class = if kind == Kind::Shm {
+        env.get_instance_data::<ErrorClass>()?.map(|c| c.ctor)
+    } else {
+        None
+    };
+    match (kind, class) {
+        (Kind::Shm, Some(reference)) => {
+            let mut ctor = ptr::null_mut();
+            // SAFETY: the reference is live as long as the instance data is.
+            check(unsafe { sys::napi_get_reference_value(raw, reference, &mut ctor) })?;
+            let args = [msg_v, code_v];
+            // SAFETY: `ctor` is the registered constructor; `args` outlives the call.
+            check(unsafe {
+                sys::napi_new_instance(raw, ctor, args.len(), args.as_ptr(), &mut err)
+            })?;
+        }
+        (kind, _) => {
+            let create = match kind {
+                Kind::Range => sys::napi_create_range_error,
+                Kind::Type => sys::napi_create_type_error,
+                Kind::Shm => sys::napi_create_error,
+            };
+            // SAFETY: `code_v` and `msg_v` are live strings of this scope and
+            // `err` is a valid out-pointer.
+            check(unsafe { create(raw, code_v, msg_v, &mut err) })?;
+        }
     }
-    // SAFETY (all three): `code_v` and `msg_v` are live strings of this scope.
-    (Kind::Range, _) => check(unsafe { sys::napi_create_range_error(raw, code_v, msg_v, &mut err) })?,
-    (Kind::Type, _) => check(unsafe { sys::napi_create_type_error(raw, code_v, msg_v, &mut err) })?,
-    (Kind::Shm, None) => check(unsafe { sys::napi_create_error(raw, code_v, msg_v, &mut err) })?,
-  }
-  set(env, err, "code", code_v)?;
-  if let Some(errno) = errno {
-    let mut n = ptr::null_mut();
-    // SAFETY: plain value creation in this scope.
-    check(unsafe { sys::napi_create_int32(raw, errno, &mut n) })?;
-    set(env, err, "errno", n)?;
-  }
-  if let Some(syscall) = syscall {
-    set(env, err, "syscall", string(env, syscall)?)?;
-  }
-  Ok(err)
+    set(env, err, "code", code_v)?;
+    if let Some(errno) = errno {
+        let mut n = ptr::null_mut();
+        // SAFETY: plain value creation in this scope.
+        check(unsafe { sys::napi_create_int32(raw, errno, &mut n) })?;
+        set(env, err, "errno", n)?;
+    }
+    if let Some(syscall) = syscall {
+        set(env, err, "syscall", string(env, syscall)?)?;
+    }
+    Ok(err)
 }
 
 /// Throws a JS error and returns the `PendingException` marker that tells
 /// napi-rs not to throw again. If building the error fails, returns a plain
 /// napi error that napi-rs throws instead.
 pub(crate) fn throw_js(
-  env: &Env,
-  kind: Kind,
-  code: &str,
-  message: &str,
-  errno: Option<i32>,
-  syscall: Option<&str>,
+    env: &Env,
+    kind: Kind,
+    code: &str,
+    message: &str,
+    errno: Option<i32>,
+    syscall: Option<&str>,
 ) -> Error {
-  match build(env, kind, code, message, errno, syscall) {
-    Ok(err) => {
-      // SAFETY: `err` is a live error object of this scope.
-      unsafe { sys::napi_throw(env.raw(), err) };
-      Error::from_status(Status::PendingException)
+    match build(env, kind, code, message, errno, syscall) {
+        Ok(err) => {
+            // SAFETY: `err` is a live error object of this scope.
+            unsafe { sys::napi_throw(env.raw(), err) };
+            Error::from_status(Status::PendingException)
+        }
+        Err(_) => Error::new(Status::GenericFailure, format!("{code}: {message}")),
     }
-    Err(_) => Error::new(Status::GenericFailure, format!("{code}: {message}")),
-  }
 }
 
 /// Throws a core error as the JS error its kind calls for.
 pub(crate) fn throw(env: &Env, e: sysv_shm::Error) -> Error {
-  let message = e.to_string();
-  match &e {
-    sysv_shm::Error::Os { syscall, errno, .. } => {
-      throw_js(env, Kind::Shm, &format!("{errno:?}"), &message, Some(*errno as i32), Some(syscall))
+    let message = e.to_string();
+    match &e {
+        sysv_shm::Error::Os { syscall, errno, .. } => throw_js(
+            env,
+            Kind::Shm,
+            &format!("{errno:?}"),
+            &message,
+            Some(*errno as i32),
+            Some(syscall),
+        ),
+        sysv_shm::Error::OutOfBounds { .. } => {
+            throw_js(env, Kind::Range, "ERR_OUT_OF_RANGE", &message, None, None)
+        }
+        sysv_shm::Error::ReadOnly { .. } => {
+            throw_js(env, Kind::Shm, "ERR_SHM_READ_ONLY", &message, None, None)
+        }
+        _ => throw_js(
+            env,
+            Kind::Range,
+            "ERR_INVALID_ARG_VALUE",
+            &message,
+            None,
+            None,
+        ),
     }
-    sysv_shm::Error::OutOfBounds { .. } => throw_js(env, Kind::Range, "ERR_OUT_OF_RANGE", &message, None, None),
-    sysv_shm::Error::ReadOnly { .. } => throw_js(env, Kind::Shm, "ERR_SHM_READ_ONLY", &message, None, None),
-    _ => throw_js(env, Kind::Range, "ERR_INVALID_ARG_VALUE", &message, None, None),
-  }
 }
 
 /// Throws a `RangeError` with this code.
 pub(crate) fn invalid(env: &Env, code: &str, message: &str) -> Error {
-  throw_js(env, Kind::Range, code, message, None, None)
+    throw_js(env, Kind::Range, code, message, None, None)
 }
 
 /// Throws a `ShmError` without errno (a state of the handle).
 pub(crate) fn shm_error(env: &Env, code: &str, message: &str) -> Error {
-  throw_js(env, Kind::Shm, code, message, None, None)
+    throw_js(env, Kind::Shm, code, message, None, None)
 }
 
 /// Throws a `TypeError` with this code.
 pub(crate) fn type_error(env: &Env, message: &str) -> Error {
-  throw_js(env, Kind::Type, "ERR_INVALID_ARG_TYPE", message, None, None)
+    throw_js(env, Kind::Type, "ERR_INVALID_ARG_TYPE", message, None, None)
 }

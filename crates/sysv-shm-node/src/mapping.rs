@@ -17,140 +17,150 @@ use crate::to_usize;
 
 /// The attachment, or `None` once detached.
 pub(crate) struct Shared {
-  attachment: Mutex<Option<Attachment>>,
+    attachment: Mutex<Option<Attachment>>,
 }
 
 impl Shared {
-  fn lock(&self) -> MutexGuard<'_, Option<Attachment>> {
-    // A panic cannot happen while the lock is held (only copies run under
-    // it), but a poisoned lock still holds a valid Option: use it.
-    self.attachment.lock().unwrap_or_else(|p| p.into_inner())
-  }
+    fn lock(&self) -> MutexGuard<'_, Option<Attachment>> {
+        // A panic cannot happen while the lock is held (only copies run under
+        // it), but a poisoned lock still holds a valid Option: use it.
+        self.attachment.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// One attachment of a segment (`shmat`), detached by `detach()` or when it
 /// and its buffer are garbage-collected.
 #[napi]
 pub struct Mapping {
-  shared: Arc<Shared>,
-  id: i32,
-  size: usize,
-  read_only: bool,
-  address: usize,
+    shared: Arc<Shared>,
+    id: i32,
+    size: usize,
+    read_only: bool,
+    address: usize,
 }
 
 #[napi]
 impl Mapping {
-  /// `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`.
-  #[napi(factory)]
-  pub fn attach(env: Env, id: i32, read_only: bool) -> Result<Mapping> {
-    let attachment = Segment::from_id(id).attach(read_only).map_err(|e| throw(&env, e))?;
-    Ok(Mapping {
-      id,
-      size: attachment.len(),
-      read_only,
-      address: attachment.as_ptr() as usize,
-      shared: Arc::new(Shared {
-        attachment: Mutex::new(Some(attachment)),
-      }),
-    })
-  }
+    /// `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`.
+    #[napi(factory)]
+    pub fn attach(env: Env, id: i32, read_only: bool) -> Result<Mapping> {
+        let attachment = Segment::from_id(id)
+            .attach(read_only)
+            .map_err(|e| throw(&env, e))?;
+        Ok(Mapping {
+            id,
+            size: attachment.len(),
+            read_only,
+            address: attachment.as_ptr() as usize,
+            shared: Arc::new(Shared {
+                attachment: Mutex::new(Some(attachment)),
+            }),
+        })
+    }
 
-  /// The shmid.
-  #[napi(getter)]
-  pub fn id(&self) -> i32 {
-    self.id
-  }
-
-  /// The segment's size in bytes (`shm_segsz`).
-  #[napi(getter)]
-  pub fn size(&self) -> f64 {
-    self.size as f64
-  }
-
-  /// Whether this is a `SHM_RDONLY` attachment.
-  #[napi(getter)]
-  pub fn read_only(&self) -> bool {
-    self.read_only
-  }
-
-  /// Whether the mapping is still attached.
-  #[napi(getter)]
-  pub fn attached(&self) -> bool {
-    self.shared.lock().is_some()
-  }
-
-  /// An `ArrayBuffer` over the whole segment, with no copy; `null` when the
-  /// runtime refuses external buffers (Electron) or the simulation is on.
-  #[napi(ts_return_type = "ArrayBuffer | null")]
-  pub fn create_buffer(&self, env: Env) -> Result<Option<Unknown<'_>>> {
-    let guard = self.shared.lock();
-    let Some(attachment) = guard.as_ref() else {
-      return Err(detached(&env, self.id));
-    };
-    if self.read_only {
-      return Err(shm_error(&env, "ERR_SHM_READ_ONLY", &format!(
-        "segment {} is attached read-only: no writable zero-copy view is handed out",
+    /// The shmid.
+    #[napi(getter)]
+    pub fn id(&self) -> i32 {
         self.id
-      )));
     }
-    // SAFETY: the memory stays mapped while `shared` holds the attachment,
-    // and the buffer keeps a clone of `shared`; `detach()` detaches the
-    // buffer before it unmaps.
-    let value = unsafe { external(&env, &self.shared, attachment.as_ptr(), attachment.len()) }?;
-    match value {
-      // SAFETY: `v` is a live value made in this env during this call.
-      Some(v) => Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), v) })),
-      None => Ok(None),
-    }
-  }
 
-  /// Copies from the segment at `offset` into `target`, as many bytes as fit
-  /// in both; returns the count.
-  #[napi(ts_args_type = "target: ArrayBufferView, offset: number")]
-  pub fn read_into(&self, env: Env, target: Unknown, offset: f64) -> Result<f64> {
-    let offset = to_usize(&env, "offset", offset)?;
-    let (dst, len) = view_bytes(&env, &target)?;
-    let guard = self.shared.lock();
-    let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-    let n = len.min(attachment.len().saturating_sub(offset));
-    // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
-    // memory, and no JS runs during this call. It may be the mapping itself,
-    // which `read_raw` allows (memmove).
-    unsafe { attachment.read_raw(offset, dst, n) }.map_err(|e| throw(&env, e))?;
-    Ok(n as f64)
-  }
-
-  /// Copies all of `source` into the segment at `offset`; throws a
-  /// `RangeError` if it does not fit. Returns the count.
-  #[napi(ts_args_type = "source: ArrayBufferView, offset: number")]
-  pub fn write(&self, env: Env, source: Unknown, offset: f64) -> Result<f64> {
-    let offset = to_usize(&env, "offset", offset)?;
-    let (src, len) = view_bytes(&env, &source)?;
-    let guard = self.shared.lock();
-    let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-    // SAFETY: `src` is valid for `len` bytes: it is the live view's memory,
-    // and no JS runs during this call. It may overlap the mapping (memmove).
-    unsafe { attachment.write_raw(offset, src, len) }.map_err(|e| throw(&env, e))?;
-    Ok(len as f64)
-  }
-
-  /// Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of
-  /// this mapping it is detached first, so its views read as length 0.
-  /// Idempotent.
-  #[napi(ts_args_type = "buffer?: ArrayBuffer | null")]
-  pub fn detach(&self, env: Env, buffer: Option<Unknown>) -> Result<()> {
-    if let Some(buffer) = buffer.as_ref() {
-      detach_if_ours(&env, buffer, self.address as *mut u8);
+    /// The segment's size in bytes (`shm_segsz`).
+    #[napi(getter)]
+    pub fn size(&self) -> f64 {
+        self.size as f64
     }
-    let taken = self.shared.lock().take();
-    match taken {
-      Some(attachment) => attachment.detach().map_err(|e| throw(&env, e)),
-      None => Ok(()),
+
+    /// Whether this is a `SHM_RDONLY` attachment.
+    #[napi(getter)]
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
-  }
+
+    /// Whether the mapping is still attached.
+    #[napi(getter)]
+    pub fn attached(&self) -> bool {
+        self.shared.lock().is_some()
+    }
+
+    /// An `ArrayBuffer` over the whole segment, with no copy; `null` when the
+    /// runtime refuses external buffers (Electron) or the simulation is on.
+    #[napi(ts_return_type = "ArrayBuffer | null")]
+    pub fn create_buffer(&self, env: Env) -> Result<Option<Unknown<'_>>> {
+        let guard = self.shared.lock();
+        let Some(attachment) = guard.as_ref() else {
+            return Err(detached(&env, self.id));
+        };
+        if self.read_only {
+            return Err(shm_error(
+                &env,
+                "ERR_SHM_READ_ONLY",
+                &format!(
+                    "segment {} is attached read-only: no writable zero-copy view is handed out",
+                    self.id
+                ),
+            ));
+        }
+        // SAFETY: the memory stays mapped while `shared` holds the attachment,
+        // and the buffer keeps a clone of `shared`; `detach()` detaches the
+        // buffer before it unmaps.
+        let value = unsafe { external(&env, &self.shared, attachment.as_ptr(), attachment.len()) }?;
+        match value {
+            // SAFETY: `v` is a live value made in this env during this call.
+            Some(v) => Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), v) })),
+            None => Ok(None),
+        }
+    }
+
+    /// Copies from the segment at `offset` into `target`, as many bytes as fit
+    /// in both; returns the count.
+    #[napi(ts_args_type = "target: ArrayBufferView, offset: number")]
+    pub fn read_into(&self, env: Env, target: Unknown, offset: f64) -> Result<f64> {
+        let offset = to_usize(&env, "offset", offset)?;
+        let (dst, len) = view_bytes(&env, &target)?;
+        let guard = self.shared.lock();
+        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
+        let n = len.min(attachment.len().saturating_sub(offset));
+        // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
+        // memory, and no JS runs during this call. It may be the mapping itself,
+        // which `read_raw` allows (memmove).
+        unsafe { attachment.read_raw(offset, dst, n) }.map_err(|e| throw(&env, e))?;
+        Ok(n as f64)
+    }
+
+    /// Copies all of `source` into the segment at `offset`; throws a
+    /// `RangeError` if it does not fit. Returns the count.
+    #[napi(ts_args_type = "source: ArrayBufferView, offset: number")]
+    pub fn write(&self, env: Env, source: Unknown, offset: f64) -> Result<f64> {
+        let offset = to_usize(&env, "offset", offset)?;
+        let (src, len) = view_bytes(&env, &source)?;
+        let guard = self.shared.lock();
+        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
+        // SAFETY: `src` is valid for `len` bytes: it is the live view's memory,
+        // and no JS runs during this call. It may overlap the mapping (memmove).
+        unsafe { attachment.write_raw(offset, src, len) }.map_err(|e| throw(&env, e))?;
+        Ok(len as f64)
+    }
+
+    /// Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of
+    /// this mapping it is detached first, so its views read as length 0.
+    /// Idempotent.
+    #[napi(ts_args_type = "buffer?: ArrayBuffer | null")]
+    pub fn detach(&self, env: Env, buffer: Option<Unknown>) -> Result<()> {
+        if let Some(buffer) = buffer.as_ref() {
+            detach_if_ours(&env, buffer, self.address as *mut u8);
+        }
+        let taken = self.shared.lock().take();
+        match taken {
+            Some(attachment) => attachment.detach().map_err(|e| throw(&env, e)),
+            None => Ok(()),
+        }
+    }
 }
 
 fn detached(env: &Env, id: i32) -> Error {
-  shm_error(env, "ERR_SHM_DETACHED", &format!("segment {id} has been detached from this handle"))
+    shm_error(
+        env,
+        "ERR_SHM_DETACHED",
+        &format!("segment {id} has been detached from this handle"),
+    )
 }

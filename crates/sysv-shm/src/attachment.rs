@@ -42,7 +42,11 @@ impl Attachment {
             Error::os("shmat", e, format!("attach id {id} {how}"))
         })?;
         let ptr = NonNull::new(addr.cast::<u8>()).ok_or_else(|| {
-            Error::os("shmat", Errno::EINVAL, format!("attach id {id}: null address"))
+            Error::os(
+                "shmat",
+                Errno::EINVAL,
+                format!("attach id {id}: null address"),
+            )
         })?;
         let mut attachment = Attachment {
             ptr,

@@ -73,7 +73,11 @@ impl fmt::Display for Error {
                 syscall,
                 errno,
                 context,
-            } => write!(f, "{syscall} failed ({context}): {errno:?}: {}", errno.desc()),
+            } => write!(
+                f,
+                "{syscall} failed ({context}): {errno:?}: {}",
+                errno.desc()
+            ),
             Error::OutOfBounds { offset, len, size } => write!(
                 f,
                 "range {offset}..{} is out of bounds for a segment of {size} bytes",

@@ -7,7 +7,7 @@ use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::segment::SegmentInfo;
-use crate::sys;
+use crate::sys::{self, ulong};
 
 /// The kernel's shared memory limits and current usage (`ipcs -l`, `ipcs -u`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,16 +55,16 @@ pub fn limits() -> Result<Limits> {
     // SAFETY: sysconf takes an integer and touches no memory.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Ok(Limits {
-        max_segment_size: info.shmmax as u64,
-        min_segment_size: info.shmmin as u64,
-        max_segments: info.shmmni as u64,
-        max_segments_per_process: info.shmseg as u64,
-        max_total_pages: info.shmall as u64,
+        max_segment_size: ulong(info.shmmax),
+        min_segment_size: ulong(info.shmmin),
+        max_segments: ulong(info.shmmni),
+        max_segments_per_process: ulong(info.shmseg),
+        max_total_pages: ulong(info.shmall),
         page_size: if page > 0 { page as u64 } else { 4096 },
         used_segments: usage.used_ids.max(0) as u64,
-        used_pages: usage.shm_tot as u64,
-        resident_pages: usage.shm_rss as u64,
-        swapped_pages: usage.shm_swp as u64,
+        used_pages: ulong(usage.shm_tot),
+        resident_pages: ulong(usage.shm_rss),
+        swapped_pages: ulong(usage.shm_swp),
     })
 }
 

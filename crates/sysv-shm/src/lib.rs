@@ -64,9 +64,8 @@ pub fn ftok(path: &Path, proj_id: u8) -> Result<Key> {
             "ftok: proj_id must not be 0 in its low 8 bits".into(),
         ));
     }
-    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        Error::InvalidArgument(format!("ftok: path {path:?} contains a NUL byte"))
-    })?;
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("ftok: path {path:?} contains a NUL byte")))?;
     // SAFETY: `cpath` is a valid NUL-terminated string for the whole call.
     let key = unsafe { libc::ftok(cpath.as_ptr(), libc::c_int::from(proj_id)) };
     Errno::result(key).map_err(|e| Error::os("ftok", e, format!("path {path:?} projId {proj_id}")))

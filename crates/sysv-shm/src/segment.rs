@@ -105,7 +105,7 @@ impl SegmentInfo {
             cgid: ds.shm_perm.cgid,
             creator_pid: ds.shm_cpid,
             last_pid: ds.shm_lpid,
-            attach_count: ds.shm_nattch as u64,
+            attach_count: crate::sys::ulong(ds.shm_nattch),
             attach_time: time(ds.shm_atime),
             detach_time: time(ds.shm_dtime),
             change_time: time(ds.shm_ctime),
@@ -158,7 +158,9 @@ impl Segment {
             )));
         }
         if size == 0 {
-            return Err(Error::InvalidArgument("size must be at least 1 byte".into()));
+            return Err(Error::InvalidArgument(
+                "size must be at least 1 byte".into(),
+            ));
         }
         let mut flags = libc::IPC_CREAT | options.mode as libc::c_int;
         if options.huge_pages {

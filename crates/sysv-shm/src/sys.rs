@@ -42,3 +42,9 @@ pub struct shm_info {
     pub swap_attempts: c_ulong,
     pub swap_successes: c_ulong,
 }
+
+/// Widens a C `unsigned long` (32 or 64 bits by target) to `u64`.
+#[allow(clippy::useless_conversion)]
+pub fn ulong(v: c_ulong) -> u64 {
+    u64::from(v)
+}
