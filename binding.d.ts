@@ -6,6 +6,23 @@
  * and its buffer are garbage-collected.
  */
 export declare class Mapping {
+  /**
+   * Blocks until the wait cell at `offset` is notified (`FUTEX_WAIT`),
+   * unless its value is not `expected`; `"ok"`, `"not-equal"` or
+   * `"timed-out"`.
+   */
+  wait(offset: number, expected: number, timeoutMs?: number | undefined | null): string
+  /**
+   * Wakes up to `count` waiters of the cell at `offset`; returns how many.
+   * No system call when the cell's waiter count is 0.
+   */
+  notify(offset: number, count: number): number
+  /**
+   * Starts an asynchronous wait: `{ promise, id }`; the promise resolves
+   * to `"ok"`, `"not-equal"` (then `id` is 0), `"timed-out"`,
+   * `"cancelled"` (see `cancelWait`), `"detached"` or `"error:ERRNO"`.
+   */
+  waitAsync(offset: number, expected: number, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
   /** `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`. */
   static attach(id: number, readOnly: boolean): Mapping
   /** The shmid. */
@@ -38,6 +55,12 @@ export declare class Mapping {
    */
   detach(buffer?: ArrayBuffer | null): void
 }
+
+/**
+ * Cancels a pending asynchronous wait (of a mapping or a channel): its
+ * promise resolves to `"cancelled"`. Returns `false` if it had completed.
+ */
+export declare function cancelWait(id: number): boolean
 
 /** `shmget(key, size, IPC_CREAT [| IPC_EXCL] | mode [| SHM_HUGETLB | SHM_NORESERVE])`. */
 export declare function create(key: number, size: number, mode: number, exclusive: boolean, hugePages: boolean, noReserve: boolean): NativeCreated

@@ -21,3 +21,4 @@ export {
   type SegmentInfo,
   type SetOptions,
 } from './src/shared-memory'
+export type { WaitAsyncOptions, WaitResult } from './src/futex'

@@ -10,6 +10,7 @@
 
 mod buffer;
 mod errors;
+pub mod futex;
 mod mapping;
 
 use std::path::Path;

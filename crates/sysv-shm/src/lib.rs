@@ -30,6 +30,7 @@
 
 mod attachment;
 mod error;
+pub mod futex;
 mod info;
 mod segment;
 mod sys;
