@@ -29,6 +29,7 @@
 #![cfg(target_os = "linux")]
 
 mod attachment;
+pub mod channel;
 mod error;
 pub mod futex;
 mod info;
