@@ -22,3 +22,10 @@ export {
   type SetOptions,
 } from './src/shared-memory'
 export type { WaitAsyncOptions, WaitResult } from './src/futex'
+export {
+  Channel,
+  type ChannelCreateOptions,
+  type ChannelWait,
+  type ChannelWaitOptions,
+  type RecvAsyncOptions,
+} from './src/channel'

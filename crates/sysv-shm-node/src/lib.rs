@@ -9,6 +9,7 @@
 #![cfg(target_os = "linux")]
 
 mod buffer;
+mod channel;
 mod errors;
 pub mod futex;
 mod mapping;
@@ -19,6 +20,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sysv_shm::{CreateOptions, Segment, SegmentInfo, SetOptions};
 
+pub use channel::ChannelHandle;
 pub use mapping::Mapping;
 
 use errors::{invalid, throw, ErrorClass};

@@ -1,0 +1,364 @@
+//! `ChannelHandle`: the JS class behind `Channel`, one end of a
+//! `sysv_shm::channel::Channel`.
+
+use std::ptr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use sysv_shm::channel::{Channel, Recv, WaitStrategy};
+use sysv_shm::{CreateOptions, Segment};
+
+use crate::buffer::view_bytes;
+use crate::errors::{invalid, shm_error, throw};
+use crate::futex::{deferred, pending, timeout};
+use crate::to_usize;
+
+/// One end of a channel. Detached by `detach()` or garbage collection.
+#[napi]
+pub struct ChannelHandle {
+    inner: Option<Arc<Channel>>,
+    id: i32,
+    created: bool,
+}
+
+const EMPTY: f64 = -1.0;
+const CLOSED: f64 = -2.0;
+
+fn open_error(env: &Env, e: sysv_shm::Error) -> Error {
+    match e {
+        sysv_shm::Error::InvalidArgument(msg) if msg.contains("not a sysv-shm channel") => {
+            shm_error(env, "ERR_SHM_NOT_A_CHANNEL", &msg)
+        }
+        e => throw(env, e),
+    }
+}
+
+impl ChannelHandle {
+    fn wrap(channel: Channel, created: bool) -> ChannelHandle {
+        ChannelHandle {
+            id: channel.attachment().id(),
+            inner: Some(Arc::new(channel)),
+            created,
+        }
+    }
+
+    fn get(&self, env: &Env) -> Result<&Arc<Channel>> {
+        self.inner.as_ref().ok_or_else(|| {
+            shm_error(
+                env,
+                "ERR_SHM_DETACHED",
+                &format!("channel {} has been detached from this handle", self.id),
+            )
+        })
+    }
+
+    fn closed_error(&self, env: &Env) -> Error {
+        shm_error(
+            env,
+            "ERR_CHANNEL_CLOSED",
+            &format!(
+                "channel {} is closed: no more messages can be sent",
+                self.id
+            ),
+        )
+    }
+
+    fn recv_result(&self, env: &Env, r: Recv) -> Result<f64> {
+        match r {
+            Recv::Message(n) => Ok(n as f64),
+            Recv::Empty => Ok(EMPTY),
+            Recv::Closed => Ok(CLOSED),
+            Recv::TooSmall(n) => Err(invalid(
+                env,
+                "ERR_BUFFER_TOO_SMALL",
+                &format!("the next message has {n} bytes, more than the target holds; it is left in the channel"),
+            )),
+        }
+    }
+
+    /// Receives into a new Node Buffer; `Ok(None)` when there is nothing.
+    fn recv_buffer(
+        &self,
+        env: &Env,
+        timeout: Option<Duration>,
+        block: bool,
+    ) -> Result<Option<Unknown<'_>>> {
+        let ch = self.get(env)?;
+        if block
+            && ch.next_len().is_none()
+            && !ch.wait_readable(timeout).map_err(|e| throw(env, e))?
+        {
+            return Ok(None);
+        }
+        let Some(len) = ch.next_len() else {
+            return Ok(None);
+        };
+        let mut data = ptr::null_mut();
+        let mut value = ptr::null_mut();
+        // SAFETY: plain allocation of a Node Buffer in this call's scope.
+        let status = unsafe { sys::napi_create_buffer(env.raw(), len, &mut data, &mut value) };
+        if status != sys::Status::napi_ok {
+            return Err(Error::new(
+                Status::from(status),
+                "napi_create_buffer failed".to_string(),
+            ));
+        }
+        // SAFETY: `data` is the new buffer's memory, writable for `len` bytes
+        // (null only when `len` is 0, which copies nothing).
+        let r = unsafe { ch.try_recv_raw(data.cast(), len) }.map_err(|e| throw(env, e))?;
+        match r {
+            // SAFETY: `value` is a live Buffer made in this env during this call.
+            Recv::Message(_) => Ok(Some(unsafe {
+                Unknown::from_raw_unchecked(env.raw(), value)
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[napi]
+impl ChannelHandle {
+    /// Creates a channel segment of `512 + capacity` bytes (rounded up to 8).
+    #[napi(factory)]
+    pub fn create(
+        env: Env,
+        key: i32,
+        capacity: f64,
+        mode: u32,
+        exclusive: bool,
+    ) -> Result<ChannelHandle> {
+        let capacity = to_usize(&env, "capacityBytes", capacity)?;
+        let options = CreateOptions {
+            mode,
+            exclusive,
+            ..CreateOptions::default()
+        };
+        let (channel, created) =
+            Channel::create(key, capacity, &options).map_err(|e| open_error(&env, e))?;
+        Ok(ChannelHandle::wrap(channel, created))
+    }
+
+    /// Opens the channel of `key`.
+    #[napi(factory)]
+    pub fn open(env: Env, key: i32) -> Result<ChannelHandle> {
+        let channel = Channel::open(key).map_err(|e| open_error(&env, e))?;
+        Ok(ChannelHandle::wrap(channel, false))
+    }
+
+    /// Opens the channel segment with this shmid.
+    #[napi(factory)]
+    pub fn open_by_id(env: Env, id: i32) -> Result<ChannelHandle> {
+        let channel =
+            Channel::from_segment(Segment::from_id(id)).map_err(|e| open_error(&env, e))?;
+        Ok(ChannelHandle::wrap(channel, false))
+    }
+
+    /// The shmid.
+    #[napi(getter)]
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Whether this handle's `create` made the segment.
+    #[napi(getter)]
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Whether the handle is attached.
+    #[napi(getter)]
+    pub fn attached(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The ring's capacity in bytes.
+    #[napi(getter)]
+    pub fn capacity(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.capacity() as f64)
+    }
+
+    /// The largest message, in bytes (`capacity - 8`).
+    #[napi(getter)]
+    pub fn max_message(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.max_message() as f64)
+    }
+
+    /// Bytes of records not yet received.
+    #[napi(getter)]
+    pub fn pending_bytes(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.pending_bytes() as f64)
+    }
+
+    /// Whether the channel was closed.
+    #[napi(getter)]
+    pub fn closed(&self, env: Env) -> Result<bool> {
+        Ok(self.get(&env)?.is_closed())
+    }
+
+    /// How this handle waits: `"spin"`, `"park"` or `"spin-then-park"` (with
+    /// `spinMicros`).
+    #[napi]
+    pub fn set_wait(&self, env: Env, kind: String, spin_micros: f64) -> Result<()> {
+        let ch = self.get(&env)?;
+        let strategy = match kind.as_str() {
+            "spin" => WaitStrategy::Spin,
+            "park" => WaitStrategy::Park,
+            "spin-then-park" if spin_micros.is_finite() && spin_micros >= 0.0 => {
+                WaitStrategy::SpinThenPark(Duration::from_secs_f64(spin_micros / 1e6))
+            }
+            _ => {
+                return Err(invalid(
+                    &env,
+                    "ERR_INVALID_ARG_VALUE",
+                    &format!("unknown wait strategy {kind:?} (spinMicros {spin_micros})"),
+                ))
+            }
+        };
+        ch.set_strategy(strategy);
+        Ok(())
+    }
+
+    /// Sends if there is room now; `false` if the ring is too full.
+    #[napi(ts_args_type = "data: ArrayBufferView")]
+    pub fn try_send(&self, env: Env, data: Unknown) -> Result<bool> {
+        let ch = self.get(&env)?;
+        let (src, len) = view_bytes(&env, &data)?;
+        if ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        // SAFETY: `src` is the live view's memory, readable for `len` bytes;
+        // no JS runs during this call.
+        unsafe { ch.try_send_raw(src, len) }.map_err(|e| throw(&env, e))
+    }
+
+    /// Sends, waiting while the ring is too full; `false` on timeout.
+    #[napi(ts_args_type = "data: ArrayBufferView, timeoutMs?: number | undefined | null")]
+    pub fn send(&self, env: Env, data: Unknown, timeout_ms: Option<f64>) -> Result<bool> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let (src, len) = view_bytes(&env, &data)?;
+        if ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        // SAFETY: as in `try_send`; the thread is blocked, so the view cannot
+        // be detached or resized meanwhile.
+        let sent = unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| throw(&env, e))?;
+        if !sent && ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        Ok(sent)
+    }
+
+    /// Sends each view in order while there is room; returns how many were
+    /// sent. One call for many small messages.
+    #[napi(ts_args_type = "items: ArrayBufferView[]")]
+    pub fn try_send_many(&self, env: Env, items: Vec<Unknown>) -> Result<u32> {
+        let ch = self.get(&env)?;
+        if ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        let mut n = 0;
+        for item in &items {
+            let (src, len) = view_bytes(&env, item)?;
+            // SAFETY: as in `try_send`.
+            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| throw(&env, e))? {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Receives into `target` if a message is there: its length, `-1` if
+    /// empty, `-2` if empty and closed. `RangeError` if it does not fit.
+    #[napi(ts_args_type = "target: ArrayBufferView")]
+    pub fn try_recv_into(&self, env: Env, target: Unknown) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let (dst, cap) = view_bytes(&env, &target)?;
+        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
+        let r = unsafe { ch.try_recv_raw(dst, cap) }.map_err(|e| throw(&env, e))?;
+        self.recv_result(&env, r)
+    }
+
+    /// Receives into `target`, waiting: as `tryRecvInto`, `-1` on timeout.
+    #[napi(ts_args_type = "target: ArrayBufferView, timeoutMs?: number | undefined | null")]
+    pub fn recv_into(&self, env: Env, target: Unknown, timeout_ms: Option<f64>) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let (dst, cap) = view_bytes(&env, &target)?;
+        // SAFETY: as in `try_recv_into`; the thread is blocked meanwhile.
+        let r = unsafe { ch.recv_raw(dst, cap, timeout) }.map_err(|e| throw(&env, e))?;
+        self.recv_result(&env, r)
+    }
+
+    /// The next message's length, or `-1` if there is none.
+    #[napi]
+    pub fn next_length(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.next_len().map_or(EMPTY, |n| n as f64))
+    }
+
+    /// Receives into a new Buffer if a message is there, else `null`.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn try_recv(&self, env: Env) -> Result<Option<Unknown<'_>>> {
+        self.recv_buffer(&env, None, false)
+    }
+
+    /// Receives into a new Buffer, waiting; `null` on timeout or when closed
+    /// and empty.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn recv(&self, env: Env, timeout_ms: Option<f64>) -> Result<Option<Unknown<'_>>> {
+        let timeout = timeout(&env, timeout_ms)?;
+        self.recv_buffer(&env, timeout, true)
+    }
+
+    /// Arms an asynchronous wait for a message: `null` if one (or the close)
+    /// is already there, else `{ promise, id }` as for `Mapping.waitAsync`.
+    #[napi(ts_return_type = "{ promise: Promise<string>, id: number } | null")]
+    pub fn recv_wait_async<'a>(&self, env: &'a Env) -> Result<Option<Object<'a>>> {
+        let ch = self.get(env)?;
+        if !ch.arm_rx_wait() {
+            return Ok(None);
+        }
+        let (promise, on_done) = deferred(env)?;
+        let keepalive: Arc<dyn std::any::Any + Send + Sync> = ch.clone();
+        let req = sysv_shm::futex::AsyncRequest {
+            addr: ch.rx_waiting_word(),
+            expected: 1,
+            waiters: None,
+            timeout: None,
+            keepalive,
+            on_done,
+        };
+        // SAFETY: the word is in the channel's header, kept mapped by the
+        // `Arc<Channel>` in `keepalive`; `detach` cancels the range first.
+        let id = unsafe { sysv_shm::futex::wait_async(req) }.map_err(|e| throw(env, e))?;
+        pending(env, promise, id.unwrap_or(0)).map(Some)
+    }
+
+    /// Marks the channel closed and wakes both sides.
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        self.get(&env)?.close().map_err(|e| throw(&env, e))
+    }
+
+    /// `shmctl(id, IPC_RMID)` of the channel's segment.
+    #[napi]
+    pub fn remove(&self, env: Env) -> Result<()> {
+        Segment::from_id(self.id)
+            .remove()
+            .map_err(|e| throw(&env, e))
+    }
+
+    /// Detaches this end (pending asynchronous receives end as detached).
+    /// Idempotent.
+    #[napi]
+    pub fn detach(&mut self) {
+        if let Some(ch) = self.inner.take() {
+            let map = ch.attachment();
+            sysv_shm::futex::cancel_range(map.as_ptr() as usize, map.len());
+        }
+    }
+}
