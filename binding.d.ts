@@ -165,6 +165,34 @@ export interface NativeLimits {
   swappedPages: number
 }
 
+/** What `semget` returned and whether this call created the set. */
+export interface NativeSemCreated {
+  id: number
+  created: boolean
+}
+
+/** One operation of `semop`. */
+export interface NativeSemOp {
+  index: number
+  delta: number
+  undo: boolean
+  nowait: boolean
+}
+
+/** `struct semid_ds` as plain values (times in ms since the epoch). */
+export interface NativeSemStat {
+  id: number
+  key: number
+  mode: number
+  uid: number
+  gid: number
+  cuid: number
+  cgid: number
+  count: number
+  opTime?: number
+  changeTime?: number
+}
+
 /** Options of `IPC_SET`; absent fields keep their value. */
 export interface NativeSetOptions {
   uid?: number
@@ -200,6 +228,52 @@ export declare function open(key: number): number
 
 /** `shmctl(id, IPC_RMID)`. */
 export declare function remove(id: number): void
+
+/**
+ * Cancels a pending `semOpAsync` (it resolves `"cancelled"` within 100 ms,
+ * having applied nothing). Returns whether it was pending.
+ */
+export declare function semCancel(id: number): boolean
+
+/** `[GETNCNT, GETZCNT, GETPID]` of semaphore `index`. */
+export declare function semCounts(id: number, index: number): Array<number>
+
+/** `semget(key, count, IPC_CREAT [| IPC_EXCL] | mode)`, then `SETALL initial`. */
+export declare function semCreate(key: number, count: number, initial: number, mode: number, exclusive: boolean): NativeSemCreated
+
+/** `GETALL`. */
+export declare function semGetAll(id: number): Array<number>
+
+/** `GETVAL`. */
+export declare function semGetValue(id: number, index: number): number
+
+/** `semop`/`semtimedop`: `"ok"`, `"would-block"` or `"timed-out"`. */
+export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): string
+
+/**
+ * `semop` on a thread of its own: `{ promise, id }`; the promise resolves
+ * to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`), or
+ * `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
+ */
+export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
+
+/** `semget(key, 0, 0)`. */
+export declare function semOpen(key: number): number
+
+/** `IPC_RMID`. */
+export declare function semRemove(id: number): void
+
+/** `IPC_SET`. */
+export declare function semSet(id: number, options: NativeSetOptions): void
+
+/** `SETALL`. */
+export declare function semSetAll(id: number, values: Array<number>): void
+
+/** `SETVAL`. */
+export declare function semSetValue(id: number, index: number, value: number): void
+
+/** `IPC_STAT`. */
+export declare function semStat(id: number): NativeSemStat
 
 /** `shmctl(id, IPC_SET)`. */
 export declare function set(id: number, options: NativeSetOptions): void

@@ -29,3 +29,12 @@ export {
   type ChannelWaitOptions,
   type RecvAsyncOptions,
 } from './src/channel'
+export {
+  Semaphore,
+  type SemaphoreAsyncOptions,
+  type SemaphoreCreateOptions,
+  type SemaphoreInfo,
+  type SemaphoreOpOptions,
+  type SemaphoreWaiters,
+  type SemaphoreWaitOptions,
+} from './src/semaphore'

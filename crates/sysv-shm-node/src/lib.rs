@@ -13,6 +13,7 @@ mod channel;
 mod errors;
 pub mod futex;
 mod mapping;
+pub mod semaphore;
 
 use std::path::Path;
 

@@ -336,7 +336,8 @@ pub struct AsyncRequest {
     pub addr: *const AtomicU32,
     /// Sleep while the word equals this.
     pub expected: u32,
-    /// A waiter count to increment now and decrement at completion.
+    /// A waiter count to increment while the wait sleeps (the waiter thread
+    /// increments it just before it sleeps) and decrement at completion.
     pub waiters: Option<*const AtomicU32>,
     /// Relative timeout; `None` waits forever.
     pub timeout: Option<Duration>,
@@ -352,6 +353,9 @@ struct Entry {
     expected: u32,
     waiters: Option<*const AtomicU32>,
     deadline: Option<Instant>,
+    /// Whether the waiter thread has incremented `waiters` for this entry
+    /// (it does so just before it sleeps on it).
+    counted: bool,
     _keepalive: Arc<dyn Any + Send + Sync>,
     on_done: OnDone,
 }
@@ -367,7 +371,7 @@ impl Entry {
     /// # Safety
     /// The entry's memory must still be mapped (it is while it is listed).
     unsafe fn finish(self) -> OnDone {
-        if let Some(w) = self.waiters {
+        if let (true, Some(w)) = (self.counted, self.waiters) {
             // SAFETY: mapped (caller's contract), aligned, atomic access.
             unsafe { (*w).fetch_sub(1, Ordering::SeqCst) };
         }
@@ -379,6 +383,8 @@ struct Shard {
     entries: Mutex<Vec<Entry>>,
     /// Bumped (and woken) whenever `entries` changes under the thread.
     control: AtomicU32,
+    /// The `control` value of the list the thread is about to sleep on.
+    armed: AtomicU32,
 }
 
 impl Shard {
@@ -386,9 +392,30 @@ impl Shard {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn poke(&self) {
-        self.control.fetch_add(1, Ordering::SeqCst);
+    fn poke(&self) -> u32 {
+        let seq = self.control.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
         futex_wake_private(&self.control);
+        seq
+    }
+
+    /// Waits (briefly) until the thread sleeps on a list made at `seq` or
+    /// later, so that a wait is in the kernel's queue when `wait_async`
+    /// returns, as a synchronous wait is: a `FUTEX_WAKE` right after then
+    /// counts it. Gives up after 100 ms (the wait still completes, by the
+    /// value check, if the notify comes before the thread is in the kernel).
+    fn until_armed(&self, seq: u32) {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while (self.armed.load(Ordering::SeqCst).wrapping_sub(seq) as i32) < 0 {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else if start.elapsed() > Duration::from_millis(100) {
+                return;
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 }
 
@@ -433,10 +460,6 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
         (req.on_done)(AsyncOutcome::NotEqual);
         return Ok(None);
     }
-    if let Some(w) = req.waiters {
-        // SAFETY: as above.
-        unsafe { (*w).fetch_add(1, Ordering::SeqCst) };
-    }
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let entry = Entry {
         id,
@@ -444,6 +467,7 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
         expected: req.expected,
         waiters: req.waiters,
         deadline: req.timeout.and_then(|t| Instant::now().checked_add(t)),
+        counted: false,
         _keepalive: req.keepalive,
         on_done: req.on_done,
     };
@@ -454,6 +478,7 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
             let shard = Arc::new(Shard {
                 entries: Mutex::new(Vec::new()),
                 control: AtomicU32::new(0),
+                armed: AtomicU32::new(u32::MAX),
             });
             let for_thread = Arc::clone(&shard);
             let spawned = std::thread::Builder::new()
@@ -476,7 +501,8 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
     };
     drop(all);
     shard.lock().push(entry);
-    shard.poke();
+    let seq = shard.poke();
+    shard.until_armed(seq);
     Ok(Some(id))
 }
 
@@ -577,6 +603,15 @@ fn run(shard: &Shard) {
             let now = Instant::now();
             let mut i = 0;
             while i < entries.len() {
+                let e = &mut entries[i];
+                if let (false, Some(w)) = (e.counted, e.waiters) {
+                    // The waiter count goes up just before this thread
+                    // sleeps on the cell (and checks its value), as the
+                    // protocol wants of a waiter.
+                    // SAFETY: listed entries are mapped; atomic access.
+                    unsafe { (*w).fetch_add(1, Ordering::SeqCst) };
+                    e.counted = true;
+                }
                 let e = &entries[i];
                 // SAFETY: listed entries are mapped; atomic load.
                 let changed = unsafe { (*e.addr).load(Ordering::SeqCst) } != e.expected;
@@ -623,6 +658,7 @@ fn run(shard: &Shard) {
         let tsp = timeout
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        shard.armed.store(list[0].val as u32, Ordering::SeqCst);
         // SAFETY: `list` holds `list.len()` valid entries; their addresses are
         // the control word (lives as long as `shard`) or words of entries that
         // were listed a moment ago. If one has since been unmapped, the

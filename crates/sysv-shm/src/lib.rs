@@ -34,6 +34,7 @@ mod error;
 pub mod futex;
 mod info;
 mod segment;
+pub mod sem;
 mod sys;
 
 use std::ffi::CString;
