@@ -6,14 +6,12 @@ import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { Checksum, message } from './fixtures/channel-msgs.mjs'
 import { compileC, run, runNode, until } from './fixtures/procs.mjs'
 
+// Removed at once: it lives while attached (children open it by id), and nothing is left behind
+// even if the test is killed.
 function channel(t, capacity, options) {
   const ch = Channel.create(IPC_PRIVATE, capacity, options)
-  t.teardown(() => {
-    try {
-      SharedMemory.removeById(ch.id)
-    } catch {}
-    ch.detach()
-  })
+  ch.remove()
+  t.teardown(() => ch.detach())
   return ch
 }
 
@@ -175,10 +173,8 @@ test('argument and state errors', async (t) => {
   t.throws(() => Channel.open(0), { instanceOf: RangeError })
 
   const plain = SharedMemory.create(IPC_PRIVATE, 4096)
-  t.teardown(() => {
-    SharedMemory.removeById(plain.id)
-    plain.detach()
-  })
+  plain.remove()
+  t.teardown(() => plain.detach())
   t.throws(() => Channel.openById(plain.id), { instanceOf: ShmError, code: 'ERR_SHM_NOT_A_CHANNEL' })
 
   const other = Channel.openById(ch.id)

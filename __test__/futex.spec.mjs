@@ -5,14 +5,12 @@ import test from 'ava'
 import { IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { asleepInFutex, compileC, run, runNode, until } from './fixtures/procs.mjs'
 
+// Removed at once: it lives while attached (children attach it by id), and nothing is left
+// behind even if the test is killed.
 function segment(t, size = 4096) {
   const shm = SharedMemory.create(IPC_PRIVATE, size)
-  t.teardown(() => {
-    try {
-      SharedMemory.removeById(shm.id)
-    } catch {}
-    shm.detach()
-  })
+  shm.remove()
+  t.teardown(() => shm.detach())
   return shm
 }
 
@@ -148,10 +146,8 @@ test('an AbortSignal cancels waitAsync; an aborted signal rejects at once', asyn
 test('detach rejects pending waitAsyncs with ERR_SHM_DETACHED', async (t) => {
   const shm = SharedMemory.create(IPC_PRIVATE, 4096)
   const other = SharedMemory.openById(shm.id)
-  t.teardown(() => {
-    SharedMemory.removeById(shm.id)
-    other.detach()
-  })
+  shm.remove()
+  t.teardown(() => other.detach())
   const p = shm.waitAsync(0, 0)
   shm.detach()
   const err = await t.throwsAsync(p, { instanceOf: ShmError })
