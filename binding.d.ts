@@ -44,6 +44,13 @@ export declare class ChannelHandle {
   tryRecvInto(target: ArrayBufferView): number
   /** Receives into `target`, waiting: as `tryRecvInto`, `-1` on timeout. */
   recvInto(target: ArrayBufferView, timeoutMs?: number | undefined | null): number
+  /**
+   * Receives as many waiting messages as fit into `target` (packed back to
+   * back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
+   * first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
+   * and empty. `RangeError` if the first does not fit.
+   */
+  recvMany(target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null): number
   /** The next message's length, or `-1` if there is none. */
   nextLength(): number
   /** Receives into a new Buffer if a message is there, else `null`. */

@@ -202,3 +202,43 @@ test('Channel.create with exclusive: false opens the existing channel of a key',
   c.detach()
   t.throws(() => Channel.create(key, 256), { instanceOf: ShmError, code: 'EEXIST' })
 })
+
+test('recvMany takes a batch of messages packed back to back, across processes', async (t) => {
+  const ch = channel(t, 8192)
+  const tx = await runNode('channel-child.mjs', ['send', ch.id, 40, 100, 5])
+  t.is(tx.code, 0, tx.stderr)
+  const target = Buffer.alloc(1000)
+  const lengths = new Uint32Array(16)
+  const sum = new Checksum()
+  let total = 0
+  for (;;) {
+    const n = ch.recvMany(target, lengths)
+    if (n === null) break
+    t.true(n >= 1 && n <= 16)
+    let off = 0
+    for (let k = 0; k < n; k++) {
+      sum.add(target.subarray(off, off + lengths[k]))
+      off += lengths[k]
+    }
+    t.true(off <= target.length)
+    total += n
+  }
+  t.is(total, 40)
+  t.is(sum.toString(), tx.stdout.trim())
+  t.is(ch.tryRecvMany(target, lengths), null)
+  t.throws(() => ch.recvMany(target, new Uint32Array(0)), { instanceOf: RangeError })
+  t.throws(() => ch.recvMany(target, [1]), { instanceOf: TypeError })
+})
+
+test('recvMany throws when the first message does not fit and leaves it there', (t) => {
+  const ch = channel(t, 256)
+  ch.send(Buffer.alloc(50, 1))
+  ch.send(Buffer.alloc(10, 2))
+  const lengths = new Uint32Array(4)
+  t.throws(() => ch.tryRecvMany(Buffer.alloc(20), lengths), { instanceOf: RangeError, code: 'ERR_BUFFER_TOO_SMALL' })
+  const target = Buffer.alloc(55)
+  t.is(ch.tryRecvMany(target, lengths), 1, 'the second does not fit after the first: it waits for the next call')
+  t.is(lengths[0], 50)
+  t.is(ch.tryRecvMany(target, lengths), 1)
+  t.deepEqual(target.subarray(0, lengths[0]), Buffer.alloc(10, 2))
+})

@@ -180,6 +180,25 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     return n < 0 ? null : n
   }
 
+  /**
+   * Receives as many waiting messages as fit, in one call (for high message rates): they are
+   * packed back to back into `target` and their lengths written to `lengths` (at most
+   * `lengths.length` messages). Waits up to `timeoutMs` (default: forever) for the first. Returns
+   * how many were received, or `null` on timeout or when the channel is closed and empty.
+   *
+   * @throws {RangeError} `ERR_BUFFER_TOO_SMALL` if even the first message does not fit.
+   */
+  recvMany(target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number): number | null {
+    const n = this.#native.recvMany(target, lengthsOf(lengths), futex.timeout(timeoutMs))
+    return n < 0 ? null : n
+  }
+
+  /** {@link Channel.recvMany} without waiting: the count, or `null` if nothing is there. */
+  tryRecvMany(target: ArrayBufferView, lengths: Uint32Array): number | null {
+    const n = this.#native.recvMany(target, lengthsOf(lengths), 0)
+    return n < 0 ? null : n
+  }
+
   /** The size of the next message, or `null` if there is none yet. */
   nextMessageSize(): number | null {
     const n = this.#native.nextLength()
@@ -233,4 +252,12 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   [Symbol.dispose](): void {
     this.detach()
   }
+}
+
+function lengthsOf(value: unknown): Uint32Array {
+  if (!(value instanceof Uint32Array)) {
+    throw Object.assign(new TypeError('The "lengths" argument must be a Uint32Array'), { code: 'ERR_INVALID_ARG_TYPE' })
+  }
+  if (value.length === 0) throw check.rangeError('The "lengths" argument must have at least one element')
+  return value
 }

@@ -294,6 +294,49 @@ impl ChannelHandle {
         self.recv_result(&env, r)
     }
 
+    /// Receives as many waiting messages as fit into `target` (packed back to
+    /// back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
+    /// first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
+    /// and empty. `RangeError` if the first does not fit.
+    #[napi(
+        ts_args_type = "target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null"
+    )]
+    pub fn recv_many(
+        &self,
+        env: Env,
+        target: Unknown,
+        lengths: Unknown,
+        timeout_ms: Option<f64>,
+    ) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let (dst, cap) = view_bytes(&env, &target)?;
+        let (lp, lbytes) = view_bytes(&env, &lengths)?;
+        let disjoint = (lp as usize).saturating_add(lbytes) <= dst as usize
+            || (dst as usize).saturating_add(cap) <= lp as usize;
+        if (lp as usize) % 4 != 0 || !disjoint {
+            return Err(invalid(
+                &env,
+                "ERR_INVALID_ARG_VALUE",
+                "lengths must be a Uint32Array that does not overlap target",
+            ));
+        }
+        // SAFETY: `lp` is the live view's memory, 4-aligned (checked), of
+        // `lbytes` bytes, not overlapping `dst` (checked); no JS runs during
+        // this call, so nothing else aliases it meanwhile.
+        let lens = unsafe { std::slice::from_raw_parts_mut(lp.cast::<u32>(), lbytes / 4) };
+        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
+        let mut r = unsafe { ch.try_recv_many_raw(dst, cap, lens) }.map_err(|e| throw(&env, e))?;
+        if r == Recv::Empty
+            && timeout != Some(Duration::ZERO)
+            && ch.wait_readable(timeout).map_err(|e| throw(&env, e))?
+        {
+            // SAFETY: as above.
+            r = unsafe { ch.try_recv_many_raw(dst, cap, lens) }.map_err(|e| throw(&env, e))?;
+        }
+        self.recv_result(&env, r)
+    }
+
     /// The next message's length, or `-1` if there is none.
     #[napi]
     pub fn next_length(&self, env: Env) -> Result<f64> {

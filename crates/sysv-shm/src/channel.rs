@@ -504,6 +504,65 @@ impl Channel {
         Ok(Recv::Message(len))
     }
 
+    /// Receives as many waiting messages as fit, in one go: packed back to
+    /// back into `dst` (`cap` bytes), their lengths into `lens` (at most
+    /// `lens.len()` messages). Moves `tail` and checks the sender's waiting
+    /// word once for the whole batch. Returns how many were received, or
+    /// [`Recv::TooSmall`] if even the first does not fit, or
+    /// [`Recv::Empty`]/[`Recv::Closed`] when there are none.
+    ///
+    /// # Safety
+    /// `dst` must be writable for `cap` bytes.
+    pub unsafe fn try_recv_many_raw(
+        &self,
+        dst: *mut u8,
+        cap: usize,
+        lens: &mut [u32],
+    ) -> Result<Recv> {
+        let start_tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        let mut tail = start_tail;
+        let mut used = 0usize;
+        let mut n = 0usize;
+        while n < lens.len() && self.has_data(tail) {
+            let len = self.len_at(tail);
+            if record_size(len) > self.capacity as usize {
+                return Err(Error::InvalidArgument(format!(
+                    "channel {} is corrupt: a record of {len} bytes at {tail}",
+                    self.map.id()
+                )));
+            }
+            if len > cap - used {
+                if n == 0 {
+                    return Ok(Recv::TooSmall(len));
+                }
+                break;
+            }
+            let ring_cap = self.capacity as usize;
+            let start = ((tail % self.capacity) as usize + RECORD_HEADER) % ring_cap;
+            let first = len.min(ring_cap - start);
+            // SAFETY: the payload is published and in the ring; `dst + used`
+            // is writable for `cap - used >= len` bytes (caller's contract).
+            unsafe {
+                ptr::copy(self.ring().add(start), dst.add(used), first);
+                ptr::copy(self.ring(), dst.add(used + first), len - first);
+            }
+            lens[n] = len as u32;
+            used += len;
+            n += 1;
+            tail += record_size(len) as u64;
+        }
+        if n == 0 {
+            return Ok(if self.is_closed() && !self.has_data(start_tail) {
+                Recv::Closed
+            } else {
+                Recv::Empty
+            });
+        }
+        self.u64_at(OFF_TAIL).store(tail, Ordering::Release);
+        self.wake(OFF_TX_WAITING)?;
+        Ok(Recv::Message(n))
+    }
+
     /// Receives a message into a slice; see [`Channel::try_recv_raw`].
     pub fn try_recv(&self, dst: &mut [u8]) -> Result<Recv> {
         // SAFETY: a mutable slice is writable for its length.
