@@ -321,7 +321,7 @@ export class SharedMemory implements Disposable {
   /** `shmctl(id, IPC_SET)`: changes owner and permission bits. @throws {ShmError} `EPERM` unless owner or creator. */
   set(options: SetOptions): void {
     this.#live()
-    const o = check.options<SetOptions>(options, SET_KEYS)
+    const o = check.options<SetOptions>(options, SET_KEYS, 'options', true)
     native.set(this.id, {
       uid: o.uid === undefined ? undefined : check.integer('uid', o.uid, 0, 0xffff_fffe),
       gid: o.gid === undefined ? undefined : check.integer('gid', o.gid, 0, 0xffff_fffe),
