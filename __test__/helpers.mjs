@@ -1,6 +1,9 @@
 // Shared helpers of the ava suite: child processes that use the package,
 // unique keys, and a check that a test leaves no segment behind.
 import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -54,14 +57,37 @@ export function dispose(...handles) {
 }
 
 /** The header that child scripts start with. */
-const prelude = `import * as shm from ${JSON.stringify(PKG)};\nconst { SharedMemory, ShmError, ftok, listSegments, limits, IPC_PRIVATE } = shm;\n`
+const preludeFor = (pkg) =>
+  `import * as shm from ${JSON.stringify(pkg)};\nconst { SharedMemory, ShmError, ftok, listSegments, limits, IPC_PRIVATE } = shm;\n`
+const prelude = preludeFor(PKG)
+
+let publicCopy
+/**
+ * The package copied where any user can read it (the checkout may be under
+ * a private home directory), for children that run as another user.
+ */
+function publicPkg() {
+  if (publicCopy) return publicCopy
+  const root = dirname(dirname(PKG))
+  const dest = mkdtempSync(join(tmpdir(), 'sysv-shm-pkg-'))
+  cpSync(join(root, 'dist'), join(dest, 'dist'), { recursive: true })
+  for (const f of readdirSync(root)) if (f.endsWith('.node')) cpSync(join(root, f), join(dest, f))
+  const open = (p) => {
+    chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644)
+    if (statSync(p).isDirectory()) for (const f of readdirSync(p)) open(join(p, f))
+  }
+  open(dest)
+  process.on('exit', () => rmSync(dest, { recursive: true, force: true }))
+  publicCopy = join(dest, 'dist', 'index.js')
+  return publicCopy
+}
 
 /**
  * Runs ESM code in a new node process that has the package imported as above.
  * Resolves with { code, signal, stdout, stderr } when it exits.
  */
-export function runNode(code, { env, argv = [], nodeArgs = [], wrap = [] } = {}) {
-  const args = [...wrap, process.execPath, ...nodeArgs, '--input-type=module', '-e', prelude + code, ...argv]
+export function runNode(code, { env, argv = [], nodeArgs = [], wrap = [], pkg = PKG } = {}) {
+  const args = [...wrap, process.execPath, ...nodeArgs, '--input-type=module', '-e', preludeFor(pkg) + code, ...argv]
   const child = spawn(args[0], args.slice(1), {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -76,7 +102,11 @@ export function runNode(code, { env, argv = [], nodeArgs = [], wrap = [] } = {})
 
 /** Like runNode, but run as the unprivileged user nobody (uid/gid 65534). */
 export function runNodeAsNobody(code, opts = {}) {
-  return runNode(code, { ...opts, wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] })
+  return runNode(code, {
+    ...opts,
+    pkg: publicPkg(),
+    wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+  })
 }
 
 /**
