@@ -75,8 +75,9 @@ test('remove() while another process is attached: marked, key 0 in stat() and ip
     say('attached');
     await next();
     // After the removal: read what the parent wrote, write an answer.
-    say({ text: s.read(0, 5).toString(), removed: s.stat().removed, key: s.stat().key });
+    const seen = { text: s.read(0, 5).toString(), removed: s.stat().removed, key: s.stat().key };
     s.write('alive');
+    say(seen);
     await next();
     s.detach();
     say('detached');
