@@ -419,3 +419,32 @@ test('bad arguments to methods: offsets, lengths, data types', (t) => {
   for (const [call, type] of cases) t.throws(call, { instanceOf: type })
   t.true(a.attached)
 })
+
+test('the package loads by name from CommonJS and ESM with the same exports', async (t) => {
+  const { createRequire } = await import('node:module')
+  const cjs = createRequire(import.meta.url)('sysv-shm')
+  const esm = await import('sysv-shm')
+  for (const name of ['SharedMemory', 'ShmError', 'ftok', 'listSegments', 'limits', 'IPC_PRIVATE']) {
+    t.is(esm[name], cjs[name], name)
+    t.not(cjs[name], undefined, name)
+  }
+  t.is(esm.SharedMemory, SharedMemory)
+})
+
+test('noReserve creates a normal segment; hugePages needs reserved huge pages (vm.nr_hugepages)', (t) => {
+  const nr = SharedMemory.create(IPC_PRIVATE, 4096, { noReserve: true })
+  t.teardown(() => dispose(nr))
+  nr.write('no reserve')
+  t.is(nr.read(0, 10).toString(), 'no reserve')
+  const reserved = Number(readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'))
+  if (reserved === 0) {
+    const err = t.throws(() => SharedMemory.create(IPC_PRIVATE, 2 << 20, { hugePages: true }), { instanceOf: ShmError })
+    t.true(['ENOMEM', 'EPERM', 'EINVAL', 'ENOSPC'].includes(err.code), err.code)
+    t.is(err.syscall, 'shmget')
+  } else {
+    const huge = SharedMemory.create(IPC_PRIVATE, 2 << 20, { hugePages: true })
+    t.teardown(() => dispose(huge))
+    huge.write('huge')
+    t.is(huge.read(0, 4).toString(), 'huge')
+  }
+})
