@@ -86,6 +86,15 @@ async function bulk() {
   const { size, count, warm } = opts
   const v = new Verifier(size, count, warm)
   switch (`${impl}/${role}`) {
+    case 'none/both': {
+      // No IPC: the writer's and the reader's work on one buffer in one process, the bound of every row.
+      const buf = Buffer.alloc(size)
+      for (let i = 0; ; i++) {
+        fillMessage(buf, i)
+        if (v.check(buf)) break
+      }
+      return say({ value: v.result() })
+    }
     case 'channel/send': {
       const ch = Channel.openById(opts.id)
       const buf = Buffer.alloc(size)

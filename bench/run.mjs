@@ -7,7 +7,7 @@
 // (min..max, in % of the median). Results go to bench/results/latest.json (and, with --save, to
 // bench/results/YYYY-MM-DD.json) as an array of { scenario, impl, value, unit, runs, min, max }.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -151,6 +151,7 @@ for (const [size, label, count, warm] of [
   add(label, 'Unix socket (net, stream)', 'MB/s', () => pair({ ...o, impl: 'unix', path: sockPath() }, 'recv', 'send', true))
   add(label, "process.send (serialization: 'advanced')", 'MB/s', () => single({ ...o, impl: 'process.send', role: 'send' }))
   add(label, 'C reference (two slots, futex handoff)', 'MB/s', async () => (await c('bulk', [size, count, warm]))[0])
+  add(label, 'no IPC: fill + check in one process (bound)', 'MB/s', () => single({ ...o, impl: 'none', role: 'both' }))
 }
 
 {
@@ -199,13 +200,28 @@ for (const [size, count, warm, batch] of [
     withSegment(4096, (id) => single({ scenario: 'costs', impl: 'notify-native', id, count: n(5_000_000) })),
   )
   add(label2, 'C fence + load of the waiter count', 'ns', async () => (await c('attach', [10, n(10_000_000)]))[1])
+  // Proof that notify makes no system call when nobody waits: count futex(2) calls with strace.
+  add(label2, 'futex syscalls per 1M notifies (strace -f -c, whole process)', 'calls', async () => {
+    const out = join(tmp, `strace-${++fifoN}`)
+    await withSegment(4096, (id) =>
+      new Promise((resolve, reject) => {
+        const p = spawn('strace', ['-f', '-c', '-e', 'trace=futex', '-o', out, process.execPath, peer,
+          JSON.stringify({ scenario: 'costs', impl: 'notify', id, count: 900_000 })], { stdio: 'ignore' })
+        p.on('error', reject)
+        p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`strace exited with ${code}`))))
+      }),
+    )
+    // 100 000 warm-up calls + 900 000 timed ones; the count includes V8's and libuv's own threads.
+    const line = readFileSync(out, 'utf8').split('\n').find((l) => /\sfutex$/.test(l))
+    return line ? Number(line.trim().split(/\s+/)[3]) : 0
+  })
   add('napi call floor', 'one napi-rs class getter (SharedMemory.attached)', 'ns', () =>
     withSegment(4096, (id) => single({ scenario: 'costs', impl: 'napi-call', id, count: n(2_000_000) })),
   )
 }
 
 // Units: MB/s from bytes/s, µs from ns.
-const convert = { 'MB/s': (v) => v / 1e6, µs: (v) => v / 1000, 'msg/s': (v) => v, ns: (v) => v }
+const convert = { 'MB/s': (v) => v / 1e6, µs: (v) => v / 1000, 'msg/s': (v) => v, ns: (v) => v, calls: (v) => v }
 // The C attach reference prints ns; the Node peer prints ns too.
 
 // ---------------------------------------------------------------------------------------------
@@ -309,6 +325,8 @@ if (wn) {
 }
 const nt = find('notify, no waiter', 'sysv-shm notify (zero-copy')
 if (nt) target('notify with no waiter, ns per call', nt.value, nt.value < 100, '< 100 ns')
+const sc = find('notify, no waiter', 'futex syscalls')
+if (sc) target('notify with no waiter: futex calls per 1M notifies', sc.value, sc.value < 1000, 'none per notify (< 1000, the runtime\'s own)')
 const rt = find('Channel rate 64 B', 'send /')
 if (rt) target('Channel 64 B, million msg/s one way, one call per message', rt.value / 1e6, rt.value >= 1e6, '>= 1')
 const rb = find('Channel rate 64 B', 'trySendMany')

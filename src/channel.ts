@@ -15,7 +15,7 @@ export type ChannelWait = 'spin' | 'park' | 'spin-then-park'
 export interface ChannelWaitOptions {
   /** Default `'spin-then-park'`. */
   wait?: ChannelWait
-  /** How long `'spin-then-park'` spins before it sleeps, in microseconds. Default 50. */
+  /** How long `'spin-then-park'` spins before it sleeps, in microseconds. Default 10. */
   spinMicros?: number
 }
 
@@ -123,7 +123,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     if (wait !== 'spin' && wait !== 'park' && wait !== 'spin-then-park') {
       throw check.rangeError(`The "wait" option must be 'spin', 'park' or 'spin-then-park'. Received ${String(wait)}`)
     }
-    const spin = o.spinMicros === undefined ? 50 : check.integer('spinMicros', o.spinMicros, 0, 60_000_000)
+    const spin = o.spinMicros === undefined ? 10 : check.integer('spinMicros', o.spinMicros, 0, 60_000_000)
     this.#native.setWait(wait, spin)
   }
 

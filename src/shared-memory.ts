@@ -358,7 +358,8 @@ export class SharedMemory implements Disposable {
    * @throws {ShmError} `ERR_SHM_READ_ONLY` (the waiter count must be written), `ERR_SHM_DETACHED`.
    */
   wait(byteOffset: number, expected: number, timeoutMs?: number): WaitResult {
-    this.#live()
+    // A live zero-copy view means the handle is attached; else ask (one native call less per wait).
+    if (this.#i32 === null) this.#live()
     const off = futex.cellOffset(byteOffset, this.size)
     const value = futex.int32('expected', expected)
     const ms = futex.timeout(timeoutMs)

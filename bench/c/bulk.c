@@ -7,6 +7,7 @@
 #include "common.h"
 
 #define LINE 64
+#define SPIN_US 10.0
 int main(int argc, char **argv) {
   if (argc < 4) return 2;
   size_t size = strtoul(argv[1], NULL, 0);
@@ -19,7 +20,7 @@ int main(int argc, char **argv) {
   if (pid == 0) { /* writer */
     for (long i = 0; i < count; i++) {
       int s = i & 1;
-      await_value((uint32_t *)((char *)state + s * LINE), 0, tx_wait, 20000);
+      await_value((uint32_t *)((char *)state + s * LINE), 0, tx_wait, SPIN_US);
       memset(slot[s], (int)(i % 4) + 1, size);
       memcpy(slot[s], &i, 8);
       publish((uint32_t *)((char *)state + s * LINE), 1, rx_wait);
@@ -33,7 +34,7 @@ int main(int argc, char **argv) {
   for (long i = 0; i < count; i++) {
     if (i == warm) t0 = now();
     int s = i & 1;
-    await_value((uint32_t *)((char *)state + s * LINE), 1, rx_wait, 20000);
+    await_value((uint32_t *)((char *)state + s * LINE), 1, rx_wait, SPIN_US);
     long stamp;
     memcpy(&stamp, slot[s], 8);
     if (stamp != i || memcmp(slot[s] + 8, expect[i % 4] + 8, size - 8) != 0) bad++;

@@ -33,12 +33,19 @@ static inline long futex_wake(uint32_t *w, int n) {
   return syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
-/* Waits until *word == want: spins `spins` times, then sleeps with the waiting-flag protocol of
- * the sysv-shm Channel (set flag, fence, re-check, FUTEX_WAIT on the flag). */
-static inline void await_value(uint32_t *word, uint32_t want, uint32_t *flag, long spins) {
-  for (long i = 0; i < spins; i++) {
+/* Waits until *word == want: spins for `spin_us` microseconds (as the Channel's default
+ * spin-then-park does), then sleeps with the waiting-flag protocol of the sysv-shm Channel (set flag,
+ * fence, re-check, FUTEX_WAIT on the flag). */
+static inline void await_value(uint32_t *word, uint32_t want, uint32_t *flag, double spin_us) {
+  double end = 0;
+  for (long i = 0;; i++) {
     if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == want) return;
     relax();
+    if ((i & 63) == 0) {
+      double t = now();
+      if (end == 0) end = t + spin_us / 1e6;
+      else if (t >= end) break;
+    }
   }
   for (;;) {
     __atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);

@@ -66,6 +66,15 @@ impl ChannelHandle {
         )
     }
 
+    /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`.
+    fn send_error(&self, env: &Env, ch: &Channel, e: sysv_shm::Error) -> Error {
+        if ch.is_closed() {
+            self.closed_error(env)
+        } else {
+            throw(env, e)
+        }
+    }
+
     fn recv_result(&self, env: &Env, r: Recv) -> Result<f64> {
         match r {
             Recv::Message(n) => Ok(n as f64),
@@ -231,7 +240,7 @@ impl ChannelHandle {
         }
         // SAFETY: `src` is the live view's memory, readable for `len` bytes;
         // no JS runs during this call.
-        unsafe { ch.try_send_raw(src, len) }.map_err(|e| throw(&env, e))
+        unsafe { ch.try_send_raw(src, len) }.map_err(|e| self.send_error(&env, ch, e))
     }
 
     /// Sends, waiting while the ring is too full; `false` on timeout.
@@ -245,7 +254,8 @@ impl ChannelHandle {
         }
         // SAFETY: as in `try_send`; the thread is blocked, so the view cannot
         // be detached or resized meanwhile.
-        let sent = unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| throw(&env, e))?;
+        let sent =
+            unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| self.send_error(&env, ch, e))?;
         if !sent && ch.is_closed() {
             return Err(self.closed_error(&env));
         }
@@ -264,7 +274,7 @@ impl ChannelHandle {
         for item in &items {
             let (src, len) = view_bytes(&env, item)?;
             // SAFETY: as in `try_send`.
-            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| throw(&env, e))? {
+            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| self.send_error(&env, ch, e))? {
                 break;
             }
             n += 1;

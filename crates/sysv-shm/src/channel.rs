@@ -84,7 +84,7 @@ pub enum WaitStrategy {
 
 impl Default for WaitStrategy {
     fn default() -> Self {
-        WaitStrategy::SpinThenPark(Duration::from_micros(50))
+        WaitStrategy::SpinThenPark(Duration::from_micros(10))
     }
 }
 

@@ -300,6 +300,7 @@ impl SemaphoreSet {
             .spawn(move || {
                 let slice = Duration::from_millis(100);
                 let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                let mut waited = false;
                 let r = loop {
                     if cancel.load(Ordering::SeqCst) {
                         break Ok(None);
@@ -307,7 +308,22 @@ impl SemaphoreSet {
                     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                     let this = left.map_or(slice, |l| l.min(slice));
                     match set.op(&ops, Some(this)) {
-                        Ok(OpOutcome::TimedOut) if !left.is_some_and(|l| l <= this) => continue,
+                        Ok(OpOutcome::TimedOut) if !left.is_some_and(|l| l <= this) => {
+                            waited = true
+                        }
+                        // Removed between two slices: the id is gone (EINVAL), but for
+                        // the caller the set was removed while it waited, as in one semop.
+                        Err(Error::Os {
+                            errno: Errno::EINVAL,
+                            syscall,
+                            ..
+                        }) if waited => {
+                            break Err(Error::os(
+                                syscall,
+                                Errno::EIDRM,
+                                format!("id {}: removed while waiting", set.id),
+                            ))
+                        }
                         other => break other.map(Some),
                     }
                 };
