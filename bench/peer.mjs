@@ -525,6 +525,20 @@ function costs() {
     shm.detach()
     return say({ value: ns, k })
   }
+  if (impl === 'trySend' || impl === 'tryRecvInto') {
+    // One process, a ring large enough for every message: the cost of one call of each side.
+    const ch = Channel.openById(opts.id)
+    const msg = Buffer.alloc(64)
+    const target = Buffer.alloc(64)
+    let sent = 0
+    const t0 = now()
+    while (sent < count && ch.trySend(msg)) sent++
+    const t1 = now()
+    for (let i = 0; i < sent; i++) ch.tryRecvInto(target)
+    const t2 = now()
+    ch.detach()
+    return say({ value: Number(impl === 'trySend' ? t1 - t0 : t2 - t1) / sent })
+  }
   if (impl === 'attach') {
     for (let i = 0; i < 1000; i++) SharedMemory.openById(opts.id).detach()
     const t0 = now()

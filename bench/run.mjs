@@ -215,6 +215,11 @@ for (const [size, count, warm, batch] of [
     const line = readFileSync(out, 'utf8').split('\n').find((l) => /\sfutex$/.test(l))
     return line ? Number(line.trim().split(/\s+/)[3]) : 0
   })
+  for (const impl of ['trySend', 'tryRecvInto']) {
+    add('napi call floor', `Channel.${impl} of 64 B, one process, no peer`, 'ns', () =>
+      withChannel(256 * MiB, (id) => single({ scenario: 'costs', impl, id, count: n(1_000_000) })),
+    )
+  }
   add('napi call floor', 'one napi-rs class getter (SharedMemory.attached)', 'ns', () =>
     withSegment(4096, (id) => single({ scenario: 'costs', impl: 'napi-call', id, count: n(2_000_000) })),
   )
@@ -288,10 +293,10 @@ const out = []
 out.push(`sysv-shm benchmark: ${new Date().toISOString()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), Linux ${os.release()}, Node ${process.version}`)
 out.push(`${RUNS} rounds in ${Math.round((Date.now() - started) / 1000)} s; load average before ${load0.map((x) => x.toFixed(1)).join(' ')}, after ${load1.map((x) => x.toFixed(1)).join(' ')}`)
 out.push('')
-out.push('| scenario | implementation | median | unit | spread (min..max) | vs C reference |')
+out.push('| scenario | implementation | median | unit | spread: min..max (± half-range / median) | vs C reference |')
 out.push('|---|---|---:|---|---|---:|')
 for (const r of results) {
-  const base = baseline[r.scenario] && find(r.scenario, baseline[r.scenario])
+  const base = baseline[r.scenario] && r.unit !== 'calls' ? find(r.scenario, baseline[r.scenario]) : undefined
   const spread = `${fmt(r.min)}..${fmt(r.max)} (±${Math.round((50 * (r.max - r.min)) / r.value)}%)`
   const vs = base ? `${ratio(r, base).toFixed(2)}x` : ''
   out.push(`| ${r.scenario} | ${r.impl} | ${fmt(r.value)} | ${r.unit} | ${spread} | ${vs} |`)
