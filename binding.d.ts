@@ -65,15 +65,38 @@ export declare class ChannelHandle {
    * is already there, else `{ promise, id }` as for `Mapping.waitAsync`.
    */
   recvWaitAsync(): { promise: Promise<string>, id: number } | null
+  /**
+   * An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
+   * `sendWith`/`recvWith`; it keeps the mapping alive until collected.
+   * `null` where external buffers are refused (Electron).
+   */
+  ringBuffer(): ArrayBuffer | null
+  /**
+   * Reserves room for `length` bytes to write in place, waiting while the
+   * ring is too full: the payload's offset in the ring, `-1` on timeout,
+   * `-3` if it would wrap (send a copy instead).
+   */
+  reserve(length: number, timeoutMs?: number | undefined | null): number
+  /** Publishes the `length` bytes written in place after `reserve`. */
+  commit(length: number): void
+  /**
+   * Waits for the next message and shows it in place: its offset in the
+   * ring (length: `nextLength()`), `-1` on timeout, `-2` if closed and
+   * empty, `-3` if it wraps (receive a copy instead).
+   */
+  peek(timeoutMs?: number | undefined | null): number
+  /** Consumes the message `peek` showed. */
+  release(): boolean
   /** Marks the channel closed and wakes both sides. */
   close(): void
   /** `shmctl(id, IPC_RMID)` of the channel's segment. */
   remove(): void
   /**
    * Detaches this end (pending asynchronous receives end as detached).
-   * Idempotent.
+   * If `ring` is this end's `ringBuffer()`, it is detached first, so its
+   * views read as length 0. Idempotent.
    */
-  detach(): void
+  detach(ring?: ArrayBuffer | null): void
 }
 
 /**

@@ -242,3 +242,44 @@ test('recvMany throws when the first message does not fit and leaves it there', 
   t.is(ch.tryRecvMany(target, lengths), 1)
   t.deepEqual(target.subarray(0, lengths[0]), Buffer.alloc(10, 2))
 })
+
+for (const [label, env] of [
+  ['in place', undefined],
+  ['through copies where zero-copy views are refused', { SYSV_SHM_SIMULATE_NO_EXTERNAL_BUFFERS: '1' }],
+]) {
+  test(`sendWith and recvWith move wrapping messages between processes ${label}`, async (t) => {
+    const ch = channel(t, 1024)
+    const [tx, rx] = await Promise.all([
+      runNode('channel-child.mjs', ['send-with', ch.id, 3000, 1016, 11], { env }),
+      runNode('channel-child.mjs', ['recv', ch.id, 'recvWith', 'park'], { env }),
+    ])
+    t.is(tx.code, 0, tx.stderr)
+    t.is(rx.code, 0, rx.stderr)
+    t.is(tx.stdout.trim(), expected(3000, 1016, 11))
+    t.is(rx.stdout.trim(), tx.stdout.trim())
+  })
+}
+
+test('sendWith writes in the shared ring itself; views die with detach', (t) => {
+  const ch = channel(t, 4096)
+  const rx = Channel.openById(ch.id)
+  let seen
+  t.true(ch.sendWith(5, (view) => {
+    t.is(view.length, 5)
+    view.write('hello')
+    t.is(rx.nextMessageSize(), null, 'nothing is visible before write returns')
+  }))
+  t.true(rx.recvWith((view) => {
+    seen = view
+    t.is(view.toString(), 'hello')
+  }))
+  t.false(rx.recvWith(() => t.fail(), 0), 'empty: times out')
+  rx.detach()
+  t.is(seen.length, 0, 'a view kept past detach reads as empty instead of touching unmapped memory')
+  t.throws(() => rx.recvWith(() => {}), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+  t.throws(() => ch.sendWith(5000, () => {}), { instanceOf: RangeError })
+  t.throws(() => ch.sendWith(1, 'x'), { instanceOf: TypeError })
+  t.true(ch.sendWith(0, () => {}))
+  ch.close()
+  t.throws(() => ch.sendWith(1, () => {}), { instanceOf: ShmError, code: 'ERR_CHANNEL_CLOSED' })
+})

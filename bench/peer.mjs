@@ -116,6 +116,21 @@ async function bulk() {
       ch.detach()
       return say({ value: v.result() })
     }
+    case 'channel-zc/send': {
+      const ch = Channel.openById(opts.id)
+      for (let i = 0; i < count; i++) ch.sendWith(size, (view) => fillMessage(view, i))
+      ch.detach()
+      return
+    }
+    case 'channel-zc/recv': {
+      const ch = Channel.openById(opts.id)
+      let done = false
+      while (!done) {
+        if (!ch.recvWith((view) => (done = v.check(view)))) throw new Error('channel closed early')
+      }
+      ch.detach()
+      return say({ value: v.result() })
+    }
     case 'slots/send':
     case 'slots/recv':
       return slots(v)

@@ -141,6 +141,9 @@ for (const [size, label, count, warm] of [
   add(label, 'sysv-shm Channel (ring of 4 messages)', 'MB/s', () =>
     withChannel(4 * (size + 8), (id) => pair({ ...o, impl: 'channel', id }, 'recv', 'send')),
   )
+  add(label, 'sysv-shm Channel sendWith/recvWith (zero-copy, ring of 4)', 'MB/s', () =>
+    withChannel(4 * (size + 8), (id) => pair({ ...o, impl: 'channel-zc', id }, 'recv', 'send')),
+  )
   add(label, 'sysv-shm two slots (buffer + wait/notify)', 'MB/s', () =>
     withSegment(4096 + 2 * size, (id) => pair({ ...o, impl: 'slots', id }, 'recv', 'send')),
   )
@@ -306,14 +309,15 @@ for (const [k, msg] of failures) out.push(`| ${k.scenario} | ${k.impl} | failed:
 // Targets of the issue, as ratios measured in this run.
 const t = []
 const target = (name, value, ok, detail) => t.push(`| ${name} | ${Number.isFinite(value) ? value.toFixed(2) : 'n/a'} | ${ok ? 'met' : 'NOT met'} | ${detail} |`)
-const ch1 = find('bulk 1 MiB', 'sysv-shm Channel')
-if (ch1) {
+for (const ch1 of [find('bulk 1 MiB', 'sysv-shm Channel (ring'), find('bulk 1 MiB', 'sysv-shm Channel sendWith')]) {
+  if (!ch1) continue
+  const which = ch1.impl.includes('sendWith') ? 'Channel sendWith/recvWith' : 'Channel send/recvInto'
   const r1 = ratio(ch1, find('bulk 1 MiB', 'C reference'))
-  target('bulk 1 MiB: Channel / C reference', r1, r1 >= 0.5, '>= 0.5')
+  target(`bulk 1 MiB: ${which} / C reference`, r1, r1 >= 0.5, '>= 0.5')
   const r2 = ratio(ch1, find('bulk 1 MiB', 'Unix socket'))
-  target('bulk 1 MiB: Channel / Unix socket', r2, r2 >= 2.5, '>= 2.5')
+  target(`bulk 1 MiB: ${which} / Unix socket`, r2, r2 >= 2.5, '>= 2.5')
   const r3 = ratio(ch1, find('bulk 1 MiB', 'pipe'))
-  target('bulk 1 MiB: Channel / pipe (FIFO)', r3, r3 >= 5, '>= 5')
+  target(`bulk 1 MiB: ${which} / pipe (FIFO)`, r3, r3 >= 5, '>= 5')
 }
 const wn = find('ping-pong 8 B round trip', 'sysv-shm wait/notify')
 if (wn) {

@@ -36,6 +36,7 @@ export interface RecvAsyncOptions {
 const WAIT_KEYS = ['wait', 'spinMicros'] as const
 const CREATE_KEYS = ['mode', 'exclusive', 'wait', 'spinMicros'] as const
 const EMPTY = -1
+const SPLIT = -3
 
 /**
  * A single-producer single-consumer ring of variable-length messages in one System V shared memory
@@ -53,6 +54,8 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   readonly created: boolean
 
   #native: ChannelHandle
+  /** A Buffer over the ring for zero-copy calls: undefined until first needed, null if refused. */
+  #ring: Buffer | null | undefined = undefined
 
   private constructor(handle: ChannelHandle, options: ChannelWaitOptions) {
     this.#native = handle
@@ -199,6 +202,68 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     return n < 0 ? null : n
   }
 
+  /**
+   * Zero-copy send: reserves `length` bytes in the ring (waiting while it is too full), calls
+   * `write` with a Buffer over exactly those bytes of shared memory, then publishes them. The
+   * receiver sees nothing until `write` returns; the view must not be used after. Where the message
+   * would wrap around the end of the ring (or zero-copy views are refused, as in Electron), `write`
+   * gets a scratch Buffer that is then copied in. Returns `false` if `timeoutMs` elapsed first.
+   * A ring whose capacity is a multiple of `8 + length` (rounded up to 8) never wraps a message.
+   */
+  sendWith(length: number, write: (view: Buffer) => void, timeoutMs?: number): boolean {
+    const len = check.integer('length', length, 0, this.maxMessageSize)
+    if (typeof write !== 'function') throw notFunction('write')
+    const ring = this.#ringBuffer()
+    if (ring === null) {
+      const scratch = Buffer.alloc(len)
+      write(scratch)
+      return this.#native.send(scratch, futex.timeout(timeoutMs))
+    }
+    const off = this.#native.reserve(len, futex.timeout(timeoutMs))
+    if (off === EMPTY) return false
+    if (off === SPLIT) {
+      const scratch = Buffer.alloc(len)
+      write(scratch)
+      return this.#native.send(scratch, undefined)
+    }
+    write(ring.subarray(off, off + len))
+    this.#native.commit(len)
+    return true
+  }
+
+  /**
+   * Zero-copy receive: waits for the next message and calls `read` with a Buffer over it in the
+   * ring, then consumes it when `read` returns (copy what you keep: the sender reuses the bytes).
+   * A message that wraps around the end of the ring is copied into a scratch Buffer first. Returns
+   * `true` when a message was read, `false` on timeout or when the channel is closed and empty.
+   */
+  recvWith(read: (view: Buffer) => void, timeoutMs?: number): boolean {
+    if (typeof read !== 'function') throw notFunction('read')
+    const ms = futex.timeout(timeoutMs)
+    const ring = this.#ringBuffer()
+    if (ring === null) {
+      const msg = this.#native.recv(ms)
+      if (msg === null) return false
+      read(msg)
+      return true
+    }
+    const off = this.#native.peek(ms)
+    if (off === SPLIT) {
+      const msg = this.#native.recv(0)
+      if (msg === null) return false
+      read(msg)
+      return true
+    }
+    if (off < 0) return false
+    const len = this.#native.nextLength()
+    try {
+      read(ring.subarray(off, off + len))
+    } finally {
+      this.#native.release()
+    }
+    return true
+  }
+
   /** The size of the next message, or `null` if there is none yet. */
   nextMessageSize(): number | null {
     const n = this.#native.nextLength()
@@ -244,9 +309,23 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     this.#native.remove()
   }
 
-  /** Detaches this end; pending `recvAsync` calls reject with `ERR_SHM_DETACHED`. Idempotent. */
+  /**
+   * Detaches this end; pending `recvAsync` calls reject with `ERR_SHM_DETACHED`. Idempotent. If
+   * `sendWith`/`recvWith` were used, their views read as length 0 at once and the mapping itself
+   * goes at the next garbage collection.
+   */
   detach(): void {
-    this.#native.detach()
+    const ring = (this.#ring?.buffer as ArrayBuffer | undefined) ?? null
+    this.#ring = null
+    this.#native.detach(ring)
+  }
+
+  #ringBuffer(): Buffer | null {
+    if (this.#ring === undefined) {
+      const ab = this.#native.ringBuffer()
+      this.#ring = ab === null ? null : Buffer.from(ab)
+    }
+    return this.#ring
   }
 
   [Symbol.dispose](): void {
@@ -260,4 +339,8 @@ function lengthsOf(value: unknown): Uint32Array {
   }
   if (value.length === 0) throw check.rangeError('The "lengths" argument must have at least one element')
   return value
+}
+
+function notFunction(name: string): TypeError {
+  return Object.assign(new TypeError(`The "${name}" argument must be a function`), { code: 'ERR_INVALID_ARG_TYPE' })
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use sysv_shm::channel::{Channel, Recv, WaitStrategy};
+use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy};
 use sysv_shm::{CreateOptions, Segment};
 
-use crate::buffer::view_bytes;
+use crate::buffer::{detach_if_ours, simulate_no_external, view_bytes};
 use crate::errors::{invalid, shm_error, throw};
 use crate::futex::{deferred, pending, timeout};
 use crate::to_usize;
@@ -127,6 +127,18 @@ impl ChannelHandle {
         }
     }
 }
+
+unsafe extern "C" fn release_ring(
+    _env: sys::napi_env,
+    _data: *mut std::ffi::c_void,
+    hint: *mut std::ffi::c_void,
+) {
+    // SAFETY: `hint` is the `Box<Arc<Channel>>` leaked in `ring_buffer`; V8
+    // calls this finalizer once.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<Channel>>()) });
+}
+
+const SPLIT: f64 = -3.0;
 
 #[napi]
 impl ChannelHandle {
@@ -391,6 +403,97 @@ impl ChannelHandle {
         pending(env, promise, id.unwrap_or(0)).map(Some)
     }
 
+    /// An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
+    /// `sendWith`/`recvWith`; it keeps the mapping alive until collected.
+    /// `null` where external buffers are refused (Electron).
+    #[napi(ts_return_type = "ArrayBuffer | null")]
+    pub fn ring_buffer(&self, env: Env) -> Result<Option<Unknown<'_>>> {
+        let ch = self.get(&env)?;
+        if simulate_no_external() {
+            return Ok(None);
+        }
+        let hint = Box::into_raw(Box::new(Arc::clone(ch)));
+        let mut out = ptr::null_mut();
+        // SAFETY: the ring stays mapped while the Arc in `hint` lives, and
+        // `release_ring` frees `hint` when V8 collects the buffer.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env.raw(),
+                ch.ring_ptr().cast(),
+                ch.capacity(),
+                Some(release_ring),
+                hint.cast(),
+                &mut out,
+            )
+        };
+        if status == sys::Status::napi_ok {
+            // SAFETY: `out` is a live value made in this env during this call.
+            return Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), out) }));
+        }
+        // SAFETY: not handed over: the finalizer will never run.
+        drop(unsafe { Box::from_raw(hint) });
+        if status == sys::Status::napi_no_external_buffers_allowed {
+            Ok(None)
+        } else {
+            Err(Error::new(
+                Status::from(status),
+                "napi_create_external_arraybuffer failed".to_string(),
+            ))
+        }
+    }
+
+    /// Reserves room for `length` bytes to write in place, waiting while the
+    /// ring is too full: the payload's offset in the ring, `-1` on timeout,
+    /// `-3` if it would wrap (send a copy instead).
+    #[napi]
+    pub fn reserve(&self, env: Env, length: f64, timeout_ms: Option<f64>) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let len = to_usize(&env, "length", length)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        match ch
+            .reserve(len, timeout)
+            .map_err(|e| self.send_error(&env, ch, e))?
+        {
+            Reserve::At(off) => Ok(off as f64),
+            Reserve::Split => Ok(SPLIT),
+            Reserve::Full if ch.is_closed() => Err(self.closed_error(&env)),
+            Reserve::Full => Ok(EMPTY),
+        }
+    }
+
+    /// Publishes the `length` bytes written in place after `reserve`.
+    #[napi]
+    pub fn commit(&self, env: Env, length: f64) -> Result<()> {
+        let ch = self.get(&env)?;
+        let len = to_usize(&env, "length", length)?;
+        ch.commit(len).map_err(|e| self.send_error(&env, ch, e))
+    }
+
+    /// Waits for the next message and shows it in place: its offset in the
+    /// ring (length: `nextLength()`), `-1` on timeout, `-2` if closed and
+    /// empty, `-3` if it wraps (receive a copy instead).
+    #[napi]
+    pub fn peek(&self, env: Env, timeout_ms: Option<f64>) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let mut p = ch.try_peek().map_err(|e| throw(&env, e))?;
+        if p == Peek::Empty && ch.wait_readable(timeout).map_err(|e| throw(&env, e))? {
+            p = ch.try_peek().map_err(|e| throw(&env, e))?;
+        }
+        Ok(match p {
+            Peek::At(off, _) => off as f64,
+            Peek::Split(_) => SPLIT,
+            Peek::Empty => EMPTY,
+            Peek::Closed => CLOSED,
+        })
+    }
+
+    /// Consumes the message `peek` showed.
+    #[napi]
+    pub fn release(&self, env: Env) -> Result<bool> {
+        self.get(&env)?.release().map_err(|e| throw(&env, e))
+    }
+
     /// Marks the channel closed and wakes both sides.
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
@@ -406,10 +509,14 @@ impl ChannelHandle {
     }
 
     /// Detaches this end (pending asynchronous receives end as detached).
-    /// Idempotent.
-    #[napi]
-    pub fn detach(&mut self) {
+    /// If `ring` is this end's `ringBuffer()`, it is detached first, so its
+    /// views read as length 0. Idempotent.
+    #[napi(ts_args_type = "ring?: ArrayBuffer | null")]
+    pub fn detach(&mut self, env: Env, ring: Option<Unknown>) {
         if let Some(ch) = self.inner.take() {
+            if let Some(ring) = ring.as_ref() {
+                detach_if_ours(&env, ring, ch.ring_ptr());
+            }
             let map = ch.attachment();
             sysv_shm::futex::cancel_range(map.as_ptr() as usize, map.len());
         }

@@ -102,6 +102,34 @@ pub enum Recv {
     TooSmall(usize),
 }
 
+/// Where [`Channel::try_reserve`] puts a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserve {
+    /// There is room, and the payload is contiguous at this offset of the
+    /// ring: write it there, then [`Channel::commit`].
+    At(usize),
+    /// There is room, but the payload would wrap around the end of the ring:
+    /// send a copy instead ([`Channel::try_send_raw`] will not wait).
+    Split,
+    /// Not enough room now.
+    Full,
+}
+
+/// What [`Channel::try_peek`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// The next message is contiguous in the ring at this offset, with this
+    /// length: read it there, then [`Channel::release`].
+    At(usize, usize),
+    /// The next message (of this length) wraps around the end of the ring:
+    /// receive a copy instead.
+    Split(usize),
+    /// Nothing to read.
+    Empty,
+    /// Nothing to read, and the channel is closed.
+    Closed,
+}
+
 /// The bytes of a record holding `len` payload bytes.
 pub const fn record_size(len: usize) -> usize {
     RECORD_HEADER + ((len + 7) & !7)
@@ -439,6 +467,112 @@ impl Channel {
         }
     }
 
+    /// The ring's address in this process (for zero-copy views of it).
+    pub fn ring_ptr(&self) -> *mut u8 {
+        self.ring()
+    }
+
+    /// Reserves room for a message of `len` bytes to be written in place
+    /// (zero-copy): see [`Reserve`]. Nothing is visible to the receiver until
+    /// [`Channel::commit`].
+    pub fn try_reserve(&self, len: usize) -> Result<Reserve> {
+        let need = self.check_len(len)?;
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+        if !self.has_room(head, need) {
+            return Ok(Reserve::Full);
+        }
+        let start = ((head % self.capacity) as usize + RECORD_HEADER) % self.capacity as usize;
+        if start + len > self.capacity as usize {
+            return Ok(Reserve::Split);
+        }
+        Ok(Reserve::At(start))
+    }
+
+    /// [`Channel::try_reserve`], waiting (by the strategy) while the ring is
+    /// too full: [`Reserve::Full`] if `timeout` elapsed first.
+    pub fn reserve(&self, len: usize, timeout: Option<Duration>) -> Result<Reserve> {
+        let need = self.check_len(len)?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let r = self.try_reserve(len)?;
+            if r != Reserve::Full {
+                return Ok(r);
+            }
+            let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+            let ready = || self.is_closed() || self.has_room(head, need);
+            if !self.block(OFF_TX_WAITING, deadline, ready)? {
+                return Ok(Reserve::Full);
+            }
+        }
+    }
+
+    /// Publishes the message of `len` bytes written in place after
+    /// [`Reserve::At`]: writes its record header, moves `head`, wakes the
+    /// receiver if it sleeps.
+    pub fn commit(&self, len: usize) -> Result<()> {
+        let need = self.check_len(len)?;
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+        if !self.has_room(head, need) {
+            return Err(Error::InvalidArgument(format!(
+                "commit of {len} bytes without a reservation on channel {}",
+                self.map.id()
+            )));
+        }
+        let at = (head % self.capacity) as usize;
+        // SAFETY: the record header lies in the ring (8-aligned offsets) in
+        // free space, which only the sender writes.
+        unsafe {
+            ptr::write(self.ring().add(at).cast::<u32>(), len as u32);
+            ptr::write(self.ring().add(at + 4).cast::<u32>(), 0);
+        }
+        self.u64_at(OFF_HEAD)
+            .store(head + need as u64, Ordering::Release);
+        self.wake(OFF_RX_WAITING)
+    }
+
+    /// Looks at the next message without consuming it (zero-copy reads): see
+    /// [`Peek`]. The bytes at [`Peek::At`] stay the receiver's until
+    /// [`Channel::release`].
+    pub fn try_peek(&self) -> Result<Peek> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        if !self.has_data(tail) {
+            return Ok(if self.is_closed() && !self.has_data(tail) {
+                Peek::Closed
+            } else {
+                Peek::Empty
+            });
+        }
+        let len = self.len_at(tail);
+        if record_size(len) > self.capacity as usize {
+            return Err(Error::InvalidArgument(format!(
+                "channel {} is corrupt: a record of {len} bytes at {tail}",
+                self.map.id()
+            )));
+        }
+        let start = ((tail % self.capacity) as usize + RECORD_HEADER) % self.capacity as usize;
+        if start + len > self.capacity as usize {
+            return Ok(Peek::Split(len));
+        }
+        Ok(Peek::At(start, len))
+    }
+
+    /// Consumes the message that [`Channel::try_peek`] showed: moves `tail`
+    /// and wakes the sender if it sleeps. `Ok(false)` if there was none.
+    pub fn release(&self) -> Result<bool> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        if !self.has_data(tail) {
+            return Ok(false);
+        }
+        let len = self.len_at(tail);
+        self.u64_at(OFF_TAIL)
+            .store(tail + record_size(len) as u64, Ordering::Release);
+        self.wake(OFF_TX_WAITING)?;
+        Ok(true)
+    }
+
     /// The payload length of the next message, if there is one.
     pub fn next_len(&self) -> Option<usize> {
         let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
@@ -740,6 +874,32 @@ mod tests {
         assert!(c.try_send(b"x").is_err());
         assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(4));
         assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Closed);
+    }
+
+    #[test]
+    fn zero_copy_reserve_commit_peek_release() {
+        let c = channel(64);
+        // 20 bytes: record 32, at 0 (payload at 8).
+        assert_eq!(c.try_reserve(20).unwrap(), Reserve::At(8));
+        // SAFETY: the reserved payload range is in the ring.
+        unsafe { ptr::write_bytes(c.ring_ptr().add(8), 7, 20) };
+        c.commit(20).unwrap();
+        assert_eq!(c.try_peek().unwrap(), Peek::At(8, 20));
+        let mut out = [0u8; 20];
+        // SAFETY: the peeked payload range is in the ring.
+        unsafe { ptr::copy(c.ring_ptr().add(8), out.as_mut_ptr(), 20) };
+        assert_eq!(out, [7; 20]);
+        assert!(c.release().unwrap());
+        assert_eq!(c.try_peek().unwrap(), Peek::Empty);
+        // head = 32: a 30-byte payload at 40 would end at 70 > 64.
+        assert_eq!(c.try_reserve(30).unwrap(), Reserve::Split);
+        assert!(c.try_send(&[9; 30]).unwrap());
+        assert_eq!(c.try_peek().unwrap(), Peek::Split(30));
+        assert_eq!(c.try_recv(&mut [0; 30]).unwrap(), Recv::Message(30));
+        assert!(!c.release().unwrap());
+        assert!(c.try_reserve(57).is_err());
+        assert_eq!(c.try_reserve(56).unwrap(), Reserve::Split);
+        assert_eq!(c.try_reserve(40).unwrap(), Reserve::At(16));
     }
 
     #[test]
