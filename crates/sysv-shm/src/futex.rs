@@ -399,10 +399,11 @@ impl Shard {
     }
 
     /// Waits (briefly) until the thread sleeps on a list made at `seq` or
-    /// later, so that a wait is in the kernel's queue when `wait_async`
-    /// returns, as a synchronous wait is: a `FUTEX_WAKE` right after then
-    /// counts it. Gives up after 100 ms (the wait still completes, by the
-    /// value check, if the notify comes before the thread is in the kernel).
+    /// later, so that a wait is normally in the kernel's queue when
+    /// `wait_async` returns, as a synchronous wait is: a `FUTEX_WAKE` right
+    /// after then counts it. Gives up after 1 ms, not to hold up the caller's
+    /// event loop on a busy machine (the wait still completes, by the value
+    /// check, if the notify comes before the thread is in the kernel).
     fn until_armed(&self, seq: u32) {
         let start = Instant::now();
         let mut spins = 0u32;
@@ -410,7 +411,7 @@ impl Shard {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
-            } else if start.elapsed() > Duration::from_millis(100) {
+            } else if start.elapsed() > Duration::from_millis(1) {
                 return;
             } else {
                 std::thread::yield_now();
