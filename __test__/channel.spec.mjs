@@ -4,7 +4,7 @@ import test from 'ava'
 
 import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { Checksum, message } from './fixtures/channel-msgs.mjs'
-import { compileC, run, runNode, until } from './fixtures/procs.mjs'
+import { compileC, futexCallsOf, run, runNode, until } from './fixtures/procs.mjs'
 
 // Removed at once: it lives while attached (children open it by id), and nothing is left behind
 // even if the test is killed.
@@ -282,4 +282,19 @@ test('sendWith writes in the shared ring itself; views die with detach', (t) => 
   t.true(ch.sendWith(0, () => {}))
   ch.close()
   t.throws(() => ch.sendWith(1, () => {}), { instanceOf: ShmError, code: 'ERR_CHANNEL_CLOSED' })
+})
+
+test('the sender makes no system call while the receiver is awake (strace)', async (t) => {
+  // A ring that holds every message, so the sender never waits; a receiver that spins, so it
+  // never sleeps: the sender must never need FUTEX_WAKE.
+  const ch = channel(t, 4 << 20)
+  const [tx, rx] = await Promise.all([
+    futexCallsOf('channel-child.mjs', ['send', ch.id, 20_000, 100, 4]),
+    runNode('channel-child.mjs', ['recv', ch.id, 'recvInto', 'spin']),
+  ])
+  t.is(tx.code, 0, tx.stderr)
+  t.is(rx.stdout.trim(), tx.stdout.trim())
+  t.is(rx.stdout.trim(), expected(20_000, 100, 4))
+  // One wake per message would be 20 000; the runtime's own threads make a few hundred.
+  t.true(tx.calls < 2000, `${tx.calls} futex calls for 20 000 messages`)
 })

@@ -3,7 +3,7 @@ import { readFile, rm } from 'node:fs/promises'
 import test from 'ava'
 
 import { IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
-import { asleepInFutex, compileC, run, runNode, until } from './fixtures/procs.mjs'
+import { asleepInFutex, compileC, futexCallsOf, run, runNode, until } from './fixtures/procs.mjs'
 
 // Removed at once: it lives while attached (children attach it by id), and nothing is left
 // behind even if the test is killed.
@@ -202,4 +202,15 @@ test('a waiter in another process also wakes through waitAsync there', async (t)
   Atomics.store(view(shm), 14, 1)
   t.is(shm.notify(56, 1), 1)
   t.is((await child).stdout.trim(), 'ok')
+})
+
+test('notify with no waiter makes no system call, on the fast and the native path (strace)', async (t) => {
+  const shm = segment(t)
+  for (const mode of ['zero-copy', 'copy']) {
+    const r = await futexCallsOf('futex-child.mjs', ['notify-idle', shm.id, 64, 200_000, mode])
+    t.is(r.code, 0, r.stderr)
+    t.is(r.stdout.trim(), '0')
+    // A syscall per notify would be 200 000; the runtime's own threads make a few hundred.
+    t.true(r.calls < 5000, `${mode}: ${r.calls} futex calls for 200 000 notifies`)
+  }
 })
