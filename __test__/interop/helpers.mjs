@@ -97,10 +97,11 @@ export class Peer {
     return r.value
   }
 
-  /** `stat` as an object of numbers (key as its hex text). */
+  /** `stat` as an object of numbers (key as its hex text, mode parsed as octal). */
   async stat() {
-    const fields = Object.fromEntries((await this.call('stat')).split(' ').map((kv) => kv.split('=')))
-    return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, k === 'key' ? v : Number(v)]))
+    const fields = (await this.call('stat')).split(' ').map((kv) => kv.split('='))
+    const value = (k, v) => (k === 'key' ? v : k === 'mode' ? Number.parseInt(v, 8) : Number(v))
+    return Object.fromEntries(fields.map(([k, v]) => [k, value(k, v)]))
   }
 
   /** Asks the peer to quit (it detaches), and waits for its exit code. */

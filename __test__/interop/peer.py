@@ -2,11 +2,17 @@
 from PyPI: the same line commands, in a process of its own."""
 import errno
 import os
+import struct
 import sys
 
 import sysv_ipc
 
 shm = None
+
+# struct sample of shm_peer.c: little-endian, natural alignment (the 4 pad
+# bytes a C compiler would add are explicit here); 32 bytes.
+SAMPLE = struct.Struct("<Iid16s")
+assert SAMPLE.size == 32
 
 
 def num(s):
@@ -45,6 +51,14 @@ def handle(cmd, args):
     if cmd == "detach":
         if shm is not None and shm.attached:
             shm.detach()
+        return ""
+    if cmd == "getstruct":
+        magic, count, value, name = SAMPLE.unpack(shm.read(SAMPLE.size, num(args[0])))
+        name = name.split(b"\0", 1)[0].decode()
+        return f"magic=0x{magic:08x} count={count} value={value!r} name={name}"
+    if cmd == "putstruct":
+        off, magic, count, value, name = num(args[0]), num(args[1]), int(args[2], 0), float(args[3]), args[4]
+        shm.write(SAMPLE.pack(magic, count, value, name.encode()[:15]), off)
         return ""
     if cmd == "ftok":
         return f"0x{sysv_ipc.ftok(args[0], num(args[1]), silence_warning=True) & 0xFFFFFFFF:08x}"

@@ -14,6 +14,8 @@
  *   stat                   shmctl(IPC_STAT)                           -> ok key=.. size=.. ...
  *   remove                 shmctl(IPC_RMID)                           -> ok
  *   detach                 shmdt                                      -> ok
+ *   getstruct OFFSET       struct sample at OFFSET -> ok magic=0x.. count=.. value=.. name=..
+ *   putstruct OFFSET MAGIC COUNT VALUE NAME   writes a struct sample at OFFSET -> ok
  *   ftok PATH PROJ         ftok(PATH, PROJ)                           -> ok KEY
  *   pid                                                               -> ok PID
  *   quit
@@ -29,6 +31,17 @@
 #include <sys/ipc.h>
 #include <sys/shm.h>
 #include <unistd.h>
+
+/* The layout the interop tests share: what a C header would declare.
+ * Native byte order (little-endian on x86-64 and arm64), natural alignment:
+ * magic at 0, count at 4, value at 8, name at 16; 32 bytes in all. */
+struct sample {
+  uint32_t magic;
+  int32_t count;
+  double value;
+  char name[16];
+};
+_Static_assert(sizeof(struct sample) == 32, "struct sample is 32 bytes");
 
 static int shmid = -1;
 static unsigned char *base = NULL;
@@ -152,6 +165,27 @@ int main(void) {
         base = NULL;
         printf("ok\n");
       }
+    } else if (!strcmp(cmd, "getstruct") && a) {
+      unsigned long long off = num(a);
+      if (!in_range(off, sizeof(struct sample)) || off % 8) continue;
+      const struct sample *p = (const struct sample *)(base + off);
+      printf("ok magic=0x%08x count=%d value=%.17g name=%.16s\n", p->magic, p->count, p->value, p->name);
+    } else if (!strcmp(cmd, "putstruct") && c) {
+      char *value = strtok_r(NULL, " \n", &save);
+      char *name = value ? strtok_r(NULL, " \n", &save) : NULL;
+      unsigned long long off = num(a);
+      if (!name) {
+        printf("err EUSAGE putstruct OFFSET MAGIC COUNT VALUE NAME\n");
+        continue;
+      }
+      if (!in_range(off, sizeof(struct sample)) || off % 8) continue;
+      struct sample *p = (struct sample *)(base + off);
+      p->magic = (uint32_t)num(b);
+      p->count = (int32_t)strtol(c, NULL, 0);
+      p->value = strtod(value, NULL);
+      memset(p->name, 0, sizeof p->name);
+      strncpy(p->name, name, sizeof p->name - 1);
+      printf("ok\n");
     } else if (!strcmp(cmd, "ftok") && b) {
       key_t k = ftok(a, (int)num(b));
       if (k == -1) fail("ftok");
