@@ -11,7 +11,9 @@ import test from 'ava'
 
 import { IPC_PRIVATE, SharedMemory, ftok } from '../dist/index.js'
 
-import { CLI, ENV, HERE, Namespace, Peer, ROOT, cli, freshKey, hexKey, removeAll, run } from './interop/helpers.mjs'
+import { CLI, ENV, HERE, Namespace, Peer, ROOT, cli, freshKey, hexKey, noLeaks, removeAll, run } from './interop/helpers.mjs'
+
+noLeaks(test)
 
 const NODE_PEER = join(HERE, 'peer.mjs')
 const nodePeer = () => new Peer(process.execPath, [NODE_PEER])

@@ -14,7 +14,9 @@ import test from 'ava'
 
 import { IPC_PRIVATE, SharedMemory, ftok } from '../dist/index.js'
 
-import { HERE, Peer, cli, freshKey, hexKey, removeAll, run } from './interop/helpers.mjs'
+import { HERE, Peer, cli, freshKey, hexKey, noLeaks, removeAll, run } from './interop/helpers.mjs'
+
+noLeaks(test)
 
 // Built in a temp dir that user nobody can reach too, wherever the checkout is.
 const buildDir = mkdtempSync(join(tmpdir(), 'sysv-shm-c-'))

@@ -13,7 +13,9 @@ import test from 'ava'
 
 import { IPC_PRIVATE, SharedMemory, ftok } from '../dist/index.js'
 
-import { HERE, Peer, ROOT, freshKey, hexKey, removeAll, run } from './interop/helpers.mjs'
+import { HERE, Peer, ROOT, freshKey, hexKey, noLeaks, removeAll, run } from './interop/helpers.mjs'
+
+noLeaks(test)
 
 const PYTHON = join(ROOT, '.venv', 'bin', 'python')
 const PEER = join(HERE, 'peer.py')

@@ -20,6 +20,7 @@ export const ENV = { ...process.env, TZ: 'UTC', LC_ALL: 'C' }
 export function run(file, args = [], { input, env = ENV } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] })
+    spawned.add(child.pid)
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
@@ -41,6 +42,28 @@ export function freshKey() {
     const key = (0x5e00_0000 | randomInt(1, 0x100_0000)) >>> 0
     if (!used.has(key)) return key
   }
+}
+
+/** Pids of the processes these helpers started. */
+const spawned = new Set()
+
+/**
+ * Registers a hook that fails the file if its tests left segments behind:
+ * segments made by this process or a process these helpers started that did
+ * not exist before (other files run in parallel and are not counted).
+ */
+export function noLeaks(test) {
+  let before
+  test.before(() => {
+    before = new Set(listSegments().map((s) => s.id))
+  })
+  test.after.always('no segment left behind', (t) => {
+    const ours = listSegments().filter(
+      (s) => !before.has(s.id) && (s.creatorPid === process.pid || spawned.has(s.creatorPid)),
+    )
+    removeAll(ours.map((s) => s.id))
+    t.deepEqual(ours.map((s) => s.id), [], 'segments left behind')
+  })
 }
 
 export const hexKey = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
@@ -69,6 +92,7 @@ export class Peer {
 
   constructor(file, args = [], { env = ENV } = {}) {
     this.#child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] })
+    spawned.add(this.#child.pid)
     this.#child.stderr.setEncoding('utf8').on('data', (d) => (this.#stderr += d))
     this.#exit = once(this.#child, 'exit')
     // A peer that died answers nothing: send() reports it with its stderr.
