@@ -106,7 +106,7 @@ async function scene(t) {
   ids.push(d.id)
   d.set({ uid: 54321, gid: 65534 })
   d.detach()
-  return { idA, keyA, idB, keyB, idD: d.id, keyD }
+  return { idA, keyA, idB, keyB, idD: d.id, keyD, pidsA: [a.pid, a2.pid].sort((x, y) => x - y), pidB: b.pid }
 }
 
 test.serial('ls and ls --json show what ipcs -m shows: key, id, owner, mode, size, attach count, status', async (t) => {
@@ -179,7 +179,7 @@ test.serial('stat and stat --json show what ipcs -m -i shows; ids and keys may b
   for (const id of [s.idA, s.idB, s.idD]) {
     const j = await json(['stat', String(id)])
     const i = ipcsInfo((await run('ipcs', ['-m', '-i', String(id)])).stdout)
-    t.deepEqual(Object.keys(j), SEGMENT_FIELDS)
+    t.deepEqual(Object.keys(j), [...SEGMENT_FIELDS, 'attachedBy'])
     t.deepEqual(
       [j.uid, j.gid, j.cuid, j.cgid, j.modeOctal, j.size, j.lastPid, j.creatorPid, j.attachCount],
       [i.uid, i.gid, i.cuid, i.cgid, i.perms, i.bytes, i.lpid, i.cpid, i.nattch],
@@ -190,6 +190,13 @@ test.serial('stat and stat --json show what ipcs -m -i shows; ids and keys may b
     t.is(j.locked, (i.mode & 0o2000) !== 0)
     t.deepEqual(await json(['stat', '0x' + id.toString(16)]), j)
   }
+  // Which processes hold each segment, from /proc/PID/maps: what ipcs cannot tell.
+  const by = async (id) => (await json(['stat', String(id)])).attachedBy
+  const a = await by(s.idA)
+  t.deepEqual(a.map((x) => [x.pid, x.mappings]), s.pidsA.map((pid) => [pid, 1]))
+  t.true(a.every((x) => x.command.endsWith('interop/peer.mjs')))
+  t.deepEqual((await by(s.idB)).map((x) => x.pid), [s.pidB])
+  t.deepEqual(await by(s.idD), [])
   t.is((await json(['stat', '--key', hexKey(s.keyA)])).id, s.idA)
   t.is((await json(['stat', '--key', String(s.keyA)])).id, s.idA)
   // A key as a C program prints a negative key_t.
@@ -201,6 +208,7 @@ test.serial('stat and stat --json show what ipcs -m -i shows; ids and keys may b
   t.regex(text, /^size +5000 bytes \(4\.9 KiB, 2 pages of 4096\)$/m)
   t.regex(text, /^perms +rw-r----- \(0640\)$/m)
   t.regex(text, /^attached +2 attachments$/m)
+  t.regex(text, new RegExp(`^attached by +pid ${s.pidsA[0]}: .*peer\\.mjs\n +pid ${s.pidsA[1]}: .*peer\\.mjs$`, 'm'))
   t.regex(text, /^status +locked \(SHM_LOCK\)$/m)
   t.regex(text, /^creator pid +\d+ \(running\)$/m)
   const b = (await cli(['stat', String(s.idB)])).stdout

@@ -11,6 +11,7 @@ import { SharedMemory, ftok, limits, listSegments, type SegmentInfo } from '../s
 import * as f from './format'
 import { HexDump } from './hexdump'
 import { describe, err, failureJson, out, type Hints } from './io'
+import { attachers } from './procs'
 import { UsageError, parseDuration, parseId, parseKey, parseProjId, parseUint } from './parse'
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -218,13 +219,16 @@ export const stat: Command = {
        sysv-shm stat --key KEY [--json]
 
 Shows one segment: key, size (bytes and pages), permissions, owner and
-creator, creator and last pid (and whether they still run), attach count,
-status, and the last attach, detach and change times. Without permission to
-read the segment it shows what the kernel lists for everyone (as ipcs does).
+creator, creator and last pid (and whether they still run), attach count and
+the processes that have it attached (from /proc/PID/maps: all of them for
+root, your own otherwise), status, and the last attach, detach and change
+times. Without permission to read the segment it shows what the kernel lists
+for everyone (as ipcs does).
 
 Options:
   --key KEY    the segment with this key (0x hex or decimal) instead of an id
-  --json       print the segment as a JSON object (the fields of ls --json)
+  --json       print the segment as a JSON object: the fields of ls --json and
+               attachedBy, a list of {pid, mappings, command}
   -h, --help   show this help
 `,
   options: { key: { type: 'string' }, ...JSON_OPTION },
@@ -234,8 +238,9 @@ Options:
       const t = target(values, positionals)
       subject = t.subject
       const s = statAny(t.id)
+      const by = s.attachCount > 0 ? attachers(s.id) : []
       if (values.json) {
-        await out(json(f.segmentJson(s)))
+        await out(json({ ...f.segmentJson(s), attachedBy: by }))
         return 0
       }
       const page = limits().pageSize
@@ -252,6 +257,11 @@ Options:
         ['creator pid', `${s.creatorPid}${pidState(s.creatorPid)}`],
         ['last pid', `${s.lastPid}${pidState(s.lastPid)}`],
         ['attached', `${s.attachCount} attachment${s.attachCount === 1 ? '' : 's'}`],
+        ...by.map((a, i): [string, string] => [
+          i === 0 ? 'attached by' : '',
+          `pid ${a.pid}${a.mappings > 1 ? ` (${a.mappings} times)` : ''}: ${a.command === null ? '?' : a.command.length > 100 ? a.command.slice(0, 99) + '…' : a.command}`,
+        ]),
+        ...(s.attachCount > 0 && by.length === 0 ? [['attached by', '(no process whose /proc/PID/maps you may read)'] as [string, string]] : []),
         [
           'status',
           [
