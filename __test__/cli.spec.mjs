@@ -381,6 +381,21 @@ test('limits shows what ipcs -l and ipcs -u show (in a private IPC namespace)', 
   t.regex(text, /^max total shared memory .* 4 pages \(16\.0 KiB\).* kernel\.shmall$/m)
 })
 
+test('limits follows kernel.shmmax, shmall and shmmni as sysctl sets them (in a private IPC namespace)', async (t) => {
+  const ns = new Namespace()
+  t.teardown(() => ns.close())
+  const set = await ns.run(['sh', '-c', 'echo 1048576 > /proc/sys/kernel/shmmax && echo 512 > /proc/sys/kernel/shmall && echo 32 > /proc/sys/kernel/shmmni'])
+  t.is(set.code, 0, set.stderr)
+  t.like(JSON.parse((await ns.cli(['limits', '--json'])).stdout), { maxSegmentSize: 1048576, maxTotalPages: 512, maxSegments: 32 })
+  const text = (await ns.cli(['limits'])).stdout
+  t.regex(text, /^max segment size +1048576 bytes \(1\.0 MiB\) +largest 0 bytes \(0 B\) +kernel\.shmmax$/m)
+  t.regex(text, /^max total shared memory +512 pages \(2\.0 MiB\) +0 pages \(0 B\) \(0\.0%\) +kernel\.shmall$/m)
+  t.regex(text, /^max number of segments +32 +0 \(0\.0%\) +kernel\.shmmni$/m)
+  // The limit is real: a segment above shmmax is refused.
+  const big = await ns.run([process.execPath, NODE_PEER], `create 0x66 ${2 << 20} 600\nquit\n`)
+  t.regex(big.stdout, /^err EINVAL /)
+})
+
 test('dump prints what hexdump -C prints for the same bytes, with --offset, --length and -v', async (t) => {
   const shm = SharedMemory.create(IPC_PRIVATE, 1007)
   t.teardown(() => {

@@ -415,13 +415,15 @@ Options:
       const p = (100 * used) / max
       return ` (${used > 0 && p < 0.1 ? '<0.1' : p.toFixed(1)}%)`
     }
-    const bytes = (n: number): string => `${n} bytes (${f.human(n)})`
+    // Above 2^53 a JS number is not exact: the kernel's default "no limit" values are that large.
+    const huge = (n: number): boolean => n > Number.MAX_SAFE_INTEGER
+    const bytes = (n: number): string => (huge(n) ? `${f.human(n)} (no practical limit)` : `${n} bytes (${f.human(n)})`)
     const rows: string[][] = [
       ['max number of segments', String(l.maxSegments), `${l.usedSegments}${pct(l.usedSegments, l.maxSegments)}`, 'kernel.shmmni'],
       ['max segment size', bytes(l.maxSegmentSize), `largest ${bytes(largest)}`, 'kernel.shmmax'],
       [
         'max total shared memory',
-        `${l.maxTotalPages} pages (${f.human(l.maxTotalPages * l.pageSize)})`,
+        huge(l.maxTotalPages) ? `${l.maxTotalPages.toExponential(1)} pages (no practical limit)` : `${l.maxTotalPages} pages (${f.human(l.maxTotalPages * l.pageSize)})`,
         `${l.usedPages} pages (${f.human(l.usedPages * l.pageSize)})${pct(l.usedPages, l.maxTotalPages)}`,
         'kernel.shmall',
       ],
