@@ -31,8 +31,10 @@
 mod attachment;
 mod error;
 mod info;
+mod msg;
 mod segment;
 mod sys;
+pub mod wait;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -43,8 +45,13 @@ use nix::errno::Errno;
 pub use attachment::Attachment;
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
+pub use msg::{
+    list_queues, queue_limits, Message, MessageQueue, QueueInfo, QueueLimits, QueueOptions,
+    QueueSetOptions, Receive,
+};
 pub use nix::errno::Errno as ErrnoValue;
 pub use segment::{CreateOptions, Segment, SegmentInfo, SetOptions, IPC_PRIVATE, MODE_MASK};
+pub use wait::{CancelToken, Wait};
 
 /// A System V IPC key (`key_t`). `ipcs` prints it as 32-bit hex.
 pub type Key = libc::key_t;
