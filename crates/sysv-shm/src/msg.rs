@@ -276,19 +276,17 @@ impl MsgBuf {
         }
     }
 
-    /// A message to send.
-    fn message(mtype: c_long, data: &[u8]) -> MsgBuf {
-        let mut buf = MsgBuf::with_room(data.len());
+    /// A message to send: `mtype` and a copy of `len` bytes at `data`.
+    ///
+    /// # Safety
+    /// `data` must be readable for `len` bytes.
+    unsafe fn message(mtype: c_long, data: *const u8, len: usize) -> MsgBuf {
+        let mut buf = MsgBuf::with_room(len);
         buf.words[0] = mtype;
-        // SAFETY: the buffer has room for `data.len()` bytes after the first
-        // word (with_room), and a fresh Vec does not overlap `data`.
-        unsafe {
-            ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                buf.words.as_mut_ptr().add(1).cast::<u8>(),
-                data.len(),
-            )
-        };
+        // SAFETY: the buffer has room for `len` bytes after the first word
+        // (with_room), `data` is readable for `len` bytes (the caller's
+        // contract), and a fresh Vec does not overlap it.
+        unsafe { ptr::copy_nonoverlapping(data, buf.words.as_mut_ptr().add(1).cast::<u8>(), len) };
         buf
     }
 
@@ -416,7 +414,8 @@ impl MessageQueue {
     /// # References
     /// - [msgop(2)](https://man7.org/linux/man-pages/man2/msgop.2.html)
     pub fn send(&self, mtype: i64, data: &[u8], wait: Wait) -> Result<()> {
-        self.send_impl(mtype, data, wait, None)
+        // SAFETY: a slice is readable for its length.
+        unsafe { self.send_raw(mtype, data.as_ptr(), data.len(), wait, None) }
     }
 
     /// [`MessageQueue::send`] that `token` can cancel while it waits; a
@@ -428,13 +427,22 @@ impl MessageQueue {
         wait: Wait,
         token: &CancelToken,
     ) -> Result<()> {
-        self.send_impl(mtype, data, wait, Some(token))
+        // SAFETY: a slice is readable for its length.
+        unsafe { self.send_raw(mtype, data.as_ptr(), data.len(), wait, Some(token)) }
     }
 
-    fn send_impl(
+    /// [`MessageQueue::send`] of `len` bytes at `data`, which are copied with
+    /// raw reads before the first system call, so they may be memory that
+    /// others can change (shared memory, a `SharedArrayBuffer`): no
+    /// reference is ever made over them.
+    ///
+    /// # Safety
+    /// `data` must be readable for `len` bytes during the call.
+    pub unsafe fn send_raw(
         &self,
         mtype: i64,
-        data: &[u8],
+        data: *const u8,
+        len: usize,
         wait: Wait,
         token: Option<&CancelToken>,
     ) -> Result<()> {
@@ -448,8 +456,8 @@ impl MessageQueue {
                     c_long::MAX
                 ))
             })?;
-        let buf = MsgBuf::message(t, data);
-        let len = data.len();
+        // SAFETY: `data` is readable for `len` bytes (the caller's contract).
+        let buf = unsafe { MsgBuf::message(t, data, len) };
         let context = || format!("send type {mtype}, {len} bytes to queue {}", self.id);
         let id = self.id;
         let attempt = |block: bool| -> std::result::Result<(), Errno> {
@@ -795,7 +803,8 @@ mod tests {
 
     #[test]
     fn msgbuf_layout_is_c_struct_msgbuf() {
-        let b = MsgBuf::message(7, b"abc");
+        // SAFETY: a slice is readable for its length.
+        let b = unsafe { MsgBuf::message(7, b"abc".as_ptr(), 3) };
         assert_eq!(b.words.len(), 2);
         assert_eq!(b.words[0], 7);
         // SAFETY: the buffer holds at least 8 + 3 bytes.

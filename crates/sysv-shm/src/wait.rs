@@ -212,7 +212,8 @@ fn monotonic_now() -> libc::timespec {
 // tv_nsec is i32 on some 32-bit targets.
 #[allow(clippy::useless_conversion)]
 fn add(ts: libc::timespec, d: Duration) -> libc::timespec {
-    let mut sec = ts.tv_sec.saturating_add(d.as_secs() as libc::time_t);
+    let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
+    let mut sec = ts.tv_sec.saturating_add(secs);
     let mut nsec = i64::from(ts.tv_nsec) + i64::from(d.subsec_nanos());
     if nsec >= 1_000_000_000 {
         nsec -= 1_000_000_000;
@@ -503,6 +504,8 @@ mod tests {
             tv_sec: 5,
             tv_nsec: 999_999_999,
         };
+        let far = add(t, Duration::MAX);
+        assert_eq!(far.tv_sec, libc::time_t::MAX);
         let u = add(t, Duration::from_nanos(2));
         assert_eq!((u.tv_sec, u.tv_nsec), (6, 1));
         assert!(reached(u, t));
