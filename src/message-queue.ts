@@ -303,11 +303,33 @@ export class MessageQueue {
   /**
    * Opens the queue with this msqid (as `ipcs -q` prints it), checking that it exists: `msgctl(IPC_STAT)`.
    *
-   * @throws {ShmError} `EINVAL` for an unknown id, `EIDRM` if removed, `EACCES` without read permission.
+   * Needs no read permission (the key of a write-only queue is found with `ipcs`' listing).
+   *
+   * @throws {ShmError} `EINVAL` for an unknown id, `EIDRM` if removed.
    */
   static openById(id: number): MessageQueue {
     const i = check.id(id)
-    return new MessageQueue(i, native.msgStat(i).key, false)
+    let key: number
+    try {
+      key = native.msgStat(i).key
+    } catch (err) {
+      // No read permission (a write-only mailbox, mode 0o602): the system-wide listing
+      // (MSG_STAT_ANY) still tells the key.
+      const listed = (err as ShmError).code === 'EACCES' ? native.listQueues().find((q) => q.id === i) : undefined
+      if (!listed) throw err
+      key = listed.key
+    }
+    return new MessageQueue(i, key, false)
+  }
+
+  /**
+   * How blocking calls with a timeout or an `AbortSignal` wait in this process: `'signal'`
+   * (blocked in the kernel, woken by a thread-directed real-time signal, `SIGRTMAX - 6`; the
+   * default) or `'poll'` (`IPC_NOWAIT` retries with sleeps of 50 µs growing to 4 ms; used when
+   * `SYSV_SHM_MSG_WAIT=poll` is set or that signal already has another handler).
+   */
+  static get waitStrategy(): 'signal' | 'poll' {
+    return native.msgWaitStrategy() as 'signal' | 'poll'
   }
 
   /** The kernel's limits on queues and their current usage (`ipcs -q -l`, `ipcs -q -u`). */

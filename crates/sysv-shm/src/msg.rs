@@ -644,8 +644,26 @@ impl MessageQueue {
         Ok(unsafe { ds.assume_init() })
     }
 
+    /// `msgctl(index, MSG_STAT_ANY)` of this queue's slot, which checks no
+    /// permission. The slot is the low bits of the id (15, or 24 with
+    /// `ipcmni_extend`); the id returned confirms it.
+    fn stat_any(&self) -> Option<libc::msqid_ds> {
+        [self.id & 0x7fff, self.id & 0xff_ffff]
+            .into_iter()
+            .find_map(|index| {
+                let mut ds = MaybeUninit::<libc::msqid_ds>::zeroed();
+                // SAFETY: `ds` is a writable msqid_ds, which MSG_STAT_ANY fills.
+                let r = unsafe { libc::msgctl(index, MSG_STAT_ANY, ds.as_mut_ptr()) };
+                // SAFETY: zeroed is valid and the kernel filled it on success.
+                (r == self.id).then(|| unsafe { ds.assume_init() })
+            })
+    }
+
     /// Changes owner, mode and `msg_qbytes`: `msgctl(id, IPC_SET, &buf)`
     /// after `IPC_STAT`.
+    ///
+    /// The caller needs no read permission: without it the current values
+    /// come from `MSG_STAT_ANY` (Linux 4.17).
     ///
     /// # Errors
     /// `EPERM` unless the caller is the owner or creator (or privileged), or
@@ -659,7 +677,12 @@ impl MessageQueue {
         if let Some(mode) = options.mode {
             check_mode(mode)?;
         }
-        let mut ds = self.ipc_stat()?;
+        // IPC_SET needs no read permission (an owner may restore mode 0o000):
+        // without it, take the current values from MSG_STAT_ANY.
+        let mut ds = match self.ipc_stat() {
+            Err(e) if e.errno() == Some(Errno::EACCES) => self.stat_any().ok_or(e)?,
+            r => r?,
+        };
         if let Some(uid) = options.uid {
             ds.msg_perm.uid = uid;
         }
