@@ -191,7 +191,7 @@ fn check_timeout(env: &Env, timeout_ms: Option<f64>) -> Result<()> {
     }
 }
 
-fn would_block(e: &sysv_shm::Error, errno: sysv_shm::ErrnoValue) -> bool {
+fn would_block(e: &sysv_shm::Error, errno: sysv_shm::Errno) -> bool {
     e.errno() == Some(errno)
 }
 
@@ -310,7 +310,7 @@ pub fn msg_send(
     let r = unsafe { queue.send_raw(mtype, ptr, len, wait_of(block, timeout_ms), None) };
     match r {
         Ok(()) => Ok(true),
-        Err(e) if quiet && would_block(&e, sysv_shm::ErrnoValue::EAGAIN) => Ok(false),
+        Err(e) if quiet && would_block(&e, sysv_shm::Errno::EAGAIN) => Ok(false),
         Err(e) => Err(throw(&env, e)),
     }
 }
@@ -360,7 +360,7 @@ pub fn msg_receive(
     check_timeout(&env, timeout_ms)?;
     match MessageQueue::from_id(id).receive(&what, wait_of(block, timeout_ms)) {
         Ok(m) => Ok(Some(native_message(m))),
-        Err(e) if quiet && would_block(&e, sysv_shm::ErrnoValue::ENOMSG) => Ok(None),
+        Err(e) if quiet && would_block(&e, sysv_shm::Errno::ENOMSG) => Ok(None),
         Err(e) => Err(throw(&env, e)),
     }
 }

@@ -40,8 +40,6 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::errno::Errno;
-
 pub use attachment::Attachment;
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
@@ -49,7 +47,7 @@ pub use msg::{
     list_queues, queue_limits, Message, MessageQueue, QueueInfo, QueueLimits, QueueOptions,
     QueueSetOptions, Receive,
 };
-pub use nix::errno::Errno as ErrnoValue;
+pub use nix::errno::Errno;
 pub use segment::{CreateOptions, Segment, SegmentInfo, SetOptions, IPC_PRIVATE, MODE_MASK};
 pub use wait::{CancelToken, Wait};
 

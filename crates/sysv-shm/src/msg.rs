@@ -110,6 +110,9 @@ pub struct QueueInfo {
     pub change_time: Option<SystemTime>,
 }
 
+// musl's `libc::time_t` is marked deprecated (it changed to 64 bits in musl
+// 1.2); the kernel's `msqid_ds` times are `time_t` on every target.
+#[allow(deprecated)]
 fn time(t: libc::time_t) -> Option<SystemTime> {
     (t > 0).then(|| UNIX_EPOCH + Duration::from_secs(t as u64))
 }
@@ -118,9 +121,14 @@ impl QueueInfo {
     // The field types (msgqnum_t, msglen_t, __msg_cbytes) differ by target.
     #[allow(clippy::unnecessary_cast)]
     fn from_raw(id: i32, ds: &libc::msqid_ds) -> Self {
+        #[cfg(target_env = "musl")]
+        #[allow(deprecated)] // the `libc` crate's musl name for the key field
+        let key = ds.msg_perm.__ipc_perm_key;
+        #[cfg(not(target_env = "musl"))]
+        let key = ds.msg_perm.__key;
         QueueInfo {
             id,
-            key: ds.msg_perm.__key,
+            key,
             mode: ds.msg_perm.mode as u32 & MODE_MASK,
             uid: ds.msg_perm.uid,
             gid: ds.msg_perm.gid,

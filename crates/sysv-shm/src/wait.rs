@@ -194,6 +194,8 @@ impl Timer {
     }
 }
 
+// musl's `libc::time_t` is marked deprecated (it changed to 64 bits in musl 1.2).
+#[allow(deprecated)]
 fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: d.as_secs() as libc::time_t,
@@ -209,8 +211,8 @@ fn monotonic_now() -> libc::timespec {
     unsafe { ts.assume_init() }
 }
 
-// tv_nsec is i32 on some 32-bit targets.
-#[allow(clippy::useless_conversion)]
+// tv_nsec is i32 on some 32-bit targets; musl's `libc::time_t` is deprecated.
+#[allow(clippy::useless_conversion, deprecated)]
 fn add(ts: libc::timespec, d: Duration) -> libc::timespec {
     let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
     let mut sec = ts.tv_sec.saturating_add(secs);
@@ -499,6 +501,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(deprecated)] // musl's libc::time_t
     fn timespec_arithmetic() {
         let t = libc::timespec {
             tv_sec: 5,
