@@ -156,6 +156,9 @@ function hasCapability(bit) {
   return ((eff >> BigInt(bit)) & 1n) === 1n
 }
 
+/** Tids of our wait threads now blocked in this system call. */
+const blockedThreads = (call) => waitThreads().filter((tid) => blockedIn(process.pid, tid, call))
+
 /** The test pattern of the C and Python peers: byte i = (i*31 + seed) & 0xff. */
 function pattern(len, seed) {
   const b = Buffer.alloc(len)
@@ -408,7 +411,7 @@ test('async calls reject (not throw) on bad arguments and an already-aborted sig
   t.is(q.stat().messages, 1, 'an aborted call takes and sends nothing')
 })
 
-test('set changes mode and maxBytes; remove wakes nobody left and makes the id invalid', (t) => {
+test('set changes mode, owner and maxBytes; after remove the id is invalid', (t) => {
   const q = newQueue(t)
   q.set({ mode: 0o604, maxBytes: 2048 })
   const st = q.stat()
@@ -426,15 +429,15 @@ test('set changes mode and maxBytes; remove wakes nobody left and makes the id i
 
 test.serial('receiveAsync waits on a thread of its own, blocked in msgrcv, and the event loop runs on', async (t) => {
   const q = newQueue(t)
-  const base = waitThreads()
   let ticks = 0
   const timer = setInterval(() => ticks++, 2)
   t.teardown(() => clearInterval(timer))
   const p = q.receiveAsync({ type: 7 })
   const [tid] = await eventually(() => {
-    const now = waitThreads().filter((x) => !base.includes(x))
-    return now.length === 1 && blockedIn(process.pid, now[0], 'msgrcv') && now
+    const b = blockedThreads('msgrcv')
+    return b.length === 1 && b
   })
+  t.not(Number(tid), process.pid, 'not the main thread')
   const at = ticks
   await eventually(() => ticks >= at + 3)
   q.send('not for it', { type: 8 })
@@ -444,28 +447,27 @@ test.serial('receiveAsync waits on a thread of its own, blocked in msgrcv, and t
   t.is(m.type, 7)
   t.is(m.data.toString(), 'from a child')
   t.is(q.stat().messages, 1)
-  await eventually(() => !waitThreads().includes(tid))
+  await eventually(() => !blockedIn(process.pid, tid, 'msgrcv'))
 })
 
-test.serial('aborting receiveAsync interrupts the blocked msgrcv, ends the thread and takes no message', async (t) => {
+test.serial('aborting receiveAsync interrupts the blocked msgrcv, frees the thread and takes no message', async (t) => {
   const q = newQueue(t)
-  t.deepEqual(waitThreads(), [])
   const ac = new AbortController()
   const p = q.receiveAsync({ signal: ac.signal })
   const [tid] = await eventually(() => {
-    const w = waitThreads()
-    return w.length === 1 && blockedIn(process.pid, w[0], 'msgrcv') && w
+    const b = blockedThreads('msgrcv')
+    return b.length === 1 && b
   })
   ac.abort(new Error('enough'))
   const err = await t.throwsAsync(p, { name: 'AbortError' })
   t.is(err.code, 'ABORT_ERR')
   t.is(err.cause.message, 'enough')
-  await eventually(() => !waitThreads().includes(tid))
+  await eventually(() => !blockedIn(process.pid, tid, 'msgrcv'))
   q.send('after')
-  t.is(q.stat().messages, 1, 'no leftover thread took the message')
+  t.is(q.stat().messages, 1, 'no leftover wait took the message')
 })
 
-test.serial('many aborts at every stage of the wait never hang and leave no thread', async (t) => {
+test.serial('many aborts at every stage of the wait never hang and leave no wait behind', async (t) => {
   const q = newQueue(t)
   for (let i = 0; i < 100; i++) {
     const ac = new AbortController()
@@ -475,11 +477,13 @@ test.serial('many aborts at every stage of the wait never hang and leave no thre
     ac.abort()
     await t.throwsAsync(p, { name: 'AbortError' })
   }
-  await eventually(() => waitThreads().length === 0)
-  t.is(q.stat().messages, 0)
+  await eventually(() => blockedThreads('msgrcv').length === 0)
+  t.true(waitThreads().length <= 2, 'finished waits reuse their threads')
+  q.send('kept')
+  t.is(q.stat().messages, 1)
 })
 
-test.serial('a terminated worker cancels its pending receive: the thread ends', async (t) => {
+test.serial('a terminated worker cancels its pending receive', async (t) => {
   const q = newQueue(t)
   const worker = new Worker(
     `const { parentPort } = require('node:worker_threads');
@@ -490,11 +494,40 @@ test.serial('a terminated worker cancels its pending receive: the thread ends', 
   )
   const [msg] = await once(worker, 'message')
   t.is(msg, 'waiting')
-  await eventually(() => waitThreads().length === 1)
+  await eventually(() => blockedThreads('msgrcv').length === 1)
   await worker.terminate()
-  await eventually(() => waitThreads().length === 0)
+  await eventually(() => blockedThreads('msgrcv').length === 0)
   q.send('after')
   t.is(q.stat().messages, 1)
+})
+
+test.serial('removing the queue wakes blocked receivers in other processes and here with EIDRM', async (t) => {
+  const q = newQueue(t)
+  const child = startNode(`
+    const q = MessageQueue.openById(Number(await next()));
+    say('ready');
+    try { q.receive() } catch (e) { say({ code: e.code, syscall: e.syscall }) }`)
+  t.teardown(() => child.kill())
+  child.send(String(q.id))
+  t.is(await child.next(), 'ready')
+  await eventually(() => blockedIn(child.pid, child.pid, 'msgrcv'))
+  const here = q.receiveAsync()
+  await eventually(() => blockedThreads('msgrcv').length === 1)
+  q.remove()
+  t.deepEqual(await child.next(), { code: 'EIDRM', syscall: 'msgrcv' })
+  const e = await t.throwsAsync(here, { instanceOf: ShmError })
+  t.is(e.code, 'EIDRM')
+  t.is((await child.exit()).code, 0)
+})
+
+test.serial('a wait thread left idle ends by itself within seconds', async (t) => {
+  const q = newQueue(t)
+  const p = q.receiveAsync()
+  await eventually(() => blockedThreads('msgrcv').length === 1)
+  q.send('x')
+  await p
+  t.true(waitThreads().length >= 1)
+  await eventually(() => waitThreads().length === 0, 15_000)
 })
 
 test('receiveAsync: timeoutMs rejects ENOMSG; a ready message resolves at once; many concurrent waits by type', async (t) => {
@@ -522,7 +555,7 @@ test('sendAsync waits for room without blocking the loop; timeout EAGAIN; abort 
   const ac = new AbortController()
   const aborted = q.sendAsync('never', { signal: ac.signal, type: 2 })
   const pending = q.sendAsync('later', { type: 3 })
-  await eventually(() => waitThreads().length >= 2)
+  await eventually(() => blockedThreads('msgsnd').length >= 2)
   ac.abort()
   await t.throwsAsync(aborted, { name: 'AbortError' })
   t.is(q.receive().data.toString(), '12345678')
@@ -586,25 +619,6 @@ test('a child blocked in msgrcv wakes on our send; one blocked in msgsnd wakes w
   t.is(q.receive().data.toString(), 'more')
   t.is(q.stat().lastSendPid, child.pid)
   child.send('bye')
-  t.is((await child.exit()).code, 0)
-})
-
-test.serial('removing the queue wakes blocked receivers in other processes and here with EIDRM', async (t) => {
-  const q = newQueue(t)
-  const child = startNode(`
-    const q = MessageQueue.openById(Number(await next()));
-    say('ready');
-    try { q.receive() } catch (e) { say({ code: e.code, syscall: e.syscall }) }`)
-  t.teardown(() => child.kill())
-  child.send(String(q.id))
-  t.is(await child.next(), 'ready')
-  await eventually(() => blockedIn(child.pid, child.pid, 'msgrcv'))
-  const here = q.receiveAsync()
-  await eventually(() => waitThreads().some((tid) => blockedIn(process.pid, tid, 'msgrcv')))
-  q.remove()
-  t.deepEqual(await child.next(), { code: 'EIDRM', syscall: 'msgrcv' })
-  const e = await t.throwsAsync(here, { instanceOf: ShmError })
-  t.is(e.code, 'EIDRM')
   t.is((await child.exit()).code, 0)
 })
 

@@ -437,7 +437,75 @@ fn release_teardown(env: &Env, arg: Option<usize>) {
     drop(unsafe { Arc::from_raw(ptr) });
 }
 
-/// Runs `work` on a new thread of its own and settles the returned promise
+/// Threads for waits that may block for any time: one per pending wait
+/// (never libuv's pool, which they would starve). A thread whose wait has
+/// ended is kept for the next wait for [`pool::IDLE`], then ends: starting a
+/// thread costs tens of microseconds, about as much as a round trip.
+mod pool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    use std::sync::{Mutex, MutexGuard};
+    use std::time::Duration;
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    /// How long a thread waits for its next job before it ends.
+    pub(super) const IDLE: Duration = Duration::from_secs(2);
+
+    /// The threads waiting for a job, by id.
+    static IDLE_THREADS: Mutex<Vec<(u64, mpsc::Sender<Job>)>> = Mutex::new(Vec::new());
+
+    fn idle() -> MutexGuard<'static, Vec<(u64, mpsc::Sender<Job>)>> {
+        IDLE_THREADS.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `job` on an idle thread, or on a new one.
+    pub(super) fn run(mut job: Job) -> std::io::Result<()> {
+        loop {
+            let taken = idle().pop();
+            match taken {
+                Some((_, tx)) => match tx.send(job) {
+                    Ok(()) => return Ok(()),
+                    // That thread is gone (it cannot be, but then try another).
+                    Err(mpsc::SendError(j)) => job = j,
+                },
+                None => break,
+            }
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sysv-msg-wait".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                job();
+                loop {
+                    idle().push((id, tx.clone()));
+                    match rx.recv_timeout(IDLE) {
+                        Ok(job) => job(),
+                        Err(RecvTimeoutError::Timeout) => {
+                            let mut list = idle();
+                            if let Some(i) = list.iter().position(|(x, _)| *x == id) {
+                                list.swap_remove(i);
+                                return;
+                            }
+                            drop(list);
+                            // Taken from the list just now: its job is on the way.
+                            match rx.recv() {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .map(drop)
+    }
+}
+
+/// Runs `work` on a thread of its own (see [`pool`]) and settles the returned promise
 /// with its outcome on the JS thread.
 fn spawn_wait<'env>(
     env: &'env Env,
@@ -446,26 +514,23 @@ fn spawn_wait<'env>(
 ) -> Result<Object<'env>> {
     let (deferred, promise) = env.create_deferred::<NativeOutcome, _>()?;
     let hook = watch_teardown(env, token);
-    let thread = std::thread::Builder::new()
-        .name("sysv-msg-wait".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            let outcome = work();
-            deferred.resolve(move |env| {
-                release_teardown(&env, hook);
-                Ok(match outcome {
-                    Ok(m) => NativeOutcome {
-                        message: m.map(native_message),
-                        error: None,
-                    },
-                    Err(e) => NativeOutcome {
-                        message: None,
-                        error: Some(error_info(e)),
-                    },
-                })
-            });
+    let started = pool::run(Box::new(move || {
+        let outcome = work();
+        deferred.resolve(move |env| {
+            release_teardown(&env, hook);
+            Ok(match outcome {
+                Ok(m) => NativeOutcome {
+                    message: m.map(native_message),
+                    error: None,
+                },
+                Err(e) => NativeOutcome {
+                    message: None,
+                    error: Some(error_info(e)),
+                },
+            })
         });
-    if let Err(e) = thread {
+    }));
+    if let Err(e) = started {
         release_teardown(env, hook);
         return Err(Error::new(
             Status::GenericFailure,
