@@ -378,63 +378,63 @@ fn error_info(e: sysv_shm::Error) -> NativeErrorInfo {
 }
 
 /// Cancels a pending call's token when its JS environment is torn down.
-/// Exactly one of the hook and the settling claims the registration.
+///
+/// The hook owns one reference (leaked into its argument); the settling
+/// call holds another, so the state outlives both. Exactly one of the hook
+/// and the settling claims the hook's reference: the hook by running, the
+/// settling by unregistering the hook first.
 struct Teardown {
     token: CancelToken,
     claimed: AtomicBool,
 }
 
 unsafe extern "C" fn on_teardown(arg: *mut c_void) {
-    // SAFETY: `arg` is the `Arc<Teardown>` leaked by `watch_teardown`; the
-    // hook runs at most once, and `claimed` says whether it still owns it.
+    // SAFETY: `arg` is the reference leaked by `watch_teardown`. The hook runs
+    // at most once, and never after `release_teardown` unregistered it.
     let state = unsafe { Arc::from_raw(arg.cast::<Teardown>()) };
-    if state.claimed.swap(true, Ordering::AcqRel) {
-        // The settling owns the leaked reference (and removed the hook, so
-        // this cannot happen); do not drop it twice.
-        std::mem::forget(state);
-        return;
+    if !state.claimed.swap(true, Ordering::AcqRel) {
+        state.token.cancel();
     }
-    state.token.cancel();
+    // Dropping `state` releases the hook's reference.
 }
 
-/// Registers the teardown hook; returns what `release_teardown` needs.
-fn watch_teardown(env: &Env, token: &CancelToken) -> Option<usize> {
+/// Registers the teardown hook; returns the settling's reference to the state.
+fn watch_teardown(env: &Env, token: &CancelToken) -> Option<Arc<Teardown>> {
     let state = Arc::new(Teardown {
         token: token.clone(),
         claimed: AtomicBool::new(false),
     });
-    let arg = Arc::into_raw(state).cast_mut();
-    // SAFETY: `env` is live; `arg` stays valid until one of the hook and
-    // `release_teardown` reclaims it.
+    let arg = Arc::into_raw(Arc::clone(&state)).cast_mut();
+    // SAFETY: `env` is live; `arg` is a leaked reference, released by the
+    // hook or by `release_teardown`.
     let status =
         unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(on_teardown), arg.cast()) };
     if status == sys::Status::napi_ok {
-        Some(arg as usize)
+        Some(state)
     } else {
-        // SAFETY: not registered: reclaim the reference leaked above.
+        // SAFETY: not registered: release the reference leaked above.
         drop(unsafe { Arc::from_raw(arg) });
         None
     }
 }
 
-/// On the JS thread, when the call settles: unregisters the hook.
-fn release_teardown(env: &Env, arg: Option<usize>) {
-    let Some(arg) = arg else { return };
-    let ptr = arg as *const Teardown;
-    // SAFETY: the hook has not run unless `claimed` is set, so the reference
-    // is alive; both run on this JS thread.
-    let claimed = unsafe { &*ptr }.claimed.swap(true, Ordering::AcqRel);
-    if claimed {
-        // The hook ran and dropped its reference; nothing is left to free.
+/// On the JS thread, when the call settles: unregisters the hook, unless it
+/// has run (the environment is going away).
+fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) {
+    let Some(state) = state else { return };
+    if state.claimed.swap(true, Ordering::AcqRel) {
         return;
     }
-    // SAFETY: `env` is live (we are settling in it) and the hook is registered
-    // with exactly this function and argument.
-    unsafe {
-        sys::napi_remove_env_cleanup_hook(env.raw(), Some(on_teardown), ptr.cast_mut().cast())
+    let arg = Arc::as_ptr(&state);
+    // SAFETY: `env` is live (we are settling in it) and the hook is still
+    // registered with exactly this function and argument.
+    let status = unsafe {
+        sys::napi_remove_env_cleanup_hook(env.raw(), Some(on_teardown), arg.cast_mut().cast())
     };
-    // SAFETY: we claimed the leaked reference; the hook will not run.
-    drop(unsafe { Arc::from_raw(ptr) });
+    if status == sys::Status::napi_ok {
+        // SAFETY: the hook is gone without having run: release its reference.
+        drop(unsafe { Arc::from_raw(arg) });
+    }
 }
 
 /// Threads for waits that may block for any time: one per pending wait
@@ -514,6 +514,7 @@ fn spawn_wait<'env>(
 ) -> Result<Object<'env>> {
     let (deferred, promise) = env.create_deferred::<NativeOutcome, _>()?;
     let hook = watch_teardown(env, token);
+    let on_error = hook.clone();
     let started = pool::run(Box::new(move || {
         let outcome = work();
         deferred.resolve(move |env| {
@@ -531,7 +532,7 @@ fn spawn_wait<'env>(
         });
     }));
     if let Err(e) = started {
-        release_teardown(env, hook);
+        release_teardown(env, on_error);
         return Err(Error::new(
             Status::GenericFailure,
             format!("could not start a thread to wait on the queue: {e}"),
