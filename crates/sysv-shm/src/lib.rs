@@ -5,6 +5,10 @@
 //! - [`Attachment`] is one mapping of it (`shmat`), detached on drop (`shmdt`).
 //!   It never lends `&[u8]` over memory that other processes can change.
 //! - [`list_segments`] and [`limits`] are `ipcs -m` and `ipcs -l`.
+//! - [`MessageQueue`] names a message queue by its msqid (`msgget`, `msgsnd`,
+//!   `msgrcv`, `msgctl`); [`list_queues`] and [`queue_limits`] are `ipcs -q`
+//!   and `ipcs -q -l`. Blocking calls take a timeout and a [`CancelToken`]
+//!   (see [`wait`]).
 //!
 //! ```no_run
 //! use sysv_shm::{Segment, CreateOptions, IPC_PRIVATE};

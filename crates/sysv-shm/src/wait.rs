@@ -25,7 +25,8 @@
 //!   thread enters the kernel, so the handler runs and the call still
 //!   sleeps) is closed by arming the timer periodic: it fires again every
 //!   [`REFIRE`] until the waiting thread has returned and deleted it.
-//! - A wait with neither deadline nor token blocks plainly, with no timer.
+//! - A wait with neither deadline nor token blocks plainly, with no timer,
+//!   whatever the strategy.
 //!
 //! Waiting costs nothing but the sleeping thread; a wake-up is immediate.
 //! Each slow-path wait with a deadline or token costs about four extra
@@ -383,6 +384,16 @@ pub(crate) fn wait<T>(
     if cancel.is_some_and(CancelToken::is_cancelled) {
         return Err(Stop::Cancelled);
     }
+    if timeout.is_none() && cancel.is_none() {
+        // Nothing can end the wait early: block plainly, whatever the strategy.
+        loop {
+            match attempt(true) {
+                Ok(v) => return Ok(v),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Stop::Os(e)),
+            }
+        }
+    }
     let deadline = timeout.map(|d| add(monotonic_now(), d.saturating_sub(start.elapsed())));
     match wait_strategy() {
         WaitStrategy::Signal => {
@@ -418,21 +429,15 @@ fn wait_signal<T>(
     would_block: Errno,
     attempt: &mut impl FnMut(bool) -> Result<T, Errno>,
 ) -> Option<Result<T, Stop>> {
+    // Called with a deadline or a token (or both): there is a timer.
     let _unblocked = Unblocked::new();
-    let timer = if deadline.is_some() || cancel.is_some() {
-        match Timer::for_this_thread() {
-            Ok(t) => Some(t),
-            Err(_) => return None,
-        }
-    } else {
-        None
+    let timer = match Timer::for_this_thread() {
+        Ok(t) => t,
+        Err(_) => return None,
     };
-    let registration = match (cancel, timer) {
-        (Some(token), Some(t)) => Some((token, token.register(Waker::Timer(t)))),
-        _ => None,
-    };
-    if let (Some(t), Some(at)) = (timer, deadline) {
-        t.arm(Some(at));
+    let registration = cancel.map(|token| (token, token.register(Waker::Timer(timer))));
+    if let Some(at) = deadline {
+        timer.arm(Some(at));
     }
     let result = loop {
         if cancel.is_some_and(CancelToken::is_cancelled) {
@@ -452,9 +457,7 @@ fn wait_signal<T>(
     if let Some((token, id)) = registration {
         token.unregister(id);
     }
-    if let Some(t) = timer {
-        t.delete();
-    }
+    timer.delete();
     Some(result)
 }
 
