@@ -74,10 +74,10 @@ export declare function msgCreate(key: number, mode: number, exclusive: boolean,
 export declare function msgOpen(key: number): number
 
 /**
- * `msgrcv` on this thread. Returns `null` instead of throwing `ENOMSG` when
- * `quiet` (no message came).
+ * `msgrcv` on this thread: the message as [`message_bytes`] lays it out, or
+ * `null` instead of throwing `ENOMSG` when `quiet` (no message came).
  */
-export declare function msgReceive(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, block: boolean, timeoutMs: number | undefined | null, quiet: boolean): NativeMessage | null
+export declare function msgReceive(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, block: boolean, timeoutMs: number | undefined | null, quiet: boolean): Buffer | null
 
 /**
  * `msgrcv` on a thread of its own; the promise resolves with `{ message }`
@@ -138,18 +138,13 @@ export interface NativeLimits {
   swappedPages: number
 }
 
-/** A received message. */
-export interface NativeMessage {
-  mtype: number
-  data: Buffer
-}
-
 /**
- * What an asynchronous call settles with: a message (receive), nothing
- * (send), or the error. It always resolves; `message-queue.ts` throws.
+ * What an asynchronous call settles with: a message (receive, laid out as
+ * [`message_bytes`] says), nothing (send), or the error. It always
+ * resolves; `message-queue.ts` throws.
  */
 export interface NativeOutcome {
-  message?: NativeMessage
+  message?: Buffer
   error?: NativeErrorInfo
 }
 

@@ -2,7 +2,7 @@
  * The `MessageQueue` class and the system-wide view of queues (`ipcs -q`).
  * @module
  */
-import type { NativeErrorInfo, NativeMessage, NativeOutcome, NativeQueueStat } from '../binding'
+import type { NativeErrorInfo, NativeOutcome, NativeQueueStat } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
@@ -89,7 +89,10 @@ export interface QueueSetOptions {
 export interface QueueMessage {
   /** `mtype`, from 1. (A C or Python peer may send types above 2^53; they read rounded.) */
   type: number
-  /** The text: a new `Buffer` of exactly the message's length. */
+  /**
+   * The text: a new `Buffer` of exactly the message's length, owned by the caller. (It views its
+   * own `ArrayBuffer` from byte 8 on: mind `byteOffset` when you wrap `data.buffer`.)
+   */
   data: Buffer
 }
 
@@ -158,7 +161,11 @@ function info(s: NativeQueueStat): QueueInfo {
   }
 }
 
-const message = (m: NativeMessage): QueueMessage => ({ type: m.mtype, data: m.data })
+/** A message from the addon: `mtype` as 8 bytes little-endian, then the text. */
+function message(raw: Buffer): QueueMessage {
+  const type = raw.readInt32LE(4) * 0x1_0000_0000 + raw.readUInt32LE(0)
+  return { type, data: raw.subarray(8) }
+}
 
 const CREATE_KEYS = ['mode', 'exclusive', 'maxBytes'] as const
 const SEND_KEYS = ['type', 'block', 'timeoutMs'] as const
@@ -400,7 +407,7 @@ export class MessageQueue {
     const s = selector(o)
     const { block, timeoutMs } = blocking(o.block, o.timeoutMs)
     const m = native.msgReceive(this.id, s.type, s.maxSize, s.truncate, s.except, block, timeoutMs, false)
-    return message(m as NativeMessage)
+    return message(m as Buffer)
   }
 
   /**
@@ -439,7 +446,7 @@ export class MessageQueue {
     const out = await waitWith(signal, (token) =>
       native.msgReceiveAsync(this.id, s.type, s.maxSize, s.truncate, s.except, timeoutMs, token),
     )
-    return message(out.message as NativeMessage)
+    return message(out.message as Buffer)
   }
 
   /** `msgctl(id, IPC_STAT)`: counts, limit, owner, mode, pids and times. */

@@ -90,13 +90,6 @@ pub struct NativeQueueSetOptions {
     pub max_bytes: Option<f64>,
 }
 
-/// A received message.
-#[napi(object)]
-pub struct NativeMessage {
-    pub mtype: f64,
-    pub data: Buffer,
-}
-
 /// A failed call, as values, for `src/message-queue.ts` to make a `ShmError` of.
 #[napi(object)]
 pub struct NativeErrorInfo {
@@ -106,11 +99,12 @@ pub struct NativeErrorInfo {
     pub syscall: Option<String>,
 }
 
-/// What an asynchronous call settles with: a message (receive), nothing
-/// (send), or the error. It always resolves; `message-queue.ts` throws.
+/// What an asynchronous call settles with: a message (receive, laid out as
+/// [`message_bytes`] says), nothing (send), or the error. It always
+/// resolves; `message-queue.ts` throws.
 #[napi(object)]
 pub struct NativeOutcome {
-    pub message: Option<NativeMessage>,
+    pub message: Option<Buffer>,
     pub error: Option<NativeErrorInfo>,
 }
 
@@ -333,19 +327,47 @@ fn receive_options(
     })
 }
 
-fn native_message(m: Message) -> NativeMessage {
-    NativeMessage {
-        mtype: m.mtype as f64,
-        data: m.data.into(),
-    }
+/// A received message as one buffer: `mtype` as 8 bytes little-endian, then
+/// the text. One allocation and no object to build: `message-queue.ts`
+/// reads the type and hands out the rest as `data`.
+fn message_bytes(m: &Message) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + m.data.len());
+    v.extend_from_slice(&m.mtype.to_le_bytes());
+    v.extend_from_slice(&m.data);
+    v
 }
 
-/// `msgrcv` on this thread. Returns `null` instead of throwing `ENOMSG` when
-/// `quiet` (no message came).
-#[napi]
+/// [`message_bytes`] in a new JS `Buffer` (`napi_create_buffer`: V8-owned
+/// memory, so no finalizer per message).
+fn message_buffer<'env>(env: &'env Env, m: &Message) -> Result<Unknown<'env>> {
+    let len = 8 + m.data.len();
+    let mut data: *mut c_void = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    // SAFETY: `env` is live; the out-pointers are valid.
+    let status = unsafe { sys::napi_create_buffer(env.raw(), len, &mut data, &mut value) };
+    if status != sys::Status::napi_ok || (data.is_null() && len > 0) {
+        return Err(Error::new(
+            Status::from(status),
+            "napi_create_buffer failed".to_string(),
+        ));
+    }
+    let dst = data.cast::<u8>();
+    // SAFETY: the new buffer has `len` = 8 + data.len() writable bytes, and
+    // does not overlap `m`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(m.mtype.to_le_bytes().as_ptr(), dst, 8);
+        std::ptr::copy_nonoverlapping(m.data.as_ptr(), dst.add(8), m.data.len());
+    }
+    // SAFETY: `value` is a live Buffer made in this env during this call.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+}
+
+/// `msgrcv` on this thread: the message as [`message_bytes`] lays it out, or
+/// `null` instead of throwing `ENOMSG` when `quiet` (no message came).
+#[napi(ts_return_type = "Buffer | null")]
 #[allow(clippy::too_many_arguments)]
-pub fn msg_receive(
-    env: Env,
+pub fn msg_receive<'env>(
+    env: &'env Env,
     id: i32,
     mtype: f64,
     max_size: Option<f64>,
@@ -354,14 +376,14 @@ pub fn msg_receive(
     block: bool,
     timeout_ms: Option<f64>,
     quiet: bool,
-) -> Result<Option<NativeMessage>> {
+) -> Result<Option<Unknown<'env>>> {
     configure();
-    let what = receive_options(&env, mtype, max_size, truncate, except)?;
-    check_timeout(&env, timeout_ms)?;
+    let what = receive_options(env, mtype, max_size, truncate, except)?;
+    check_timeout(env, timeout_ms)?;
     match MessageQueue::from_id(id).receive(&what, wait_of(block, timeout_ms)) {
-        Ok(m) => Ok(Some(native_message(m))),
+        Ok(m) => message_buffer(env, &m).map(Some),
         Err(e) if quiet && would_block(&e, sysv_shm::Errno::ENOMSG) => Ok(None),
-        Err(e) => Err(throw(&env, e)),
+        Err(e) => Err(throw(env, e)),
     }
 }
 
@@ -521,7 +543,7 @@ fn spawn_wait<'env>(
             release_teardown(&env, hook);
             Ok(match outcome {
                 Ok(m) => NativeOutcome {
-                    message: m.map(native_message),
+                    message: m.map(|m| message_bytes(&m).into()),
                     error: None,
                 },
                 Err(e) => NativeOutcome {

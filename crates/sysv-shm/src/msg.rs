@@ -271,6 +271,14 @@ fn scan(cmd: c_int, max_index: c_int) -> Result<Vec<QueueInfo>> {
     Ok(out)
 }
 
+/// The largest receive buffer kept per thread, in words (64 KiB).
+const SCRATCH_WORDS: usize = 64 * 1024 / WORD;
+
+thread_local! {
+    /// Each thread's reusable receive buffer.
+    static SCRATCH: std::cell::Cell<Vec<c_long>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// A `struct msgbuf` in memory aligned for its `long mtype`.
 struct MsgBuf {
     words: Vec<c_long>,
@@ -281,6 +289,28 @@ impl MsgBuf {
     fn with_room(size: usize) -> MsgBuf {
         MsgBuf {
             words: vec![0; 1 + size.div_ceil(WORD)],
+        }
+    }
+
+    /// Room for `size` bytes, reusing this thread's receive buffer when it is
+    /// not too large (no allocation and no zeroing per receive).
+    fn scratch(size: usize) -> MsgBuf {
+        let words = 1 + size.div_ceil(WORD);
+        if words > SCRATCH_WORDS {
+            return MsgBuf::with_room(size);
+        }
+        let mut buf = SCRATCH.with(|s| s.take());
+        if buf.len() < words {
+            buf.resize(words, 0);
+        }
+        buf.truncate(words);
+        MsgBuf { words: buf }
+    }
+
+    /// Gives a buffer from [`MsgBuf::scratch`] back to this thread.
+    fn recycle(self) {
+        if self.words.capacity() <= SCRATCH_WORDS {
+            SCRATCH.with(|s| s.replace(self.words));
         }
     }
 
@@ -595,7 +625,7 @@ impl MessageQueue {
         token: Option<&CancelToken>,
         start: Instant,
     ) -> Result<Message> {
-        let mut buf = MsgBuf::with_room(max);
+        let mut buf = MsgBuf::scratch(max);
         let id = self.id;
         let context = || {
             let except = if what.except { " except" } else { "" };
@@ -629,7 +659,9 @@ impl MessageQueue {
             }
             Err(e) => return Err(Error::os("msgrcv", e, context())),
         };
-        Ok(buf.take(n))
+        let message = buf.take(n);
+        buf.recycle();
+        Ok(message)
     }
 
     /// Reads `struct msqid_ds`: `msgctl(id, IPC_STAT, &buf)`.
