@@ -275,7 +275,7 @@ fn scan(cmd: c_int, max_index: c_int) -> Result<Vec<QueueInfo>> {
 const SCRATCH_WORDS: usize = 64 * 1024 / WORD;
 
 thread_local! {
-    /// Each thread's reusable receive buffer.
+    /// Each thread's reusable message buffer.
     static SCRATCH: std::cell::Cell<Vec<c_long>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -292,8 +292,8 @@ impl MsgBuf {
         }
     }
 
-    /// Room for `size` bytes, reusing this thread's receive buffer when it is
-    /// not too large (no allocation and no zeroing per receive).
+    /// Room for `size` bytes, reusing this thread's buffer when it is not too
+    /// large (no allocation and no zeroing per call).
     fn scratch(size: usize) -> MsgBuf {
         let words = 1 + size.div_ceil(WORD);
         if words > SCRATCH_WORDS {
@@ -319,7 +319,7 @@ impl MsgBuf {
     /// # Safety
     /// `data` must be readable for `len` bytes.
     unsafe fn message(mtype: c_long, data: *const u8, len: usize) -> MsgBuf {
-        let mut buf = MsgBuf::with_room(len);
+        let mut buf = MsgBuf::scratch(len);
         buf.words[0] = mtype;
         // SAFETY: the buffer has room for `len` bytes after the first word
         // (with_room), `data` is readable for `len` bytes (the caller's
@@ -513,7 +513,10 @@ impl MessageQueue {
             }
         };
         match first {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                buf.recycle();
+                return Ok(());
+            }
             Err(Errno::EAGAIN) if wait != Wait::NoWait => {
                 // Before sleeping: could it ever fit?
                 let max = self.stat()?.max_bytes;
