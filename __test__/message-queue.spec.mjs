@@ -547,6 +547,29 @@ test('receiveAsync: timeoutMs rejects ENOMSG; a ready message resolves at once; 
   )
 })
 
+test('messages() iterates as messages come; break takes no more; abort ends it with AbortError', async (t) => {
+  const q = newQueue(t)
+  for (const text of ['a', 'b', 'c', 'd']) q.send(text, { type: text === 'c' ? 2 : 1 })
+  const got = []
+  for await (const m of q.messages({ type: 1 })) {
+    got.push(m.data.toString())
+    if (got.length === 3) break
+  }
+  t.deepEqual(got, ['a', 'b', 'd'])
+  t.is(q.stat().messages, 1)
+  const ac = new AbortController()
+  const later = []
+  const loop = (async () => {
+    for await (const m of q.messages({ signal: ac.signal })) {
+      later.push(m.data.toString())
+      if (later.length === 2) ac.abort()
+    }
+  })()
+  setTimeout(() => q.send('e'), 10)
+  await t.throwsAsync(loop, { name: 'AbortError' })
+  t.deepEqual(later, ['c', 'e'])
+})
+
 test('sendAsync waits for room without blocking the loop; timeout EAGAIN; abort sends nothing', async (t) => {
   const q = newQueue(t, IPC_PRIVATE, { maxBytes: 8 })
   await q.sendAsync('12345678', { type: 1 })

@@ -449,6 +449,17 @@ export class MessageQueue {
     return message(out.message as Buffer)
   }
 
+  /**
+   * The messages as they come, with {@link MessageQueue.receiveAsync}:
+   * `for await (const m of q.messages({ type: 1, signal })) { … }`. Ends by throwing what
+   * `receiveAsync` throws: an `AbortError` when `signal` aborts, `EIDRM` when the queue is removed,
+   * `ENOMSG` when `timeoutMs` passes between two messages. Breaking out of the loop takes no
+   * further message.
+   */
+  async *messages(options?: ReceiveAsyncOptions): AsyncGenerator<QueueMessage, never, undefined> {
+    for (;;) yield await this.receiveAsync(options)
+  }
+
   /** `msgctl(id, IPC_STAT)`: counts, limit, owner, mode, pids and times. */
   stat(): QueueInfo {
     return info(native.msgStat(this.id))
