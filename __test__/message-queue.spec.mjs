@@ -115,6 +115,13 @@ ${code}
   }
 }
 
+/** Runs a command and returns its stdout; throws with stderr on failure. */
+function sh(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
+  if (r.error || r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.error ?? r.stderr}`)
+  return r.stdout
+}
+
 /** Waits until fn() is truthy (a liveness bound, not a timing assertion). */
 async function eventually(fn, ms = 10_000) {
   const end = Date.now() + ms
@@ -892,4 +899,67 @@ test('Python sysv_ipc ↔ Node: a queue made by Python, types both ways, message
   await eventually(() => blockedIn(blocked.pid, blocked.pid, 'msgrcv'))
   q.send('wake', { type: 3 })
   t.deepEqual(parseMessage((await blocked.done).stdout), { type: 3, data: Buffer.from('wake') })
+})
+
+// ---------------------------------------------------------------- the CLI
+
+const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const cli = (...args) =>
+  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' } })
+
+test('sysv-shm ls -q lists queues as ipcs -q does; -l shows the pids of ipcs -q -p; --json, --key, --mine', async (t) => {
+  const key = uniqueKey()
+  const a = newQueue(t, key, { mode: 0o640, maxBytes: 1000 })
+  const b = newQueue(t)
+  a.send('hello', { type: 3 })
+  a.send('world!', { type: 1 })
+  const r = await runNode(`MessageQueue.openById(${a.id}).receive({ type: 3 })`)
+  t.is(r.code, 0, r.stderr)
+
+  const ipcs = new Map()
+  for (const line of sh('ipcs', ['-q']).split('\n')) {
+    const w = line.trim().split(/\s+/)
+    if (/^0x[0-9a-f]{8}$/.test(w[0])) ipcs.set(Number(w[1]), w)
+  }
+  const ls = cli('ls', '-q')
+  t.is(ls.status, 0, ls.stderr)
+  const [head, ...lines] = ls.stdout.trim().split('\n')
+  t.deepEqual(head.split(/\s+/), ['key', 'msqid', 'owner', 'perms', 'mode', 'used-bytes', 'messages'])
+  for (const q of [a, b]) {
+    const row = lines.map((l) => l.split(/\s+/)).find((w) => Number(w[1]) === q.id)
+    const [k, id, owner, perms, bytes, messages] = ipcs.get(q.id)
+    t.deepEqual([row[0], row[1], row[2], row[4].slice(1), row[5], row[6]], [k, id, owner, perms, bytes, messages])
+  }
+  t.deepEqual(
+    lines.find((l) => l.startsWith(`0x${key.toString(16)}`)).split(/\s+/).slice(3),
+    ['rw-r-----', '0640', '6', '1'],
+  )
+
+  const long = cli('ls', '-q', '-l', '--key', '0x' + key.toString(16))
+  t.is(long.status, 0, long.stderr)
+  const [, row] = long.stdout.trim().split('\n')
+  const cells = row.split(/ {2,}/)
+  const pids = sh('ipcs', ['-q', '-p']).split('\n').find((l) => l.startsWith(`${a.id} `)).trim().split(/\s+/)
+  t.deepEqual([cells[8], cells[11], cells[12]], ['1000', pids[2], pids[3]])
+  t.is(Number(pids[3]), r.pid, 'the last receive was the child')
+
+  const json = JSON.parse(cli('ls', '-q', '--json', '--mine').stdout)
+  const ja = json.find((q) => q.id === a.id)
+  t.deepEqual(
+    { ...ja, user: undefined, group: undefined, creatorUser: undefined, creatorGroup: undefined },
+    {
+      id: a.id, key, keyHex: '0x' + key.toString(16).padStart(8, '0'), mode: 0o640, modeOctal: '0640', perms: 'rw-r-----',
+      uid: process.getuid(), user: undefined, gid: process.getgid(), group: undefined, cuid: process.getuid(),
+      creatorUser: undefined, cgid: process.getgid(), creatorGroup: undefined, messages: 1, bytes: 6, maxBytes: 1000,
+      lastSendPid: process.pid, lastReceivePid: r.pid, sendTime: ja.sendTime, receiveTime: ja.receiveTime, changeTime: ja.changeTime,
+    },
+  )
+  t.is(Date.parse(ja.sendTime), a.stat().sendTime.getTime())
+  t.true(json.some((q) => q.id === b.id))
+  t.deepEqual(JSON.parse(cli('ls', '-q', '--json', '--key', String(key)).stdout).map((q) => q.id), [a.id])
+  t.deepEqual(JSON.parse(cli('ls', '-q', '--json', '--older-than', '1h', '--key', String(key)).stdout), [])
+
+  const bad = cli('ls', '-q', '--orphans')
+  t.is(bad.status, 2)
+  t.regex(bad.stderr, /--orphans is about segments/)
 })
