@@ -38,3 +38,17 @@ export {
   type SemaphoreWaiters,
   type SemaphoreWaitOptions,
 } from './src/semaphore'
+export {
+  MessageQueue,
+  listQueues,
+  type QueueCreateOptions,
+  type QueueInfo,
+  type QueueLimits,
+  type QueueMessage,
+  type QueueSetOptions,
+  type ReceiveAsyncOptions,
+  type ReceiveOptions,
+  type ReceiveSelector,
+  type SendAsyncOptions,
+  type SendOptions,
+} from './src/message-queue'

@@ -14,6 +14,7 @@ mod errors;
 pub mod futex;
 mod mapping;
 pub mod semaphore;
+pub mod msg;
 
 use std::path::Path;
 
