@@ -13,8 +13,8 @@ mod channel;
 mod errors;
 pub mod futex;
 mod mapping;
-pub mod semaphore;
 pub mod msg;
+pub mod semaphore;
 
 use std::path::Path;
 
