@@ -72,14 +72,18 @@ pub fn perm_key(perm: &libc::ipc_perm) -> libc::key_t {
 
 /// `struct semid_ds` as the kernel fills it on 64-bit Linux
 /// (`struct semid64_ds`, which glibc and musl both mirror); the `libc` crate
-/// defines none for musl.
+/// defines none for musl. x86_64 has a padding word after each time
+/// (`arch/x86/include/uapi/asm/sembuf.h`); the generic layout, used by
+/// aarch64, has none (`include/uapi/asm-generic/sembuf.h`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct semid_ds {
     pub sem_perm: libc::ipc_perm,
     pub sem_otime: TimeT,
+    #[cfg(target_arch = "x86_64")]
     unused1: c_ulong,
     pub sem_ctime: TimeT,
+    #[cfg(target_arch = "x86_64")]
     unused2: c_ulong,
     pub sem_nsems: c_ulong,
     unused3: c_ulong,
