@@ -35,6 +35,13 @@
 //! completes a wait when the kernel reports that cell as woken, when it finds
 //! the cell's value different from the expected one, or at its deadline.
 //!
+//! Where `futex_waitv` is missing (Linux before 5.16, qemu-user 7.2, a
+//! seccomp profile that denies it), or when the environment variable
+//! `SYSV_SHM_FUTEX_WAITV` is `0`, each pending wait gets a thread of its own
+//! from a small pool instead, asleep in plain `FUTEX_WAIT`; a cancellation
+//! wakes that thread alone with a timer signal. See [`async_backend`] and
+//! the `fallback` module. The fast path is probed once per process.
+//!
 //! # References
 //! - [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)
 //! - [futex_waitv(2)](https://docs.kernel.org/userspace-api/futex2.html)
@@ -49,6 +56,8 @@ use nix::errno::Errno;
 use crate::attachment::Attachment;
 use crate::error::{Error, Result};
 
+mod fallback;
+
 /// `SYS_futex_waitv`: 449 on every architecture (added in Linux 5.16).
 const SYS_FUTEX_WAITV: libc::c_long = 449;
 /// `FUTEX2_SIZE_U32` for `futex_waitv` entries.
@@ -60,6 +69,64 @@ const FUTEX_WAITV_MAX: usize = 128;
 
 /// The size of a wait cell: the `i32` value and the `u32` waiter count.
 pub const CELL_SIZE: usize = 8;
+
+/// The environment variable that, set to `0`, makes asynchronous waits use
+/// [`AsyncBackend::FutexWait`] even where `futex_waitv` exists (to test it).
+pub const FUTEX_WAITV_ENV: &str = "SYSV_SHM_FUTEX_WAITV";
+
+/// How this process serves asynchronous waits ([`wait_async`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncBackend {
+    /// One thread per 127 pending waits, asleep in `futex_waitv(2)` on all of
+    /// them (Linux 5.16 and later).
+    FutexWaitv,
+    /// One pooled thread per pending wait, asleep in `FUTEX_WAIT` on its cell
+    /// (where `futex_waitv` is missing, or [`FUTEX_WAITV_ENV`] is `0`).
+    FutexWait,
+}
+
+impl AsyncBackend {
+    /// `"futex_waitv"` or `"futex"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AsyncBackend::FutexWaitv => "futex_waitv",
+            AsyncBackend::FutexWait => "futex",
+        }
+    }
+}
+
+/// The backend of asynchronous waits, chosen once per process: `FutexWait`
+/// if [`FUTEX_WAITV_ENV`] is `0` or if `futex_waitv(2)` fails with `ENOSYS`
+/// (Linux before 5.16, qemu-user) or `EPERM` (a seccomp filter) when probed
+/// with an empty list (which the kernel refuses with `EINVAL`), else
+/// `FutexWaitv`.
+///
+/// # References
+/// - [futex_waitv(2)](https://docs.kernel.org/userspace-api/futex2.html)
+pub fn async_backend() -> AsyncBackend {
+    static BACKEND: OnceLock<AsyncBackend> = OnceLock::new();
+    *BACKEND.get_or_init(|| {
+        if std::env::var_os(FUTEX_WAITV_ENV).is_some_and(|v| v == "0") {
+            return AsyncBackend::FutexWait;
+        }
+        // SAFETY: no list (null, 0 entries) and no timeout: the kernel reads
+        // nothing and refuses the call with EINVAL.
+        let r = unsafe {
+            libc::syscall(
+                SYS_FUTEX_WAITV,
+                std::ptr::null::<FutexWaitv>(),
+                0 as libc::c_uint,
+                0 as libc::c_uint,
+                std::ptr::null::<libc::timespec>(),
+                libc::CLOCK_MONOTONIC,
+            )
+        };
+        match Errno::result(r) {
+            Err(Errno::ENOSYS | Errno::EPERM) => AsyncBackend::FutexWait,
+            _ => AsyncBackend::FutexWaitv,
+        }
+    })
+}
 
 /// How a wait ended, as `Atomics.wait` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,7 +375,8 @@ impl Attachment {
 }
 
 // ---------------------------------------------------------------------------
-// Asynchronous waits: futex_waitv multiplexing threads.
+// Asynchronous waits: futex_waitv multiplexing threads (the `fallback`
+// module serves them where futex_waitv is missing).
 
 /// How an asynchronous wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,9 +520,10 @@ fn shards() -> MutexGuard<'static, Vec<Arc<Shard>>> {
 /// `req.addr` (and `req.waiters`) must be aligned words that stay mapped
 /// until `on_done` runs or [`cancel_range`] is called for their range.
 ///
+/// Served by the backend of [`async_backend`].
+///
 /// # Errors
-/// `ENOSYS` (syscall `futex_waitv`) on kernels before 5.16; the error of
-/// spawning a thread.
+/// The error of spawning a thread.
 pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
     // SAFETY: mapped and aligned (caller's contract).
     if unsafe { (*req.addr).load(Ordering::SeqCst) } != req.expected {
@@ -472,6 +541,10 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
         _keepalive: req.keepalive,
         on_done: req.on_done,
     };
+    if async_backend() == AsyncBackend::FutexWait {
+        // SAFETY: the caller's contract, passed on.
+        return unsafe { fallback::start(entry) };
+    }
     let mut all = shards();
     let shard = match all.iter().find(|s| s.lock().len() < FUTEX_WAITV_MAX - 1) {
         Some(s) => Arc::clone(s),
@@ -487,9 +560,9 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
                 .stack_size(256 * 1024)
                 .spawn(move || run(&for_thread));
             if let Err(e) = spawned {
-                // SAFETY: the entry's memory is mapped (caller's contract).
-                drop(unsafe { entry.finish() });
                 let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
+                // SAFETY: the entry's memory is mapped (caller's contract).
+                (unsafe { entry.finish() })(AsyncOutcome::Failed(errno));
                 return Err(Error::os(
                     "pthread_create",
                     errno,
@@ -511,6 +584,9 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
 /// thread, with [`AsyncOutcome::Cancelled`]. Returns `false` if it had
 /// already completed.
 pub fn cancel(id: u64) -> bool {
+    if fallback::cancel(id) {
+        return true;
+    }
     let all: Vec<Arc<Shard>> = shards().clone();
     for shard in all {
         let mut entries = shard.lock();
@@ -531,11 +607,11 @@ pub fn cancel(id: u64) -> bool {
 /// [`AsyncOutcome::Detached`], before that memory is unmapped. When this
 /// returns, no waiter thread reads that memory any more. Returns how many.
 pub fn cancel_range(start: usize, len: usize) -> usize {
+    let mut n = fallback::cancel_range(start, len);
     let Some(lock) = SHARDS.get() else {
-        return 0;
+        return n;
     };
     let all: Vec<Arc<Shard>> = lock.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut n = 0;
     for shard in all {
         let mut done = Vec::new();
         {

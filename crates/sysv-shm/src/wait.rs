@@ -141,9 +141,10 @@ fn handler_installed() -> bool {
     })
 }
 
-/// A POSIX timer that sends [`wake_signal`] to one thread.
+/// A POSIX timer that sends [`wake_signal`] to one thread (also used by the
+/// waiter threads of `futex`'s fallback).
 #[derive(Clone, Copy)]
-struct Timer(libc::timer_t);
+pub(crate) struct Timer(libc::timer_t);
 
 // SAFETY: a timer_t is a process-wide id; timer_settime may be called on it
 // from any thread. Its deletion is serialised with every use by the token's
@@ -152,7 +153,7 @@ unsafe impl Send for Timer {}
 
 impl Timer {
     /// `timer_create(CLOCK_MONOTONIC, {SIGEV_THREAD_ID, wake_signal, gettid()})`.
-    fn for_this_thread() -> Result<Timer, Errno> {
+    pub(crate) fn for_this_thread() -> Result<Timer, Errno> {
         // SAFETY: an all-zero sigevent is valid; the fields used are set below.
         let mut sev: libc::sigevent = unsafe { mem::zeroed() };
         sev.sigev_notify = libc::SIGEV_THREAD_ID;
@@ -169,7 +170,7 @@ impl Timer {
 
     /// Fires at `first` (absolute CLOCK_MONOTONIC, or `None` for now), then
     /// every [`REFIRE`].
-    fn arm(self, first: Option<libc::timespec>) {
+    pub(crate) fn arm(self, first: Option<libc::timespec>) {
         let (value, flags) = match first {
             Some(at) => (at, libc::TIMER_ABSTIME),
             None => (
@@ -189,7 +190,15 @@ impl Timer {
         unsafe { libc::timer_settime(self.0, flags, &spec, ptr::null_mut()) };
     }
 
-    fn delete(self) {
+    /// Stops the timer (a signal already sent may still be delivered).
+    pub(crate) fn disarm(self) {
+        // SAFETY: an all-zero itimerspec is valid (and means "disarm").
+        let spec: libc::itimerspec = unsafe { mem::zeroed() };
+        // SAFETY: as in `arm`.
+        unsafe { libc::timer_settime(self.0, 0, &spec, ptr::null_mut()) };
+    }
+
+    pub(crate) fn delete(self) {
         // SAFETY: the timer is live and deleted once (the caller owns it).
         unsafe { libc::timer_delete(self.0) };
     }
