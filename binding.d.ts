@@ -185,6 +185,9 @@ export declare function listQueues(): Array<NativeQueueStat>
 /** Every segment, as `ipcs -m` lists them. */
 export declare function listSegments(): Array<NativeStat>
 
+/** Every semaphore set, as `ipcs -s` lists them (`SEM_STAT_ANY`). */
+export declare function listSemaphores(): Array<NativeSemStat>
+
 /** `shmctl(id, SHM_LOCK)` or `shmctl(id, SHM_UNLOCK)`. */
 export declare function lock(id: number, locked: boolean): void
 

@@ -294,3 +294,12 @@ function asyncError(r: string): ShmError {
   const [, code = 'EINVAL', errno = '', syscall = 'semop', ...rest] = r.split(':')
   return new ShmError(rest.join(':') || r, code, { errno: Number(errno) || undefined, syscall })
 }
+
+/**
+ * Every semaphore set of this IPC namespace, like `ipcs -s`: `semctl(SEM_INFO)`, then
+ * `semctl(index, 0, SEM_STAT_ANY)` for each slot, which lists sets this user may not read too
+ * (Linux 4.17; older kernels skip those).
+ */
+export function listSemaphores(): SemaphoreInfo[] {
+  return native.listSemaphores().map(info)
+}
