@@ -256,7 +256,10 @@ export class Semaphore {
     return info(native.semStat(this.id))
   }
 
-  /** `semctl(id, 0, IPC_SET)`: owner and permission bits. @throws {ShmError} `EPERM`. */
+  /**
+   * `semctl(id, 0, IPC_SET)`: owner and permission bits. Needs ownership, not read permission: an
+   * owner can restore a mode that shuts it out (`0o000`). @throws {ShmError} `EPERM`.
+   */
   set(options: { uid?: number; gid?: number; mode?: number }): void {
     const o = check.options<{ uid?: number; gid?: number; mode?: number }>(options, ['uid', 'gid', 'mode'])
     native.semSet(this.id, {

@@ -310,7 +310,11 @@ export class SharedMemory implements Disposable {
     return info(native.stat(this.id))
   }
 
-  /** `shmctl(id, IPC_SET)`: changes owner and permission bits. @throws {ShmError} `EPERM` unless owner or creator. */
+  /**
+   * `shmctl(id, IPC_SET)`: changes owner and permission bits. Needs ownership, not read permission:
+   * an owner can restore a mode that shuts it out (`0o000`).
+   * @throws {ShmError} `EPERM` unless owner or creator.
+   */
   set(options: SetOptions): void {
     this.#live()
     const o = check.options<SetOptions>(options, SET_KEYS, 'options', true)
