@@ -23,6 +23,20 @@ export interface OpenOptions {
    * external buffers (Electron 21+) it is `false` whatever you ask.
    */
   zeroCopy?: boolean
+  /**
+   * Let the kernel free the segment once nobody uses it, even if every process using it is killed:
+   * the segment is marked removed (`IPC_RMID`) while attached, and the kernel frees it at the last
+   * detach (a process that dies is detached by the kernel). Default `false`.
+   *
+   * - `true`: mark it right after this attach. Its key stops naming it (`open(key)` throws
+   *   `ENOENT`); other processes attach with `openById(id)`.
+   * - `{ parties: n }`: mark it as soon as `n` attachments exist. Give the same option to every
+   *   party (`create` and `open`): the attach that brings `stat().attachCount` to `n` marks it.
+   *   Until then `open(key)` finds it.
+   *
+   * Marking needs the owner's or creator's user: otherwise the call throws `EPERM` (and does not stay attached).
+   */
+  removeWhenUnused?: boolean | { parties: number }
 }
 
 /** Options of {@link SharedMemory.create}. */
@@ -121,10 +135,33 @@ function info(s: NativeStat): SegmentInfo {
   }
 }
 
-const OPEN_KEYS = ['readOnly', 'zeroCopy'] as const
-const CREATE_KEYS = ['mode', 'exclusive', 'hugePages', 'noReserve', 'readOnly', 'zeroCopy'] as const
+const OPEN_KEYS = ['readOnly', 'zeroCopy', 'removeWhenUnused'] as const
+const CREATE_KEYS = ['mode', 'exclusive', 'hugePages', 'noReserve', 'readOnly', 'zeroCopy', 'removeWhenUnused'] as const
 const SET_KEYS = ['uid', 'gid', 'mode'] as const
 const MAX_SIZE = Number.MAX_SAFE_INTEGER
+
+/**
+ * `shmat`, then the `removeWhenUnused` marking. If either fails, nothing stays attached, and a
+ * segment this call created is removed again: no segment is left that nobody got to use.
+ */
+function attach(id: number, readOnly: boolean, parties: number, created: boolean): Mapping {
+  let mapping: Mapping | undefined
+  try {
+    mapping = native.Mapping.attach(id, readOnly)
+    if (parties > 0) mapping.removeIfAttached(parties)
+    return mapping
+  } catch (err) {
+    mapping?.detach(null)
+    if (created) {
+      try {
+        native.remove(id)
+      } catch {
+        // Already gone; the error to report is the first one.
+      }
+    }
+    throw err
+  }
+}
 
 /**
  * One attachment of a System V shared memory segment.
@@ -186,16 +223,9 @@ export class SharedMemory implements Disposable {
     const noReserve = check.boolean('noReserve', o.noReserve) ?? false
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
+    const parties = check.removeWhenUnused(o.removeWhenUnused)
     const { id, created } = native.create(k, bytes, mode, exclusive, hugePages, noReserve)
-    let mapping: Mapping
-    try {
-      mapping = native.Mapping.attach(id, readOnly)
-    } catch (err) {
-      // Never leave behind a segment that nobody got to use.
-      if (created) native.remove(id)
-      throw err
-    }
-    return new SharedMemory(mapping, k, created, zeroCopy)
+    return new SharedMemory(attach(id, readOnly, parties, created), k, created, zeroCopy)
   }
 
   /**
@@ -206,12 +236,15 @@ export class SharedMemory implements Disposable {
    */
   static open(key: number, options?: OpenOptions): SharedMemory {
     const k = check.key(key)
-    if (k === IPC_PRIVATE) throw check.rangeError('IPC_PRIVATE (0) names no segment: open it with openById(id)')
+    if (k === IPC_PRIVATE) {
+      throw check.rangeError('The "key" argument must not be IPC_PRIVATE (0), which names no segment: open it with openById(id)')
+    }
     const o = check.options<OpenOptions>(options, OPEN_KEYS)
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
+    const parties = check.removeWhenUnused(o.removeWhenUnused)
     const id = native.open(k)
-    return new SharedMemory(native.Mapping.attach(id, readOnly), k, false, zeroCopy)
+    return new SharedMemory(attach(id, readOnly, parties, false), k, false, zeroCopy)
   }
 
   /**
@@ -225,7 +258,8 @@ export class SharedMemory implements Disposable {
     const o = check.options<OpenOptions>(options, OPEN_KEYS)
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
-    const mapping = native.Mapping.attach(i, readOnly)
+    const parties = check.removeWhenUnused(o.removeWhenUnused)
+    const mapping = attach(i, readOnly, parties, false)
     const key = native.stat(i).key
     return new SharedMemory(mapping, key, false, zeroCopy)
   }
@@ -306,7 +340,7 @@ export class SharedMemory implements Disposable {
     const start = check.integer('offset', offset, 0, this.size)
     if (src.byteLength > this.size - start) {
       throw check.rangeError(
-        `${src.byteLength} bytes at offset ${start} do not fit in a segment of ${this.size} bytes`,
+        `The "data" argument (${src.byteLength} bytes) does not fit at "offset" ${start} in a segment of ${this.size} bytes`,
       )
     }
     return this.#native.write(src, start)

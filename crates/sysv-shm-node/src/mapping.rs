@@ -141,6 +141,17 @@ impl Mapping {
         Ok(len as f64)
     }
 
+    /// `IPC_RMID` if at least `parties` attachments exist now (see
+    /// `Attachment::remove_if_attached`); returns whether it is marked removed.
+    #[napi]
+    pub fn remove_if_attached(&self, env: Env, parties: u32) -> Result<bool> {
+        let guard = self.shared.lock();
+        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
+        attachment
+            .remove_if_attached(u64::from(parties))
+            .map_err(|e| throw(&env, e))
+    }
+
     /// Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of
     /// this mapping it is detached first, so its views read as length 0.
     /// Idempotent.

@@ -29,6 +29,7 @@
 #![cfg(target_os = "linux")]
 
 mod attachment;
+mod cleanup;
 mod error;
 mod info;
 mod segment;
@@ -40,7 +41,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-pub use attachment::Attachment;
+pub use attachment::{attachment_limit, live_attachments, Attachment};
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
 pub use nix::errno::Errno as ErrnoValue;
