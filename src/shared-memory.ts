@@ -421,6 +421,6 @@ export function limits(): Limits {
  * @throws {ShmError} `ENOENT`, `EACCES` (from `stat` of the path), syscall `'ftok'`.
  */
 export function ftok(path: string | URL, projId: number): number {
-  const p = path instanceof URL ? fileURLToPath(path) : check.path('path', path)
+  const p = check.path('path', path instanceof URL ? check.fileUrl('path', path, fileURLToPath) : path)
   return native.ftok(p, check.integer('projId', projId, 1, 255))
 }

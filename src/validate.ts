@@ -107,3 +107,15 @@ export function removeWhenUnused(value: unknown): number {
   if (o.parties === undefined) throw typeError('The "removeWhenUnused" option must have a "parties" number')
   return integer('removeWhenUnused.parties', o.parties, 1, 0x7fff_ffff)
 }
+
+/** The path of a `file:` URL; anything else is a `TypeError` naming the parameter. */
+export function fileUrl(name: string, url: URL, toPath: (url: URL) => string): string {
+  if (url.protocol !== 'file:') {
+    throw typeError(`The "${name}" argument must be a string or file: URL. Received a URL of scheme ${url.protocol}`)
+  }
+  try {
+    return toPath(url)
+  } catch (err) {
+    throw typeError(`The "${name}" argument is not a usable file: URL: ${(err as Error).message}`)
+  }
+}
