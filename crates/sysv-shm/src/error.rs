@@ -128,7 +128,7 @@ fn hint(syscall: &str, errno: Errno) -> Option<&'static str> {
         }
         ("shmget", Errno::ENOMEM) => "not enough memory for a segment of this size",
         ("shmat", Errno::ENOMEM) => "no address space or memory mappings left in this process",
-        ("shmat" | "shmctl", Errno::EINVAL) => "no segment has this id (or it was removed)",
+        ("shmat" | "shmctl", Errno::EINVAL) => "no segment has this id, or it was removed",
         ("shmat" | "shmctl", Errno::EIDRM) => "the segment was removed",
         _ => return None,
     })
