@@ -10,7 +10,7 @@ import test from 'ava'
 
 import { IPC_PRIVATE, SharedMemory, ShmError, listSegments } from '../dist/index.js'
 import { STRESS } from './arbitraries.mjs'
-import { PKG, dispose, eventually, noLeaks, runNode, runNodeAsNobody, sh, startNode, uniqueKey } from './helpers.mjs'
+import { PKG, dispose, eventually, noLeaks, runNode, runNodeAsNobody, runNodeInNamespace, sh, startNode, uniqueKey } from './helpers.mjs'
 
 noLeaks(test)
 
@@ -402,4 +402,31 @@ test('kill -9 of a process in the middle of a large write() leaves the segment i
   // The segment is whole and writable.
   shm.write(Buffer.alloc(shm.size, 7))
   t.true(shm.read().every((b) => b === 7))
+})
+
+test('never a crash: a segment larger than the largest Buffer (buffer.constants.MAX_LENGTH) is used through the copy API', async (t) => {
+  // SHM_NORESERVE: no memory is committed for it; only the pages touched are allocated.
+  const r = await runNodeInNamespace(`
+    import { constants } from 'node:buffer';
+    const E = (f) => { try { const r = f(); return r === undefined ? 'ok' : r } catch (e) { return [e.constructor.name, e.code ?? null, e.message] } };
+    const size = constants.MAX_LENGTH + 8192;
+    const s = SharedMemory.create(IPC_PRIVATE, size, { noReserve: true });
+    const peer = SharedMemory.openById(s.id);
+    const out = { size: s.size === size, zeroCopy: [s.zeroCopy, peer.zeroCopy], buffer: E(() => s.buffer) };
+    out.write = s.write('at the end', size - 10);
+    out.read = peer.read(size - 10).toString();
+    out.readAll = E(() => s.read());
+    out.readInto = s.readInto(Buffer.alloc(4), size - 2);
+    s.remove(); s.detach(); peer.detach();
+    out.left = listSegments().length;
+    console.log(JSON.stringify(out));
+  `)
+  t.is(r.signal, null, r.stderr)
+  t.is(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.like(out, { size: true, zeroCopy: [false, false], write: 10, read: 'at the end', readInto: 2, left: 0 })
+  t.is(out.buffer[1], 'ERR_SHM_NO_ZERO_COPY')
+  t.regex(out.buffer[2], /MAX_LENGTH/)
+  t.deepEqual(out.readAll.slice(0, 2), ['RangeError', 'ERR_OUT_OF_RANGE'])
+  t.regex(out.readAll[2], /"length"/)
 })

@@ -2,6 +2,7 @@
  * The `SharedMemory` class and the system-wide views of segments.
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
 
 import type { Mapping, NativeStat } from '../binding'
@@ -186,6 +187,8 @@ export class SharedMemory implements Disposable {
   #native: Mapping
   #buffer: Buffer | null = null
   #zeroCopy: boolean
+  /** Why there is no zero-copy buffer, for the error of `buffer`. */
+  #noZeroCopy = 'zeroCopy: false was asked'
 
   private constructor(mapping: Mapping, key: number, created: boolean, zeroCopy: boolean) {
     this.#native = mapping
@@ -196,10 +199,17 @@ export class SharedMemory implements Disposable {
     this.created = created
     this.#zeroCopy = false
     if (zeroCopy && !this.readOnly) {
-      const ab = mapping.createBuffer()
-      if (ab) {
-        this.#buffer = Buffer.from(ab, 0, this.size)
-        this.#zeroCopy = true
+      if (this.size > bufferConstants.MAX_LENGTH) {
+        // Node refuses Buffers and ArrayBuffers above this length (4 GiB on Node 20).
+        this.#noZeroCopy = `the segment is larger than buffer.constants.MAX_LENGTH (${bufferConstants.MAX_LENGTH} bytes), the largest Buffer this Node.js makes`
+      } else {
+        const ab = mapping.createBuffer()
+        if (ab) {
+          this.#buffer = Buffer.from(ab, 0, this.size)
+          this.#zeroCopy = true
+        } else {
+          this.#noZeroCopy = "the runtime refuses external ArrayBuffers (Electron's V8 memory cage)"
+        }
       }
     }
   }
@@ -301,8 +311,7 @@ export class SharedMemory implements Disposable {
     }
     if (!this.#buffer) {
       throw new ShmError(
-        `segment ${this.id} has no zero-copy buffer: the runtime refuses external ArrayBuffers ` +
-          `(Electron's V8 memory cage) or zeroCopy: false was asked; use read()/write()`,
+        `segment ${this.id} has no zero-copy buffer: ${this.#noZeroCopy}; use read()/write()`,
         'ERR_SHM_NO_ZERO_COPY',
       )
     }
@@ -314,6 +323,12 @@ export class SharedMemory implements Disposable {
     this.#live()
     const start = check.integer('offset', offset, 0, this.size)
     const n = length === undefined ? this.size - start : check.integer('length', length, 0, this.size - start)
+    if (n > bufferConstants.MAX_LENGTH) {
+      throw check.rangeError(
+        `The value of "length" is out of range: ${n} bytes from offset ${start} is more than the largest Buffer ` +
+          `(buffer.constants.MAX_LENGTH, ${bufferConstants.MAX_LENGTH}); read in parts or use readInto()`,
+      )
+    }
     const out = Buffer.allocUnsafe(n)
     this.#native.readInto(out, start)
     return out

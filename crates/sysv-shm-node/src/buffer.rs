@@ -115,17 +115,24 @@ pub(crate) unsafe fn external(
     if status == sys::Status::napi_ok {
         return Ok(Some(out));
     }
-    // Not created: the finalizer will never run, so free the hint here.
-    // SAFETY: `hint` came from Box::into_raw above and was not handed over.
-    drop(unsafe { Box::from_raw(hint) });
     if status == sys::Status::napi_no_external_buffers_allowed {
-        Ok(None)
-    } else {
-        Err(Error::new(
-            Status::from(status),
-            "napi_create_external_arraybuffer failed".to_string(),
-        ))
+        // Refused up front (V8 sandbox): Node never took the hint, and the
+        // finalizer will never run, so free it here.
+        // SAFETY: `hint` came from Box::into_raw above and was not handed over.
+        drop(unsafe { Box::from_raw(hint) });
+        return Ok(None);
     }
+    // Any other failure comes after Node took the hint, and Node then calls
+    // the finalizer itself (node::Buffer::New does so when it refuses the
+    // length, ERR_BUFFER_TOO_LARGE): freeing the hint here too would free it
+    // twice. If a failure ever skipped the finalizer, the cost is one leaked
+    // `Arc` (the mapping stays until `detach()` or exit), never a double free.
+    // Callers keep `len` within `buffer.constants.MAX_LENGTH` so that this
+    // path is not taken.
+    Err(Error::new(
+        Status::from(status),
+        "napi_create_external_arraybuffer failed".to_string(),
+    ))
 }
 
 /// If `value` is an `ArrayBuffer` whose memory starts at `data`, detaches it
