@@ -47,6 +47,9 @@ impl Mapping {
         let attachment = Segment::from_id(id)
             .attach(read_only)
             .map_err(|e| throw(&env, e))?;
+        // Node forks only to exec: keep spawned children from counting as
+        // attachments (`attachCount`) between their fork and their exec.
+        attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
         Ok(Mapping {
             id,
             size: attachment.len(),

@@ -60,3 +60,29 @@ impl Attachment {
         Ok(true)
     }
 }
+
+impl Attachment {
+    /// Keeps this mapping out of children made by `fork(2)`:
+    /// `madvise(addr, len, MADV_DONTFORK)`.
+    ///
+    /// A forked child inherits every attachment, and the kernel counts it
+    /// (`shm_nattch` goes up by one) until the child execs or exits. A
+    /// process that forks only to exec, as Node's `child_process` does, then
+    /// shows other processes attach counts that jump while it spawns, which
+    /// can mislead [`Attachment::remove_if_attached`]. After this call the
+    /// child has no such mapping and the count stays exact. Do not call it
+    /// where a forked child must keep using the mapping without exec.
+    ///
+    /// # References
+    /// - [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)
+    pub fn keep_out_of_forks(&self) -> Result<()> {
+        // SAFETY: the range is this attachment's mapping (madvise rounds the
+        // length up to whole pages, which shmat mapped); MADV_DONTFORK only
+        // changes what fork copies, not the memory or its protection.
+        let r =
+            unsafe { libc::madvise(self.as_ptr().cast(), self.len().max(1), libc::MADV_DONTFORK) };
+        nix::errno::Errno::result(r)
+            .map(drop)
+            .map_err(|e| Error::os("madvise", e, format!("MADV_DONTFORK for id {}", self.id())))
+    }
+}

@@ -15,7 +15,7 @@ pub enum Error {
     /// A system call failed.
     Os {
         /// The C function that failed: `"shmget"`, `"shmat"`, `"shmdt"`,
-        /// `"shmctl"` or `"ftok"`.
+        /// `"shmctl"`, `"ftok"` or `"madvise"`.
         syscall: &'static str,
         /// The `errno` it set.
         errno: Errno,
