@@ -27,8 +27,10 @@ fn nattch_in_forked_child(seg: Segment) -> u64 {
         // SAFETY: `ds` is a writable shmid_ds.
         let r = unsafe { libc::shmctl(seg.id(), libc::IPC_STAT, ds.as_mut_ptr()) };
         // SAFETY: zeroed is a valid shmid_ds; the kernel filled it if r == 0.
+        let ds = unsafe { ds.assume_init() };
+        #[allow(clippy::useless_conversion)]
         let n: u64 = if r == 0 {
-            unsafe { ds.assume_init() }.shm_nattch as u64
+            u64::from(ds.shm_nattch)
         } else {
             u64::MAX
         };
