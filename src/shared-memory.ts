@@ -142,29 +142,6 @@ const SET_KEYS = ['uid', 'gid', 'mode'] as const
 const MAX_SIZE = Number.MAX_SAFE_INTEGER
 
 /**
- * `shmat`, then the `removeWhenUnused` marking. If either fails, nothing stays attached, and a
- * segment this call created is removed again: no segment is left that nobody got to use.
- */
-function attach(id: number, readOnly: boolean, parties: number, created: boolean): Mapping {
-  let mapping: Mapping | undefined
-  try {
-    mapping = native.Mapping.attach(id, readOnly)
-    if (parties > 0) mapping.removeIfAttached(parties)
-    return mapping
-  } catch (err) {
-    mapping?.detach(null)
-    if (created) {
-      try {
-        native.remove(id)
-      } catch {
-        // Already gone; the error to report is the first one.
-      }
-    }
-    throw err
-  }
-}
-
-/**
  * One attachment of a System V shared memory segment.
  *
  * The segment itself lives in the kernel: it outlives this object and this
@@ -235,7 +212,7 @@ export class SharedMemory implements Disposable {
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
     const parties = check.removeWhenUnused(o.removeWhenUnused)
     const { id, created } = native.create(k, bytes, mode, exclusive, hugePages, noReserve)
-    return new SharedMemory(attach(id, readOnly, parties, created), k, created, zeroCopy)
+    return SharedMemory.#attach(id, k, { readOnly, zeroCopy, parties, created })
   }
 
   /**
@@ -254,7 +231,7 @@ export class SharedMemory implements Disposable {
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
     const parties = check.removeWhenUnused(o.removeWhenUnused)
     const id = native.open(k)
-    return new SharedMemory(attach(id, readOnly, parties, false), k, false, zeroCopy)
+    return SharedMemory.#attach(id, k, { readOnly, zeroCopy, parties, created: false })
   }
 
   /**
@@ -269,9 +246,35 @@ export class SharedMemory implements Disposable {
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
     const parties = check.removeWhenUnused(o.removeWhenUnused)
-    const mapping = attach(i, readOnly, parties, false)
-    const key = native.stat(i).key
-    return new SharedMemory(mapping, key, false, zeroCopy)
+    return SharedMemory.#attach(i, undefined, { readOnly, zeroCopy, parties, created: false })
+  }
+
+  /**
+   * `shmat`, the `removeWhenUnused` marking, then the handle. If any step fails, nothing stays
+   * attached, and a segment that this call created is removed again: no segment is left that
+   * nobody got to use. (`key` undefined: read it from the segment.)
+   */
+  static #attach(
+    id: number,
+    key: number | undefined,
+    o: { readOnly: boolean; zeroCopy: boolean; parties: number; created: boolean },
+  ): SharedMemory {
+    let mapping: Mapping | undefined
+    try {
+      mapping = native.Mapping.attach(id, o.readOnly)
+      if (o.parties > 0) mapping.removeIfAttached(o.parties)
+      return new SharedMemory(mapping, key ?? native.stat(id).key, o.created, o.zeroCopy)
+    } catch (err) {
+      mapping?.detach(null)
+      if (o.created) {
+        try {
+          native.remove(id)
+        } catch {
+          // Already gone; the error to report is the first one.
+        }
+      }
+      throw err
+    }
   }
 
   /** `shmctl(id, IPC_STAT)` of any segment, attached or not. */
