@@ -44,6 +44,16 @@ export declare class Mapping {
   detach(buffer?: ArrayBuffer | null): void
 }
 
+/** Cancels the wait of an asynchronous call, from JavaScript. */
+export declare class WaitToken {
+  constructor()
+  /**
+   * Wakes the call waiting with this token: it settles with `ECANCELED`
+   * unless it completed first. Idempotent.
+   */
+  cancel(): void
+}
+
 /** `shmget(key, size, IPC_CREAT [| IPC_EXCL] | mode [| SHM_HUGETLB | SHM_NORESERVE])`. */
 export declare function create(key: number, size: number, mode: number, exclusive: boolean, hugePages: boolean, noReserve: boolean): NativeCreated
 
@@ -53,16 +63,70 @@ export declare function ftok(path: string, projId: number): number
 /** The kernel's limits (`ipcs -l`) and usage. */
 export declare function limits(): NativeLimits
 
+/** Every queue, as `ipcs -q` lists them. */
+export declare function listQueues(): Array<NativeQueueStat>
+
 /** Every segment, as `ipcs -m` lists them. */
 export declare function listSegments(): Array<NativeStat>
 
 /** `shmctl(id, SHM_LOCK)` or `shmctl(id, SHM_UNLOCK)`. */
 export declare function lock(id: number, locked: boolean): void
 
+/** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`, then `IPC_SET` of `msg_qbytes`. */
+export declare function msgCreate(key: number, mode: number, exclusive: boolean, maxBytes?: number | undefined | null): NativeCreated
+
+/** `msgget(key, 0)`: the id of an existing queue. */
+export declare function msgOpen(key: number): number
+
+/**
+ * `msgrcv` on this thread: the message as [`message_bytes`] lays it out, or
+ * `null` instead of throwing `ENOMSG` when `quiet` (no message came).
+ */
+export declare function msgReceive(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, block: boolean, timeoutMs: number | undefined | null, quiet: boolean): Buffer | null
+
+/**
+ * `msgrcv` on a thread of its own; the promise resolves with `{ message }`
+ * or `{ error }` (`ENOMSG` on timeout, `ECANCELED` when `token` cancels it).
+ */
+export declare function msgReceiveAsync(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, timeoutMs: number | undefined | null, token: WaitToken): Promise<NativeOutcome>
+
+/** `msgctl(id, IPC_RMID)`. */
+export declare function msgRemove(id: number): void
+
+/**
+ * `msgsnd` on this thread. Returns `false` instead of throwing `EAGAIN`
+ * when `quiet` (the queue stayed full).
+ */
+export declare function msgSend(id: number, mtype: number, data: ArrayBufferView, block: boolean, timeoutMs: number | undefined | null, quiet: boolean): boolean
+
+/**
+ * `msgsnd` on a thread of its own; `data` is copied before this returns.
+ * The promise resolves with `{}` or `{ error }` (`EAGAIN` on timeout,
+ * `ECANCELED` when `token` cancels it).
+ */
+export declare function msgSendAsync(id: number, mtype: number, data: ArrayBufferView, timeoutMs: number | undefined | null, token: WaitToken): Promise<NativeOutcome>
+
+/** `msgctl(id, IPC_SET)`. */
+export declare function msgSet(id: number, options: NativeQueueSetOptions): void
+
+/** `msgctl(id, IPC_STAT)`. */
+export declare function msgStat(id: number): NativeQueueStat
+
+/** How timed and cancellable waits sleep in this process: `"signal"` or `"poll"`. */
+export declare function msgWaitStrategy(): string
+
 /** What `shmget` returned and whether this call created the segment. */
 export interface NativeCreated {
   id: number
   created: boolean
+}
+
+/** A failed call, as values, for `src/message-queue.ts` to make a `ShmError` of. */
+export interface NativeErrorInfo {
+  code: string
+  message: string
+  errno?: number
+  syscall?: string
 }
 
 /** The kernel's limits and usage (`ipcs -l`, `ipcs -u`). */
@@ -77,6 +141,56 @@ export interface NativeLimits {
   usedPages: number
   residentPages: number
   swappedPages: number
+}
+
+/**
+ * What an asynchronous call settles with: a message (receive, laid out as
+ * [`message_bytes`] says), nothing (send), or the error. It always
+ * resolves; `message-queue.ts` throws.
+ */
+export interface NativeOutcome {
+  message?: Buffer
+  error?: NativeErrorInfo
+}
+
+/** The kernel's message queue limits and usage (`ipcs -q -l`, `ipcs -q -u`). */
+export interface NativeQueueLimits {
+  maxMessageSize: number
+  defaultMaxBytes: number
+  maxQueues: number
+  usedQueues: number
+  totalMessages: number
+  totalBytes: number
+}
+
+/** Options of `IPC_SET`; absent fields keep their value. */
+export interface NativeQueueSetOptions {
+  uid?: number
+  gid?: number
+  mode?: number
+  maxBytes?: number
+}
+
+/**
+ * `struct msqid_ds` as plain values; times are milliseconds since the
+ * epoch, or `null` when the event has not happened.
+ */
+export interface NativeQueueStat {
+  id: number
+  key: number
+  mode: number
+  uid: number
+  gid: number
+  cuid: number
+  cgid: number
+  messages: number
+  bytes: number
+  maxBytes: number
+  lastSendPid: number
+  lastReceivePid: number
+  sendTime?: number
+  receiveTime?: number
+  changeTime?: number
 }
 
 /** Options of `IPC_SET`; absent fields keep their value. */
@@ -111,6 +225,9 @@ export interface NativeStat {
 
 /** `shmget(key, 0, 0)`: the id of an existing segment. */
 export declare function open(key: number): number
+
+/** The kernel's message queue limits and usage. */
+export declare function queueLimits(): NativeQueueLimits
 
 /** `shmctl(id, IPC_RMID)`. */
 export declare function remove(id: number): void

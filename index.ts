@@ -21,3 +21,17 @@ export {
   type SegmentInfo,
   type SetOptions,
 } from './src/shared-memory'
+export {
+  MessageQueue,
+  listQueues,
+  type QueueCreateOptions,
+  type QueueInfo,
+  type QueueLimits,
+  type QueueMessage,
+  type QueueSetOptions,
+  type ReceiveAsyncOptions,
+  type ReceiveOptions,
+  type ReceiveSelector,
+  type SendAsyncOptions,
+  type SendOptions,
+} from './src/message-queue'

@@ -117,22 +117,10 @@ const date = (ms: number | null | undefined): Date | null => (ms == null ? null 
 
 function info(s: NativeStat): SegmentInfo {
   return {
-    id: s.id,
-    key: s.key,
-    size: s.size,
-    mode: s.mode,
-    uid: s.uid,
-    gid: s.gid,
-    cuid: s.cuid,
-    cgid: s.cgid,
-    creatorPid: s.creatorPid,
-    lastPid: s.lastPid,
-    attachCount: s.attachCount,
+    ...s,
     attachTime: date(s.attachTime),
     detachTime: date(s.detachTime),
     changeTime: date(s.changeTime),
-    removed: s.removed,
-    locked: s.locked,
   }
 }
 

@@ -11,6 +11,7 @@
 mod buffer;
 mod errors;
 mod mapping;
+pub mod msg;
 
 use std::path::Path;
 

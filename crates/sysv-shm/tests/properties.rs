@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use proptest::prelude::*;
 use sysv_shm::{
-    ftok, list_segments, Attachment, CreateOptions, ErrnoValue as Errno, Error, Segment,
-    SetOptions, IPC_PRIVATE, MODE_MASK,
+    ftok, list_segments, Attachment, CreateOptions, Errno, Error, Segment, SetOptions, IPC_PRIVATE,
+    MODE_MASK,
 };
 
 /// Tests of this binary run on parallel threads; they take turns so that

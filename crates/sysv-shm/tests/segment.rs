@@ -3,8 +3,7 @@
 use std::process::Command;
 
 use sysv_shm::{
-    ftok, limits, list_segments, CreateOptions, ErrnoValue as Errno, Error, Segment, SetOptions,
-    IPC_PRIVATE,
+    ftok, limits, list_segments, CreateOptions, Errno, Error, Segment, SetOptions, IPC_PRIVATE,
 };
 
 /// A key unique to this test process and call.
