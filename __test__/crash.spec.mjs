@@ -81,16 +81,19 @@ let upto = 0, stop = false;
 const bad = [];
 function drain() {
   const published = Atomics.load(h, 0);
+  if (upto === published) return false;
   for (; upto < published; upto++) {
     s.readInto(rec, slotOf(upto));
     const wrong = verify(upto, rec);
     if (wrong && bad.length < 10) bad.push(wrong);
     Atomics.store(h, 1, upto + 1);
   }
+  return true;
 }
 next().then(() => { stop = true });
 say('ready');
-while (!stop) { drain(); await new Promise(setImmediate); }
+// Nap a millisecond when there is nothing new, rather than spin (the machine has other work).
+while (!stop) await new Promise((r) => (drain() ? setImmediate(r) : setTimeout(r, 1)));
 drain();
 say({ verified: upto, bad });
 await next();
@@ -120,10 +123,10 @@ for (const via of ['write', 'buffer']) {
       t.is(signal, 'SIGKILL')
       t.is(code, null)
       published = Atomics.load(h, 0)
-      // The kernel detached the dead writer; the segment is untouched otherwise.
-      const st = shm.stat()
-      t.is(st.attachCount, 2)
-      t.false(st.removed)
+      // The kernel detaches the dead writer (when it tears down its memory, which a concurrent
+      // reader of /proc/PID/maps can delay a little past the exit); the segment is untouched.
+      await eventually(() => shm.stat().attachCount === 2)
+      t.false(shm.stat().removed)
     }
     t.true(published >= writers * perWriter)
     r.send('stop')
@@ -131,7 +134,7 @@ for (const via of ['write', 'buffer']) {
     t.deepEqual(report, { verified: published, bad: [] })
     r.send('exit')
     t.is((await r.exit()).code, 0)
-    t.is(shm.stat().attachCount, 1)
+    await eventually(() => shm.stat().attachCount === 1)
     // Everything published is still there for a process that attaches later.
     const late = await runNode(`${RECORD}
       const s = SharedMemory.openById(${shm.id}, { zeroCopy: false });
@@ -190,7 +193,7 @@ test('removeWhenUnused { parties: 3 }: found by key until the third party attach
   t.is(st.key, 0)
   t.is(t.throws(() => SharedMemory.open(key), { instanceOf: ShmError }).code, 'ENOENT')
   await killAll(t, kids)
-  t.true(gone(first.id), 'the kernel freed the segment when the last party died')
+  await eventually(() => gone(first.id)) // the kernel freed the segment when the last party died
   t.false(listSegments().some((s) => s.id === first.id))
 })
 
@@ -205,7 +208,7 @@ test('removeWhenUnused: true marks at once; parties join by id; kill -9 of all f
   }
   t.is(SharedMemory.statById(id).attachCount, 3)
   await killAll(t, kids)
-  t.true(gone(id))
+  await eventually(() => gone(id))
 })
 
 test('without removeWhenUnused, kill -9 of every party leaves the segment behind (what the option prevents)', async (t) => {
@@ -216,9 +219,8 @@ test('without removeWhenUnused, kill -9 of every party leaves the segment behind
   kids.push(startNode(party(`SharedMemory.open(${key})`)))
   await kids[1].next()
   await killAll(t, kids)
-  const st = SharedMemory.statById(id)
-  t.is(st.attachCount, 0)
-  t.false(st.removed)
+  await eventually(() => SharedMemory.statById(id).attachCount === 0)
+  t.false(SharedMemory.statById(id).removed)
   SharedMemory.removeById(id)
   t.true(gone(id))
 })
@@ -394,7 +396,7 @@ test('kill -9 of a process in the middle of a large write() leaves the segment i
   await sleep(300)
   w.child.kill('SIGKILL')
   t.is((await w.exit()).signal, 'SIGKILL')
-  t.is(shm.stat().attachCount, 1)
+  await eventually(() => shm.stat().attachCount === 1)
   // An interrupted write() leaves a mix of the last two writes (nothing more is promised of one
   // write), never other bytes: at most two values, consecutive.
   const values = [...new Set(shm.read())].sort((a, b) => a - b)
