@@ -36,6 +36,7 @@
 
 mod attachment;
 pub mod channel;
+mod cleanup;
 mod error;
 pub mod futex;
 mod info;
@@ -49,7 +50,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-pub use attachment::Attachment;
+pub use attachment::{attachment_limit, live_attachments, Attachment};
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
 pub use msg::{

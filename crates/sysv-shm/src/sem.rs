@@ -13,14 +13,15 @@
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use libc::{c_int, c_ushort};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::segment::{hex_key, CreateOptions, SetOptions, MODE_MASK};
-use crate::{sys, Key};
+use crate::sys;
+use crate::Key;
 
 /// `SEMVMX`: the largest value of a semaphore.
 pub const SEM_VALUE_MAX: u16 = 32767;
@@ -32,7 +33,7 @@ pub const SEM_MAX_PER_SET: usize = 32000;
 #[derive(Clone, Copy)]
 union Semun {
     val: c_int,
-    buf: *mut libc::semid_ds,
+    buf: *mut sys::semid_ds,
     array: *mut c_ushort,
 }
 
@@ -84,33 +85,21 @@ pub struct SemInfo {
     pub change_time: Option<SystemTime>,
 }
 
-// musl's `libc::time_t` is marked deprecated (it changed to 64 bits in musl
-// 1.2); the kernel's `semid_ds` times are `time_t` on every target.
-#[allow(deprecated)]
-fn time(t: libc::time_t) -> Option<SystemTime> {
-    (t > 0).then(|| UNIX_EPOCH + Duration::from_secs(t as u64))
-}
-
 impl SemInfo {
-    // `sem_nsems` is `c_ulong` or `c_ushort` by target.
+    // `sem_nsems` is a `c_ulong`; `count` a `usize` of the same width.
     #[allow(clippy::unnecessary_cast)]
-    fn from_raw(id: i32, ds: &libc::semid_ds) -> Self {
-        #[cfg(target_env = "musl")]
-        #[allow(deprecated)] // the `libc` crate's musl name for the key field
-        let key = ds.sem_perm.__ipc_perm_key;
-        #[cfg(not(target_env = "musl"))]
-        let key = ds.sem_perm.__key;
+    fn from_raw(id: i32, ds: &sys::semid_ds) -> Self {
         SemInfo {
             id,
-            key,
+            key: sys::perm_key(&ds.sem_perm),
             mode: ds.sem_perm.mode as u32 & MODE_MASK,
             uid: ds.sem_perm.uid,
             gid: ds.sem_perm.gid,
             cuid: ds.sem_perm.cuid,
             cgid: ds.sem_perm.cgid,
             count: ds.sem_nsems as usize,
-            op_time: time(ds.sem_otime),
-            change_time: time(ds.sem_ctime),
+            op_time: sys::epoch_time(ds.sem_otime),
+            change_time: sys::epoch_time(ds.sem_ctime),
         }
     }
 }
@@ -131,8 +120,8 @@ fn sem_info() -> Result<(c_int, sys::seminfo)> {
 
 /// `semctl(index, 0, cmd, &buf)` for `SEM_STAT` or `SEM_STAT_ANY`: the set in
 /// slot `index` and its semid.
-fn stat_slot(index: c_int, cmd: c_int) -> std::result::Result<(i32, libc::semid_ds), Errno> {
-    let mut ds = MaybeUninit::<libc::semid_ds>::zeroed();
+fn stat_slot(index: c_int, cmd: c_int) -> std::result::Result<(i32, sys::semid_ds), Errno> {
+    let mut ds = MaybeUninit::<sys::semid_ds>::zeroed();
     let arg = Semun {
         buf: ds.as_mut_ptr(),
     };
@@ -335,7 +324,7 @@ impl SemaphoreSet {
                 Some(Some(d)) => {
                     let left = d.saturating_duration_since(Instant::now());
                     let ts = libc::timespec {
-                        tv_sec: left.as_secs() as libc::time_t,
+                        tv_sec: left.as_secs() as sys::TimeT,
                         tv_nsec: left.subsec_nanos() as libc::c_long,
                     };
                     // SAFETY: `raw` holds `raw.len()` sembufs and `ts` is a
@@ -519,7 +508,7 @@ impl SemaphoreSet {
     /// read permission; `None` where the kernel does not know the command
     /// (before 4.17) or the slot holds another set. The slot is the low 15
     /// bits of the id, or the low 24 with `ipcmni_extend`.
-    fn stat_any(&self) -> Option<libc::semid_ds> {
+    fn stat_any(&self) -> Option<sys::semid_ds> {
         [self.id & 0x7fff, self.id & 0xff_ffff]
             .into_iter()
             .find_map(|index| match stat_slot(index, libc::SEM_STAT_ANY) {
@@ -528,8 +517,8 @@ impl SemaphoreSet {
             })
     }
 
-    fn raw_stat(&self) -> Result<libc::semid_ds> {
-        let mut ds = MaybeUninit::<libc::semid_ds>::zeroed();
+    fn raw_stat(&self) -> Result<sys::semid_ds> {
+        let mut ds = MaybeUninit::<sys::semid_ds>::zeroed();
         self.ctl(
             0,
             libc::IPC_STAT,
