@@ -40,9 +40,9 @@ die() { printf 'setup-cross: %s\n' "$*" >&2; exit 1; }
 [ -d node_modules/@napi-rs/cli ] || die "run npm ci first"
 
 # --- 1. Debian packages -------------------------------------------------------
-pkgs=(rustc-web cargo-web libstd-rust-web-dev libstd-rust-web-dev:arm64 qemu-user-static
+pkgs=(rustc-web cargo-web libstd-rust-web-dev:amd64 libstd-rust-web-dev:arm64 qemu-user-static
   libc6:arm64 libstdc++6:arm64 binutils xz-utils)
-installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed; }
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
 missing=()
 for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -101,6 +101,7 @@ if [ ! -x "$node_arm64" ]; then
   tar -xzf "$tgz" -C "${node_arm64%/bin/node}.tmp" --strip-components=1 package/bin/node
   mv "${node_arm64%/bin/node}.tmp" "${node_arm64%/bin/node}"
 fi
+ln -sfn "node-arm64-$NODE_ARM64_VERSION" "$TOOLS/node-arm64" # the path scripts/lib/platforms.mjs uses
 [ "$(qemu-aarch64-static "$node_arm64" -p process.arch)" = arm64 ] || die "$node_arm64 does not run under qemu"
 
 reg="$TOOLS/registry"
