@@ -102,22 +102,10 @@ const date = (ms: number | null | undefined): Date | null => (ms == null ? null 
 
 function info(s: NativeStat): SegmentInfo {
   return {
-    id: s.id,
-    key: s.key,
-    size: s.size,
-    mode: s.mode,
-    uid: s.uid,
-    gid: s.gid,
-    cuid: s.cuid,
-    cgid: s.cgid,
-    creatorPid: s.creatorPid,
-    lastPid: s.lastPid,
-    attachCount: s.attachCount,
+    ...s,
     attachTime: date(s.attachTime),
     detachTime: date(s.detachTime),
     changeTime: date(s.changeTime),
-    removed: s.removed,
-    locked: s.locked,
   }
 }
 
@@ -321,7 +309,7 @@ export class SharedMemory implements Disposable {
   /** `shmctl(id, IPC_SET)`: changes owner and permission bits. @throws {ShmError} `EPERM` unless owner or creator. */
   set(options: SetOptions): void {
     this.#live()
-    const o = check.options<SetOptions>(options, SET_KEYS)
+    const o = check.options<SetOptions>(options, SET_KEYS, 'options', true)
     native.set(this.id, {
       uid: o.uid === undefined ? undefined : check.integer('uid', o.uid, 0, 0xffff_fffe),
       gid: o.gid === undefined ? undefined : check.integer('gid', o.gid, 0, 0xffff_fffe),

@@ -56,8 +56,13 @@ export function boolean(name: string, value: unknown): boolean | undefined {
 }
 
 /** An options object (or undefined) whose keys are all among `allowed`. */
-export function options<T extends object>(value: unknown, allowed: readonly (keyof T & string)[], name = 'options'): Partial<T> {
-  if (value === undefined) return {}
+export function options<T extends object>(
+  value: unknown,
+  allowed: readonly (keyof T & string)[],
+  name = 'options',
+  required = false,
+): Partial<T> {
+  if (value === undefined && !required) return {}
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw typeError(`The "${name}" argument must be an object. Received ${describe(value)}`)
   }

@@ -5,6 +5,7 @@
 //! never while a view could still read it. `detach()` detaches the
 //! `ArrayBuffer` first (its views become length 0), then the mapping.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::*;
@@ -37,6 +38,8 @@ pub struct Mapping {
     size: usize,
     read_only: bool,
     address: usize,
+    /// Whether `create_buffer` has handed out the one zero-copy buffer.
+    buffer_made: AtomicBool,
 }
 
 #[napi]
@@ -52,6 +55,7 @@ impl Mapping {
             size: attachment.len(),
             read_only,
             address: attachment.as_ptr() as usize,
+            buffer_made: AtomicBool::new(false),
             shared: Arc::new(Shared {
                 attachment: Mutex::new(Some(attachment)),
             }),
@@ -90,6 +94,15 @@ impl Mapping {
         let Some(attachment) = guard.as_ref() else {
             return Err(detached(&env, self.id));
         };
+        // One buffer per mapping: `detach()` can only cut off the one that
+        // `index.ts` holds and passes back.
+        if self.buffer_made.swap(true, Ordering::Relaxed) {
+            return Err(shm_error(
+                &env,
+                "ERR_SHM_BUFFER_TAKEN",
+                "the zero-copy buffer of this mapping was already created",
+            ));
+        }
         if self.read_only {
             return Err(shm_error(
                 &env,

@@ -38,12 +38,10 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::errno::Errno;
-
 pub use attachment::Attachment;
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
-pub use nix::errno::Errno as ErrnoValue;
+pub use nix::errno::Errno;
 pub use segment::{CreateOptions, Segment, SegmentInfo, SetOptions, IPC_PRIVATE, MODE_MASK};
 
 /// A System V IPC key (`key_t`). `ipcs` prints it as 32-bit hex.

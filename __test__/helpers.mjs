@@ -1,0 +1,169 @@
+// Shared helpers of the ava suite: child processes that use the package,
+// unique keys, and a check that a test leaves no segment behind.
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+import { listSegments } from '../dist/index.js'
+
+export const PKG = fileURLToPath(new URL('../dist/index.js', import.meta.url))
+
+let counter = 0
+/** A key unique to this process and call: 0x53PPPPCC. */
+export function uniqueKey() {
+  counter = (counter + 1) & 0xff
+  return ((0x53 << 24) | ((process.pid & 0xffff) << 8) | counter) >>> 0
+}
+
+/** Ids of the segments that exist now. */
+export function segmentIds() {
+  return new Set(listSegments().map((s) => s.id))
+}
+
+/**
+ * Registers hooks that fail the file if its tests left segments behind:
+ * segments created by this process or its children that did not exist
+ * before. (Other test files run in parallel and are not counted.)
+ */
+export function noLeaks(test) {
+  let before
+  test.before(() => {
+    before = segmentIds()
+  })
+  test.after.always('no segment left behind', (t) => {
+    const ours = listSegments().filter(
+      (s) => !before.has(s.id) && (s.creatorPid === process.pid || children.has(s.creatorPid)),
+    )
+    // Clean up so one failure does not cascade into other files, then fail.
+    for (const s of ours) spawnSync('ipcrm', ['-m', String(s.id)])
+    t.deepEqual(ours.map((s) => s.id), [], 'segments left behind')
+  })
+}
+
+const children = new Set()
+
+/** Removes (if still possible) and detaches each handle: a test's cleanup. */
+export function dispose(...handles) {
+  for (const h of handles) {
+    try {
+      if (h.attached) h.remove()
+    } catch {}
+    h.detach()
+  }
+}
+
+/** The header that child scripts start with. */
+const preludeFor = (pkg) =>
+  `import * as shm from ${JSON.stringify(pkg)};\nconst { SharedMemory, ShmError, ftok, listSegments, limits, IPC_PRIVATE } = shm;\n`
+const prelude = preludeFor(PKG)
+
+let publicCopy
+/**
+ * The package copied where any user can read it (the checkout may be under
+ * a private home directory), for children that run as another user.
+ */
+function publicPkg() {
+  if (publicCopy) return publicCopy
+  const root = dirname(dirname(PKG))
+  const dest = mkdtempSync(join(tmpdir(), 'sysv-shm-pkg-'))
+  cpSync(join(root, 'dist'), join(dest, 'dist'), { recursive: true })
+  for (const f of readdirSync(root)) if (f.endsWith('.node')) cpSync(join(root, f), join(dest, f))
+  const open = (p) => {
+    chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644)
+    if (statSync(p).isDirectory()) for (const f of readdirSync(p)) open(join(p, f))
+  }
+  open(dest)
+  process.on('exit', () => rmSync(dest, { recursive: true, force: true }))
+  publicCopy = join(dest, 'dist', 'index.js')
+  return publicCopy
+}
+
+/**
+ * Runs ESM code in a new node process that has the package imported as above.
+ * Resolves with { code, signal, stdout, stderr } when it exits.
+ */
+export function runNode(code, { env, argv = [], nodeArgs = [], wrap = [], pkg = PKG } = {}) {
+  const args = [...wrap, process.execPath, ...nodeArgs, '--input-type=module', '-e', preludeFor(pkg) + code, ...argv]
+  const child = spawn(args[0], args.slice(1), {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child.pid)
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  return once(child, 'close').then(([code, signal]) => ({ code, signal, stdout, stderr }))
+}
+
+/** Like runNode, but run as the unprivileged user nobody (uid/gid 65534). */
+export function runNodeAsNobody(code, opts = {}) {
+  return runNode(code, {
+    ...opts,
+    pkg: publicPkg(),
+    wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+  })
+}
+
+/**
+ * A long-lived child driven line by line: the code gets `next()` (awaits a
+ * line from the parent) and `say(x)` (sends a JSON line to the parent).
+ * Returns { send, next, exit, child }.
+ */
+export function startNode(code, { env, nodeArgs = [] } = {}) {
+  const body = `${prelude}
+import { createInterface } from 'node:readline';
+const rl = createInterface({ input: process.stdin });
+const lines = rl[Symbol.asyncIterator]();
+const next = async () => (await lines.next()).value;
+const say = (x) => process.stdout.write(JSON.stringify(x) + '\\n');
+${code}
+`
+  const child = spawn(process.execPath, [...nodeArgs, '--input-type=module', '-e', body], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  children.add(child.pid)
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const rl = createInterface({ input: child.stdout })
+  const it = rl[Symbol.asyncIterator]()
+  const exited = once(child, 'close')
+  return {
+    child,
+    send: (line) => child.stdin.write(line + '\n'),
+    next: async () => {
+      const r = await it.next()
+      if (r.done) throw new Error(`child ended early: ${stderr}`)
+      return JSON.parse(r.value)
+    },
+    exit: async () => {
+      child.stdin.end()
+      const [code, signal] = await exited
+      return { code, signal, stderr }
+    },
+  }
+}
+
+/** Runs a command and returns its stdout; throws with stderr on failure. */
+export function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts })
+  if (r.error) throw r.error
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`)
+  return r.stdout
+}
+
+/** Waits until fn() is truthy, polling; fails after `ms`. Not a timing assertion: a liveness bound. */
+export async function eventually(fn, ms = 10_000) {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > end) throw new Error('condition not reached in time')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
