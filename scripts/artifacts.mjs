@@ -8,7 +8,8 @@
 // with it too when it has the aarch64-unknown-linux-gnu target (as in the
 // GitHub workflow, after `rustup target add`); else with the rustup toolchain
 // named by SYSV_SHM_ARM64_TOOLCHAIN (default `debian-web`: Debian's Rust with
-// its arm64 std, linked by scripts/setup-cross.sh).
+// its arm64 std, linked by scripts/setup-cross.sh). Ends by running
+// scripts/check-glibc.sh on what it built.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -67,3 +68,9 @@ for (const p of selected) {
   const kib = Math.round(statSync(join(p.dir, p.nodeFile)).size / 1024)
   console.log(`artifacts: npm/${p.platform}/${p.nodeFile} (${kib} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s`)
 }
+
+// Each binary must load on glibc 2.17 and be for its machine.
+const check = spawnSync('bash', [join(root, 'scripts', 'check-glibc.sh'), ...selected.map((p) => join(p.dir, p.nodeFile))], {
+  stdio: 'inherit',
+})
+process.exit(check.status ?? 1)
