@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run pack:all`: writes the three publishable tarballs to artifacts/:
 // sysv-shm-linux-x64-gnu-<v>.tgz and sysv-shm-linux-arm64-gnu-<v>.tgz from
-// npm/<platform>/ (run `npm run artifacts` first), and sysv-shm-<v>.tgz.
+// npm/<platform>/ (run `npm run artifacts` first) plus the root's LICENSE, and
+// sysv-shm-<v>.tgz.
 //
 // The root tarball is packed from a staged copy of what `npm pack` would
 // include, with a publish manifest: `optionalDependencies` on both platform
@@ -39,15 +40,24 @@ for (const p of platforms) {
   if (!existsSync(join(p.dir, p.nodeFile))) fail(`npm/${p.platform}/${p.nodeFile} is missing: run npm run artifacts`)
 }
 
+// dist/ afresh: tsc never deletes the output of a source that is gone.
+rmSync(join(root, 'dist'), { recursive: true, force: true })
 execFileSync('npm', ['run', 'build:ts', '--silent'], { cwd: root, stdio: 'inherit' })
 rmSync(artifactsDir, { recursive: true, force: true })
 mkdirSync(artifactsDir, { recursive: true })
 
 const written = []
+const license = existsSync(join(root, 'LICENSE')) ? ['LICENSE'] : []
 for (const p of platforms) {
-  const report = npmPack(`./npm/${p.platform}`)
+  // Staged with the root's LICENSE beside the binary.
+  const stage = join(root, 'target', 'prebuilt', 'stage', p.platform)
+  rmSync(stage, { recursive: true, force: true })
+  mkdirSync(stage, { recursive: true })
+  for (const f of ['package.json', 'README.md', p.nodeFile]) copyFileSync(join(p.dir, f), join(stage, f))
+  for (const f of license) copyFileSync(join(root, f), join(stage, f))
+  const report = npmPack(stage)
   const files = report.files.map((f) => f.path).sort()
-  const want = ['README.md', 'package.json', p.nodeFile].sort()
+  const want = ['README.md', 'package.json', p.nodeFile, ...license].sort()
   if (JSON.stringify(files) !== JSON.stringify(want)) fail(`${report.filename} holds ${files.join(', ')}, expected ${want.join(', ')}`)
   written.push(report)
 }
