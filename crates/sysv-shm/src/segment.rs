@@ -94,9 +94,14 @@ pub struct SegmentInfo {
 impl SegmentInfo {
     pub(crate) fn from_raw(id: i32, ds: &libc::shmid_ds) -> Self {
         let mode = ds.shm_perm.mode as u32;
+        #[cfg(target_env = "musl")]
+        #[allow(deprecated)] // the `libc` crate's musl name for the key field
+        let key = ds.shm_perm.__ipc_perm_key;
+        #[cfg(not(target_env = "musl"))]
+        let key = ds.shm_perm.__key;
         SegmentInfo {
             id,
-            key: ds.shm_perm.__key,
+            key,
             size: ds.shm_segsz,
             mode: mode & MODE_MASK,
             uid: ds.shm_perm.uid,
@@ -115,6 +120,9 @@ impl SegmentInfo {
     }
 }
 
+// musl's `libc::time_t` is marked deprecated (it changed to 64 bits in musl
+// 1.2); the kernel's `shmid_ds` times are `time_t` on every target.
+#[allow(deprecated)]
 fn time(t: libc::time_t) -> Option<SystemTime> {
     (t > 0).then(|| UNIX_EPOCH + Duration::from_secs(t as u64))
 }
