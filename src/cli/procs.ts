@@ -1,0 +1,55 @@
+/**
+ * Which processes have a segment attached: what `ipcs` cannot tell. Read
+ * from `/proc/PID/maps`, where an attachment shows as a mapping of
+ * `/SYSV<key in hex>` whose inode is the shmid (see proc(5)).
+ * @internal
+ * @module
+ */
+import { readFileSync, readdirSync } from 'node:fs'
+
+/** A process with the segment attached, as `stat` shows it. */
+export interface Attacher {
+  pid: number
+  /** How many times it has the segment attached (mappings). */
+  mappings: number
+  /** Its command line, or `null` if it cannot be read. */
+  command: string | null
+}
+
+/**
+ * The processes that have segment `id` attached, in pid order. Only processes
+ * whose maps this user may read are seen (all of them for root).
+ */
+export function attachers(id: number): Attacher[] {
+  const out: Attacher[] = []
+  const inode = String(id)
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name))
+  } catch {
+    return out
+  }
+  for (const pid of pids) {
+    let maps: string
+    try {
+      maps = readFileSync(`/proc/${pid}/maps`, 'latin1')
+    } catch {
+      continue // gone, or not ours to read
+    }
+    let mappings = 0
+    for (const line of maps.split('\n')) {
+      if (!line.includes('/SYSV')) continue
+      const fields = line.split(/\s+/)
+      if (fields[4] === inode && fields[5]?.startsWith('/SYSV')) mappings++
+    }
+    if (mappings === 0) continue
+    let command: string | null = null
+    try {
+      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ') || null
+    } catch {
+      // exited meanwhile
+    }
+    out.push({ pid: Number(pid), mappings, command })
+  }
+  return out.sort((a, b) => a.pid - b.pid)
+}
