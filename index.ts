@@ -21,3 +21,34 @@ export {
   type SegmentInfo,
   type SetOptions,
 } from './src/shared-memory'
+export type { WaitAsyncOptions, WaitResult } from './src/futex'
+export {
+  Channel,
+  type ChannelCreateOptions,
+  type ChannelWait,
+  type ChannelWaitOptions,
+  type RecvAsyncOptions,
+} from './src/channel'
+export {
+  Semaphore,
+  type SemaphoreAsyncOptions,
+  type SemaphoreCreateOptions,
+  type SemaphoreInfo,
+  type SemaphoreOpOptions,
+  type SemaphoreWaiters,
+  type SemaphoreWaitOptions,
+} from './src/semaphore'
+export {
+  MessageQueue,
+  listQueues,
+  type QueueCreateOptions,
+  type QueueInfo,
+  type QueueLimits,
+  type QueueMessage,
+  type QueueSetOptions,
+  type ReceiveAsyncOptions,
+  type ReceiveOptions,
+  type ReceiveSelector,
+  type SendAsyncOptions,
+  type SendOptions,
+} from './src/message-queue'

@@ -8,7 +8,10 @@ import { dispose, eventually, noLeaks, runNode, sh, startNode, uniqueKey } from 
 
 noLeaks(test)
 
-test('a child process opens by key, reads what the parent wrote, and writes back', async (t) => {
+// Serial: a child being spawned holds a copy of this process's attachments
+// between fork and exec, which would make another test's attach counts racy.
+
+test.serial('a child process opens by key, reads what the parent wrote, and writes back', async (t) => {
   const key = uniqueKey()
   const shm = SharedMemory.create(key, 4096)
   t.teardown(() => dispose(shm))
@@ -29,7 +32,7 @@ test('a child process opens by key, reads what the parent wrote, and writes back
   t.not(shm.stat().lastPid, process.pid)
 })
 
-test('zero-copy: a write through one process\'s buffer is seen in the other\'s buffer with no call', async (t) => {
+test.serial('zero-copy: a write through one process\'s buffer is seen in the other\'s buffer with no call', async (t) => {
   const key = uniqueKey()
   const shm = SharedMemory.create(key, 64)
   t.teardown(() => dispose(shm))
@@ -52,7 +55,7 @@ test('zero-copy: a write through one process\'s buffer is seen in the other\'s b
   t.is((await child.exit()).code, 0)
 })
 
-test('attach count counts every process; a process that exits without detaching is detached by the kernel', async (t) => {
+test.serial('attach count counts every process; a process that exits without detaching is detached by the kernel', async (t) => {
   const key = uniqueKey()
   const shm = SharedMemory.create(key, 64)
   t.teardown(() => dispose(shm))
@@ -66,7 +69,7 @@ test('attach count counts every process; a process that exits without detaching 
   t.is(shm.stat().attachCount, 1)
 })
 
-test('remove() while another process is attached: marked, key 0 in stat() and ipcs, open(key) ENOENT elsewhere, the holder keeps going, freed at its detach', async (t) => {
+test.serial('remove() while another process is attached: marked, key 0 in stat() and ipcs, open(key) ENOENT elsewhere, the holder keeps going, freed at its detach', async (t) => {
   const key = uniqueKey()
   const shm = SharedMemory.create(key, 4096)
   const id = shm.id
@@ -119,7 +122,7 @@ test('remove() while another process is attached: marked, key 0 in stat() and ip
   t.is((await holder.exit()).code, 0)
 })
 
-test('a segment outlives the process that created it, until removed', async (t) => {
+test.serial('a segment outlives the process that created it, until removed', async (t) => {
   const key = uniqueKey()
   const r = await runNode(`const s = SharedMemory.create(${key}, 100); s.write('left behind'); console.log(s.id);`)
   t.is(r.code, 0, r.stderr)

@@ -9,11 +9,14 @@ import { dispose, noLeaks, runNode } from './helpers.mjs'
 
 noLeaks(test)
 
+// Serial: a child being spawned holds a copy of this process's attachments
+// between fork and exec, which would make another test's attach counts racy.
+
 const settle = `async function collect() {
   for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setImmediate(r)); }
 }`
 
-test('GC detaches a handle that became unreachable, but not while a view of its buffer lives', async (t) => {
+test.serial('GC detaches a handle that became unreachable, but not while a view of its buffer lives', async (t) => {
   const shm = SharedMemory.create(IPC_PRIVATE, 4096)
   t.teardown(() => dispose(shm))
   const r = await runNode(
@@ -40,7 +43,7 @@ test('GC detaches a handle that became unreachable, but not while a view of its 
   t.is(shm.read(0, 1)[0], 7)
 })
 
-test('100 handles dropped without detach are all detached by GC', async (t) => {
+test.serial('100 handles dropped without detach are all detached by GC', async (t) => {
   const shm = SharedMemory.create(IPC_PRIVATE, 4096)
   t.teardown(() => dispose(shm))
   const r = await runNode(
@@ -57,7 +60,7 @@ test('100 handles dropped without detach are all detached by GC', async (t) => {
   t.is(shm.read(99, 1)[0], 99)
 })
 
-test('worker threads: several attach at once, write, and are terminated; no crash, the attach count returns', async (t) => {
+test.serial('worker threads: several attach at once, write, and are terminated; no crash, the attach count returns', async (t) => {
   const shm = SharedMemory.create(IPC_PRIVATE, 4096)
   t.teardown(() => dispose(shm))
   const r = await runNode(`
@@ -86,7 +89,7 @@ test('worker threads: several attach at once, write, and are terminated; no cras
   t.deepEqual(JSON.parse(r.stdout), { during: 5, after: 1, bytes: [1, 2, 3, 4] })
 })
 
-test('worker threads: detach inside a worker, then terminate it', async (t) => {
+test.serial('worker threads: detach inside a worker, then terminate it', async (t) => {
   const shm = SharedMemory.create(IPC_PRIVATE, 4096)
   t.teardown(() => dispose(shm))
   const r = await runNode(`
@@ -108,7 +111,7 @@ test('worker threads: detach inside a worker, then terminate it', async (t) => {
   t.is(r.stdout.trim(), '0 1')
 })
 
-test('Electron branch (external buffers refused, simulated): zeroCopy false, buffer throws, the copy API works on the live segment', async (t) => {
+test.serial('Electron branch (external buffers refused, simulated): zeroCopy false, buffer throws, the copy API works on the live segment', async (t) => {
   const shm = SharedMemory.create(IPC_PRIVATE, 4096)
   t.teardown(() => dispose(shm))
   shm.write('from the parent')

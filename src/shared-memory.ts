@@ -8,6 +8,8 @@ import type { Mapping, NativeStat } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
+import * as futex from './futex'
+import type { WaitAsyncOptions, WaitResult } from './futex'
 import * as check from './validate'
 
 /** The key that names no segment: `create(IPC_PRIVATE, size)` always makes a new one, reachable by its id. */
@@ -136,6 +138,7 @@ export class SharedMemory implements Disposable {
 
   #native: Mapping
   #buffer: Buffer | null = null
+  #i32: Int32Array | null = null
   #zeroCopy: boolean
 
   private constructor(mapping: Mapping, key: number, created: boolean, zeroCopy: boolean) {
@@ -150,6 +153,7 @@ export class SharedMemory implements Disposable {
       const ab = mapping.createBuffer()
       if (ab) {
         this.#buffer = Buffer.from(ab, 0, this.size)
+        this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
         this.#zeroCopy = true
       }
     }
@@ -339,16 +343,88 @@ export class SharedMemory implements Disposable {
     native.remove(this.id)
   }
 
+  /**
+   * Sleeps until the wait cell at `byteOffset` is notified from any process (`FUTEX_WAIT` on a
+   * shared futex), as `Atomics.wait` does between threads: returns `'not-equal'` at once if the
+   * cell's Int32 value is not `expected`, `'ok'` when woken, `'timed-out'` after `timeoutMs`.
+   * Blocks the calling thread (use {@link SharedMemory.waitAsync} on the event loop).
+   *
+   * A wait cell is 8 bytes at a multiple of 8: the Int32 value (index `byteOffset / 4` of an
+   * `Int32Array` over `buffer`), then the Uint32 count of its waiters, which `wait` maintains and
+   * `notify` reads so that it makes no system call when nobody waits. Leave those 4 bytes alone.
+   * Like any futex, `'ok'` can rarely be spurious: re-check the value in a loop.
+   *
+   * @throws {RangeError} if `byteOffset` is not a multiple of 8 or the cell is out of bounds.
+   * @throws {ShmError} `ERR_SHM_READ_ONLY` (the waiter count must be written), `ERR_SHM_DETACHED`.
+   */
+  wait(byteOffset: number, expected: number, timeoutMs?: number): WaitResult {
+    // A live zero-copy view means the handle is attached; else ask (one native call less per wait).
+    if (this.#i32 === null) this.#live()
+    const off = futex.cellOffset(byteOffset, this.size)
+    const value = futex.int32('expected', expected)
+    const ms = futex.timeout(timeoutMs)
+    this.#writable('wait on')
+    return this.#native.wait(off, value, ms) as WaitResult
+  }
+
+  /**
+   * Wakes up to `count` (default: all) waiters of the wait cell at `byteOffset`, in any process,
+   * and returns how many it woke. Change the value first with `Atomics.store` (or another
+   * `Atomics` write): the order of that write and this read of the waiter count is what makes the
+   * protocol safe. When the cell's waiter count is 0 it returns 0 without a system call.
+   */
+  notify(byteOffset: number, count?: number): number {
+    const i32 = this.#i32
+    if (i32 !== null) {
+      // Fast path: a live zero-copy view means the handle is attached.
+      const off = futex.cellOffset(byteOffset, this.size)
+      const n = futex.count(count)
+      if (n === 0 || Atomics.load(i32, (off >> 2) + 1) === 0) return 0
+      return this.#native.notify(off, n)
+    }
+    this.#live()
+    return this.#native.notify(futex.cellOffset(byteOffset, this.size), futex.count(count))
+  }
+
+  /**
+   * Waits like {@link SharedMemory.wait} without blocking: the promise resolves to `'ok'`,
+   * `'not-equal'` or `'timed-out'`. No thread is held per wait: one waiter thread per process
+   * sleeps in `futex_waitv(2)` on up to 127 cells at once. It resolves `'ok'` when the cell is
+   * woken, or when that thread finds the value changed (so change the value before notifying).
+   * `options.signal` cancels the wait (the promise rejects with its reason); {@link SharedMemory.detach}
+   * rejects pending waits with `ERR_SHM_DETACHED`. Needs Linux 5.16 or later.
+   */
+  waitAsync(byteOffset: number, expected: number, timeoutMs?: number, options?: WaitAsyncOptions): Promise<WaitResult> {
+    this.#live()
+    const off = futex.cellOffset(byteOffset, this.size)
+    const value = futex.int32('expected', expected)
+    const ms = futex.timeout(timeoutMs)
+    const signal = futex.signalOf(options)
+    this.#writable('wait on')
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    return futex.settle(this.#native.waitAsync(off, value, ms), signal, this.id)
+  }
+
   /** Detaches now (`shmdt`); the `buffer` and its views become length 0. Idempotent. */
   detach(): void {
     const ab = (this.#buffer?.buffer as ArrayBuffer | undefined) ?? null
     this.#buffer = null
+    this.#i32 = null
     this.#native.detach(ab)
   }
 
   /** `using shm = SharedMemory.open(key)` detaches at the end of the scope. */
   [Symbol.dispose](): void {
     this.detach()
+  }
+
+  #writable(what: string): void {
+    if (this.readOnly) {
+      throw new ShmError(
+        `segment ${this.id} is attached read-only (SHM_RDONLY): cannot ${what} a wait cell, whose waiter count must be written`,
+        'ERR_SHM_READ_ONLY',
+      )
+    }
   }
 
   #live(): void {

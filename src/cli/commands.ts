@@ -13,6 +13,7 @@ import { HexDump } from './hexdump'
 import { describe, err, failureJson, out, type Hints } from './io'
 import { attachers } from './procs'
 import { UsageError, parseDuration, parseId, parseKey, parseProjId, parseUint } from './parse'
+import { lsQueues } from './queues'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>
@@ -118,15 +119,22 @@ const FILTER_HELP = `  --key KEY          only the segment(s) of this key (0x he
   --older-than DUR   only segments with no attach, detach or change for DUR (30s, 10m, 2h, 1d, 1w)`
 
 export const ls: Command = {
-  summary: 'list segments, like ipcs -m',
+  summary: 'list segments, like ipcs -m (-q: message queues, like ipcs -q)',
   help: `Usage: sysv-shm ls [-l] [--json] [--human] [filters]
+       sysv-shm ls -q [-l] [--json] [--human] [--key KEY] [--mine] [--older-than DUR]
 
 Lists every shared memory segment of this IPC namespace, like ipcs -m, in the
 kernel's order: key (hex), shmid, owner, permissions (rwx and octal), size in
 bytes, attach count (nattch) and status (dest: removed but still attached;
 locked: SHM_LOCK).
 
+With -q, lists the message queues instead, like ipcs -q: key, msqid, owner,
+permissions, used-bytes and messages; -l adds group, max-bytes (msg_qbytes),
+creator, the pids of the last send and receive, and the last send, receive
+and change times. --older-than counts from the last send, receive or change.
+
 Options:
+  -q, --queues       list message queues instead of segments
   -l, --long         add group, creator user and group, creator and last pid,
                      and the last attach, detach and change times
   --json             print a JSON array of segments with every field (see docs/guide.md)
@@ -136,6 +144,7 @@ ${FILTER_HELP}
 `,
   options: {
     long: { type: 'boolean', short: 'l' },
+    queues: { type: 'boolean', short: 'q' },
     human: { type: 'boolean' },
     key: { type: 'string' },
     mine: { type: 'boolean' },
@@ -145,6 +154,7 @@ ${FILTER_HELP}
   },
   async run(values, positionals) {
     noPositionals(positionals)
+    if (values.queues) return lsQueues(values)
     const by = filters(values)
     const segments = select(listSegments(), by, Date.now())
     if (values.json) {

@@ -9,8 +9,12 @@
 #![cfg(target_os = "linux")]
 
 mod buffer;
+mod channel;
 mod errors;
+pub mod futex;
 mod mapping;
+pub mod msg;
+pub mod semaphore;
 
 use std::path::Path;
 
@@ -18,6 +22,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sysv_shm::{CreateOptions, Segment, SegmentInfo, SetOptions};
 
+pub use channel::ChannelHandle;
 pub use mapping::Mapping;
 
 use errors::{invalid, throw, ErrorClass};

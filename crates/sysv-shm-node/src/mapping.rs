@@ -22,7 +22,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Option<Attachment>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Attachment>> {
         // A panic cannot happen while the lock is held (only copies run under
         // it), but a poisoned lock still holds a valid Option: use it.
         self.attachment.lock().unwrap_or_else(|p| p.into_inner())
@@ -33,8 +33,8 @@ impl Shared {
 /// and its buffer are garbage-collected.
 #[napi]
 pub struct Mapping {
-    shared: Arc<Shared>,
-    id: i32,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: i32,
     size: usize,
     read_only: bool,
     address: usize,
@@ -162,6 +162,8 @@ impl Mapping {
         if let Some(buffer) = buffer.as_ref() {
             detach_if_ours(&env, buffer, self.address as *mut u8);
         }
+        // Pending `waitAsync`s end (as detached) before the memory goes away.
+        sysv_shm::futex::cancel_range(self.address, self.size);
         let taken = self.shared.lock().take();
         match taken {
             Some(attachment) => attachment.detach().map_err(|e| throw(&env, e)),

@@ -5,6 +5,10 @@
 //! - [`Attachment`] is one mapping of it (`shmat`), detached on drop (`shmdt`).
 //!   It never lends `&[u8]` over memory that other processes can change.
 //! - [`list_segments`] and [`limits`] are `ipcs -m` and `ipcs -l`.
+//! - [`MessageQueue`] names a message queue by its msqid (`msgget`, `msgsnd`,
+//!   `msgrcv`, `msgctl`); [`list_queues`] and [`queue_limits`] are `ipcs -q`
+//!   and `ipcs -q -l`. Blocking calls take a timeout and a [`CancelToken`]
+//!   (see [`wait`]).
 //!
 //! ```no_run
 //! use sysv_shm::{Segment, CreateOptions, IPC_PRIVATE};
@@ -29,10 +33,15 @@
 #![cfg(target_os = "linux")]
 
 mod attachment;
+pub mod channel;
 mod error;
+pub mod futex;
 mod info;
+mod msg;
 mod segment;
+pub mod sem;
 mod sys;
+pub mod wait;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -41,8 +50,13 @@ use std::path::Path;
 pub use attachment::Attachment;
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
+pub use msg::{
+    list_queues, queue_limits, Message, MessageQueue, QueueInfo, QueueLimits, QueueOptions,
+    QueueSetOptions, Receive,
+};
 pub use nix::errno::Errno;
 pub use segment::{CreateOptions, Segment, SegmentInfo, SetOptions, IPC_PRIVATE, MODE_MASK};
+pub use wait::{CancelToken, Wait};
 
 /// A System V IPC key (`key_t`). `ipcs` prints it as 32-bit hex.
 pub type Key = libc::key_t;

@@ -1,0 +1,216 @@
+import { readFile, rm } from 'node:fs/promises'
+
+import test from 'ava'
+
+import { IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
+import { asleepInFutex, compileC, futexCallsOf, run, runNode, until } from './fixtures/procs.mjs'
+
+// Removed at once: it lives while attached (children attach it by id), and nothing is left
+// behind even if the test is killed.
+function segment(t, size = 4096) {
+  const shm = SharedMemory.create(IPC_PRIVATE, size)
+  shm.remove()
+  t.teardown(() => shm.detach())
+  return shm
+}
+
+const view = (shm) => new Int32Array(shm.buffer.buffer, shm.buffer.byteOffset, shm.size >> 2)
+const waiters = (shm, off) => new Uint32Array(shm.buffer.buffer, shm.buffer.byteOffset, shm.size >> 2)[(off >> 2) + 1]
+
+let peer
+test.before(() => {
+  peer = compileC('futex-peer')
+})
+test.after.always(async () => {
+  if (peer) await rm(peer, { force: true })
+})
+
+test('a waiter in another process sleeps until notified; notify reports it woke one', async (t) => {
+  const shm = segment(t)
+  let pid
+  const child = runNode('futex-child.mjs', ['wait', shm.id, 16, 0], { started: (c) => (pid = c.pid) })
+  // The waiter count next to the cell shows the child waiting; /proc shows it asleep in the kernel.
+  await until(() => waiters(shm, 16) === 1 && asleepInFutex(pid), 'the child to sleep as a waiter')
+  Atomics.store(view(shm), 4, 1)
+  const woken = shm.notify(16)
+  const r = await child
+  t.is(r.code, 0, r.stderr)
+  t.is(r.stdout.trim(), 'ok')
+  t.is(woken, 1)
+  t.is(waiters(shm, 16), 0)
+})
+
+test('wait returns not-equal without sleeping, and timed-out after its timeout', (t) => {
+  const shm = segment(t)
+  Atomics.store(view(shm), 2, 7)
+  t.is(shm.wait(8, 6), 'not-equal')
+  t.is(shm.wait(8, 7, 5), 'timed-out')
+  t.is(shm.wait(8, 7, 0), 'timed-out')
+  t.is(waiters(shm, 8), 0)
+})
+
+test('notify with no waiter wakes nobody and leaves the cell alone; count 0 wakes nobody', (t) => {
+  const shm = segment(t)
+  Atomics.store(view(shm), 0, 123)
+  t.is(shm.notify(0), 0)
+  t.is(shm.notify(0, 0), 0)
+  t.is(view(shm)[0], 123)
+  t.is(waiters(shm, 0), 0)
+  const copy = SharedMemory.openById(shm.id, { zeroCopy: false })
+  t.teardown(() => copy.detach())
+  t.is(copy.notify(0), 0, 'the copying handle takes the native path')
+})
+
+test('values stored with Atomics in one process are what wait compares in another (signed and unsigned)', async (t) => {
+  const shm = segment(t)
+  const stored = await runNode('futex-child.mjs', ['store-notify', shm.id, 24, -5])
+  t.is(stored.code, 0, stored.stderr)
+  t.is(stored.stdout.trim(), '0', 'nobody was waiting')
+  t.is(shm.wait(24, -5, 0), 'timed-out', 'equal: it waited')
+  t.is(shm.wait(24, 0xfffffffb, 0), 'timed-out', 'the unsigned spelling of -5 is equal too')
+  t.is(shm.wait(24, 5, 0), 'not-equal')
+  Atomics.store(view(shm), 6, 0x7fffffff)
+  const r = await runNode('futex-child.mjs', ['wait', shm.id, 24, 0x7fffffff, 0])
+  t.is(r.stdout.trim(), 'timed-out', r.stderr)
+  const r2 = await runNode('futex-child.mjs', ['wait', shm.id, 24, 0x7ffffffe, 0])
+  t.is(r2.stdout.trim(), 'not-equal', r2.stderr)
+})
+
+// Serial: no other test of this process touches its waiter thread meanwhile, so the notify finds
+// it asleep and counts it (see the README on notifies that arrive between two sleeps).
+test.serial('waitAsync resolves when another process notifies, without blocking the event loop', async (t) => {
+  const shm = segment(t)
+  const p = shm.waitAsync(32, 0)
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 1)
+  await until(() => ticks >= 3, 'the event loop to run timers')
+  await until(() => waiters(shm, 32) === 1 && asleepInFutex(process.pid, 'waiter'), 'the waiter thread asleep')
+  const r = await runNode('futex-child.mjs', ['store-notify', shm.id, 32, 9])
+  clearInterval(timer)
+  t.is(r.stdout.trim(), '1', r.stderr)
+  t.is(await p, 'ok')
+  t.is(waiters(shm, 32), 0)
+})
+
+test('waitAsync holds no libuv pool thread: file reads complete while 8 waits are pending', async (t) => {
+  const shm = segment(t)
+  const waits = Array.from({ length: 8 }, (_, k) => shm.waitAsync(8 * k, 0))
+  // The pool has 4 threads; if each wait held one, these reads could not run.
+  const reads = await Promise.all(Array.from({ length: 8 }, () => readFile(new URL(import.meta.url))))
+  t.true(reads.every((b) => b.length > 0))
+  const r = await runNode('futex-child.mjs', ['notify-many', shm.id, 0, 8, 1])
+  t.is(r.code, 0, r.stderr)
+  // Each notify wakes the waiter thread; one that arrives while it rebuilds its list is not
+  // counted, but the wait still resolves because the thread finds the value changed.
+  const woken = Number(r.stdout)
+  t.true(woken >= 1 && woken <= 8)
+  t.deepEqual(await Promise.all(waits), Array(8).fill('ok'))
+})
+
+test('300 pending waitAsyncs (more than one futex_waitv can hold) all resolve', async (t) => {
+  const shm = segment(t, 8 * 300)
+  const waits = Array.from({ length: 300 }, (_, k) => shm.waitAsync(8 * k, 0))
+  await until(() => {
+    for (let k = 0; k < 300; k++) if (waiters(shm, 8 * k) !== 1) return false
+    return true
+  }, 'all 300 waiter counts')
+  const r = await runNode('futex-child.mjs', ['notify-many', shm.id, 0, 300, 2])
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(await Promise.all(waits), Array(300).fill('ok'))
+})
+
+test('waitAsync resolves not-equal and timed-out', async (t) => {
+  const shm = segment(t)
+  Atomics.store(view(shm), 0, 3)
+  t.is(await shm.waitAsync(0, 4), 'not-equal')
+  t.is(await shm.waitAsync(0, 3, 10), 'timed-out')
+  t.is(waiters(shm, 0), 0)
+})
+
+test('an AbortSignal cancels waitAsync; an aborted signal rejects at once', async (t) => {
+  const shm = segment(t)
+  const ac = new AbortController()
+  const p = shm.waitAsync(8, 0, undefined, { signal: ac.signal })
+  await until(() => waiters(shm, 8) === 1, 'the waiter count')
+  ac.abort()
+  const err = await p.then(
+    () => null,
+    (e) => e,
+  )
+  t.is(err?.name, 'AbortError')
+  t.is(waiters(shm, 8), 0, 'the cancelled wait gave its count back')
+  const reason = new Error('stop')
+  await t.throwsAsync(shm.waitAsync(8, 0, undefined, { signal: AbortSignal.abort(reason) }), { is: reason })
+})
+
+test('detach rejects pending waitAsyncs with ERR_SHM_DETACHED', async (t) => {
+  const shm = SharedMemory.create(IPC_PRIVATE, 4096)
+  const other = SharedMemory.openById(shm.id)
+  shm.remove()
+  t.teardown(() => other.detach())
+  const p = shm.waitAsync(0, 0)
+  shm.detach()
+  const err = await t.throwsAsync(p, { instanceOf: ShmError })
+  t.is(err.code, 'ERR_SHM_DETACHED')
+  t.is(waiters(other, 0), 0)
+})
+
+test('bad offsets are RangeErrors; read-only and detached handles are ShmErrors', async (t) => {
+  const shm = segment(t, 64)
+  t.throws(() => shm.wait(4, 0), { instanceOf: RangeError, message: /multiple of 8/ })
+  t.throws(() => shm.notify(12), { instanceOf: RangeError })
+  t.throws(() => shm.wait(64, 0), { instanceOf: RangeError, message: /does not fit/ })
+  t.throws(() => shm.wait(60, 0), { instanceOf: RangeError })
+  t.throws(() => shm.wait(-8, 0), { instanceOf: RangeError })
+  t.throws(() => shm.wait(0, 2 ** 32), { instanceOf: RangeError })
+  t.throws(() => shm.wait(0, 0, -1), { instanceOf: RangeError })
+  t.throws(() => shm.wait('0', 0), { instanceOf: TypeError })
+  t.throws(() => shm.waitAsync(0, 0, undefined, { signal: {} }), { instanceOf: TypeError })
+  const ro = SharedMemory.openById(shm.id, { readOnly: true })
+  t.throws(() => ro.wait(0, 0), { instanceOf: ShmError, code: 'ERR_SHM_READ_ONLY' })
+  t.throws(() => ro.waitAsync(0, 0), { instanceOf: ShmError, code: 'ERR_SHM_READ_ONLY' })
+  t.is(ro.notify(0), 0, 'notify only reads the waiter count')
+  ro.detach()
+  t.throws(() => ro.wait(0, 0), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+  t.throws(() => ro.notify(0), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+  t.throws(() => ro.waitAsync(0, 0), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+})
+
+test('a C program following the protocol wakes a Node waiter, and is woken by Node', async (t) => {
+  const shm = segment(t)
+  let nodePid
+  const nodeWaiter = runNode('futex-child.mjs', ['wait', shm.id, 40, 0], { started: (c) => (nodePid = c.pid) })
+  await until(() => waiters(shm, 40) === 1 && asleepInFutex(nodePid), 'the Node waiter asleep')
+  const c = await run(peer, ['notify', shm.id, 40, 11])
+  t.is(c.stdout.trim(), '1', c.stderr)
+  t.is((await nodeWaiter).stdout.trim(), 'ok')
+
+  let cPid
+  const cWaiter = run(peer, ['wait', shm.id, 48, 0, 20000], { started: (c) => (cPid = c.pid) })
+  await until(() => waiters(shm, 48) === 1 && asleepInFutex(cPid), 'the C waiter asleep')
+  Atomics.store(view(shm), 12, 1)
+  t.is(shm.notify(48), 1)
+  t.is((await cWaiter).stdout.trim(), 'ok')
+  t.is((await run(peer, ['wait', shm.id, 48, 0, 0])).stdout.trim(), 'not-equal')
+})
+
+test('a waiter in another process also wakes through waitAsync there', async (t) => {
+  const shm = segment(t)
+  let pid
+  const child = runNode('futex-child.mjs', ['wait-async', shm.id, 56, 0], { started: (c) => (pid = c.pid) })
+  await until(() => waiters(shm, 56) === 1 && asleepInFutex(pid, 'waiter'), 'the async waiter in the child asleep')
+  Atomics.store(view(shm), 14, 1)
+  t.is(shm.notify(56, 1), 1)
+  t.is((await child).stdout.trim(), 'ok')
+})
+
+test('notify with no waiter makes no system call, on the fast and the native path (strace)', async (t) => {
+  const shm = segment(t)
+  for (const mode of ['zero-copy', 'copy']) {
+    const r = await futexCallsOf('futex-child.mjs', ['notify-idle', shm.id, 64, 200_000, mode])
+    t.is(r.code, 0, r.stderr)
+    t.is(r.stdout.trim(), '0')
+    // A syscall per notify would be 200 000; the runtime's own threads make a few hundred.
+    t.true(r.calls < 5000, `${mode}: ${r.calls} futex calls for 200 000 notifies`)
+  }
+})

@@ -1,0 +1,174 @@
+import { readFile } from 'node:fs/promises'
+
+import test from 'ava'
+
+import { IPC_PRIVATE, Semaphore, ShmError } from '../dist/index.js'
+import { runNode, until } from './fixtures/procs.mjs'
+
+function semaphore(t, options) {
+  const sem = Semaphore.create(IPC_PRIVATE, options)
+  t.teardown(() => {
+    try {
+      sem.remove()
+    } catch {}
+  })
+  return sem
+}
+
+test('create sets every value and marks the set initialised; values, setValue, setValues', (t) => {
+  const sem = semaphore(t, { count: 3, initial: 2 })
+  t.true(sem.created)
+  t.deepEqual(sem.values(), [2, 2, 2])
+  const st = sem.stat()
+  t.is(st.count, 3)
+  t.is(st.mode, 0o600)
+  t.true(st.opTime instanceof Date, 'the no-op semop set sem_otime')
+  sem.setValue(5, 1)
+  t.is(sem.getValue(1), 5)
+  t.is(sem.value, 2)
+  sem.setValues([0, 1, 32767])
+  t.deepEqual(sem.values(), [0, 1, 32767])
+  t.throws(() => sem.setValues([1]), { instanceOf: RangeError })
+  t.throws(() => sem.setValue(32768), { instanceOf: RangeError })
+  t.throws(() => sem.release(1, { index: 2 }), { instanceOf: ShmError, code: 'ERANGE' })
+  t.deepEqual(Semaphore.statById(sem.id).count, 3)
+})
+
+test('a holder killed with SIGKILL gives its unit back (SEM_UNDO)', async (t) => {
+  const sem = semaphore(t, { initial: 1 })
+  let child
+  const done = runNode('sem-child.mjs', ['hold', sem.id], { started: (c) => (child = c) })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  await until(() => out.includes('held'), 'the child to hold the semaphore')
+  t.is(sem.value, 0)
+  t.false(sem.tryAcquire())
+  child.kill('SIGKILL')
+  const r = await done
+  t.is(r.signal, 'SIGKILL')
+  t.is(sem.value, 1, 'the kernel undid the acquire')
+  t.true(sem.tryAcquire())
+  sem.release()
+})
+
+test('without undo, a release by a process that exits stays', async (t) => {
+  const sem = semaphore(t)
+  const r = await runNode('sem-child.mjs', ['release', sem.id, 3, 'false'])
+  t.is(r.stdout.trim(), 'released', r.stderr)
+  t.is(sem.value, 3)
+  const r2 = await runNode('sem-child.mjs', ['release', sem.id, 2, 'true'])
+  t.is(r2.stdout.trim(), 'released', r2.stderr)
+  t.is(sem.value, 3, 'an undo release is taken back at exit')
+})
+
+test('acquire waits for a release from another process', async (t) => {
+  const sem = semaphore(t)
+  const child = runNode('sem-child.mjs', ['acquire', sem.id])
+  await until(() => sem.waiters().forIncrease === 1, 'the child to wait (GETNCNT)')
+  sem.release(1, { undo: false })
+  const r = await child
+  t.is(r.stdout.trim(), 'true')
+  t.is(sem.value, 1, 'the child took the unit with SEM_UNDO and exited: the kernel gave it back')
+  t.is(sem.waiters().lastPid, r.pid)
+})
+
+test('timeouts: acquire and acquireAsync report false, the value is unchanged', async (t) => {
+  const sem = semaphore(t)
+  t.false(sem.acquire(1, { timeoutMs: 5 }))
+  t.false(sem.acquire(1, { timeoutMs: 0 }))
+  t.false(await sem.acquireAsync(1, { timeoutMs: 5 }))
+  t.false(await sem.acquireAsync(1, { timeoutMs: 150 }), 'longer than one 100 ms slice')
+  const r = await runNode('sem-child.mjs', ['acquire', sem.id, 5])
+  t.is(r.stdout.trim(), 'false', r.stderr)
+  t.is(sem.value, 0)
+  t.false(sem.tryAcquire())
+  sem.release(2)
+  t.true(sem.tryAcquire(2))
+  t.false(sem.tryAcquire())
+})
+
+test('removing the set wakes a sleeping waiter with EIDRM', async (t) => {
+  const sem = Semaphore.create(IPC_PRIVATE)
+  const child = runNode('sem-child.mjs', ['acquire', sem.id])
+  await until(() => sem.waiters().forIncrease === 1, 'the child to sleep in semop')
+  sem.remove()
+  t.is((await child).stdout.trim(), 'EIDRM semop')
+  t.throws(() => sem.value, { instanceOf: ShmError, code: 'EINVAL' })
+})
+
+test('acquireAsync rejects with EIDRM when the set is removed', async (t) => {
+  const sem = Semaphore.create(IPC_PRIVATE)
+  const p = sem.acquireAsync(1, { timeoutMs: 20_000 })
+  await until(() => sem.waiters().forIncrease === 1, 'the async wait to sleep')
+  sem.remove()
+  const err = await t.throwsAsync(p, { instanceOf: ShmError })
+  t.is(err.code, 'EIDRM')
+  t.is(err.syscall, 'semtimedop')
+})
+
+test('zero-wait: waitForZero in another process returns when the value reaches 0', async (t) => {
+  const sem = semaphore(t, { initial: 1 })
+  const child = runNode('sem-child.mjs', ['zero', sem.id])
+  await until(() => sem.waiters().forZero === 1, 'the child to wait for zero (GETZCNT)')
+  t.true(sem.acquire())
+  t.is((await child).stdout.trim(), 'true')
+  t.true(sem.waitForZero({ timeoutMs: 0 }))
+  sem.release()
+  t.false(sem.waitForZero({ timeoutMs: 5 }))
+})
+
+test('acquireAsync does not block the event loop or the libuv pool; another process releases', async (t) => {
+  const sem = semaphore(t)
+  const waits = Array.from({ length: 6 }, () => sem.acquireAsync(1, { undo: false }))
+  await until(() => sem.waiters().forIncrease === 6, 'six async waiters')
+  const files = await Promise.all(Array.from({ length: 8 }, () => readFile(new URL(import.meta.url))))
+  t.true(files.every((f) => f.length > 0))
+  const r = await runNode('sem-child.mjs', ['release', sem.id, 6, 'false'])
+  t.is(r.stdout.trim(), 'released', r.stderr)
+  t.deepEqual(await Promise.all(waits), Array(6).fill(true))
+  t.is(sem.value, 0)
+})
+
+test('an AbortSignal cancels acquireAsync without taking a unit', async (t) => {
+  const sem = semaphore(t)
+  const ac = new AbortController()
+  const p = sem.acquireAsync(1, { signal: ac.signal })
+  await until(() => sem.waiters().forIncrease === 1, 'the async wait')
+  ac.abort()
+  const err = await p.then(
+    () => null,
+    (e) => e,
+  )
+  t.is(err?.name, 'AbortError')
+  sem.release(1, { undo: false })
+  t.is(sem.value, 1, 'the cancelled wait took nothing')
+  await until(() => sem.waiters().forIncrease === 0, 'the waiter thread to leave')
+  const reason = new Error('no')
+  await t.throwsAsync(sem.acquireAsync(1, { signal: AbortSignal.abort(reason) }), { is: reason })
+})
+
+test('open by key, exclusive creation, and argument errors before any syscall', (t) => {
+  const key = 0x5d000000 + (process.pid & 0xffff) * 16 + 5
+  const a = Semaphore.create(key, { initial: 4 })
+  t.teardown(() => a.remove())
+  const b = Semaphore.open(key)
+  t.is(b.id, a.id)
+  t.is(b.value, 4)
+  const c = Semaphore.create(key, { initial: 9, exclusive: false })
+  t.false(c.created)
+  t.is(c.value, 4, 'opening leaves values alone')
+  const exists = t.throws(() => Semaphore.create(key), { instanceOf: ShmError, code: 'EEXIST' })
+  t.is(exists.syscall, 'semget')
+  t.is(Semaphore.statById(a.id).key, key >>> 0)
+
+  t.throws(() => Semaphore.open(0), { instanceOf: RangeError })
+  t.throws(() => Semaphore.create(IPC_PRIVATE, { count: 0 }), { instanceOf: RangeError })
+  t.throws(() => Semaphore.create(IPC_PRIVATE, { initial: 40000 }), { instanceOf: RangeError })
+  t.throws(() => Semaphore.create(IPC_PRIVATE, { size: 1 }), { instanceOf: TypeError })
+  t.throws(() => a.acquire(0), { instanceOf: RangeError })
+  t.throws(() => a.acquire(1, { timeoutMs: -1 }), { instanceOf: RangeError })
+  t.throws(() => a.release(1, { undo: 'yes' }), { instanceOf: TypeError })
+  t.throws(() => Semaphore.openById(0x7ffffff0), { instanceOf: ShmError, code: 'EINVAL' })
+  a.set({ mode: 0o640 })
+  t.is(a.stat().mode, 0o640)
+})

@@ -1,0 +1,360 @@
+// `npm run bench`: every scenario side by side, several rounds, medians, ratios, targets.
+//
+//   node bench/run.mjs [--runs N] [--quick] [--only SCENARIO] [--save]
+//
+// Each round runs every (scenario, implementation) once, in the same order, so that a change in
+// the machine's load hits them all alike; the table shows the median of the rounds and the spread
+// (min..max, in % of the median). Results go to bench/results/latest.json (and, with --save, to
+// bench/results/YYYY-MM-DD.json) as an array of { scenario, impl, value, unit, runs, min, max }.
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { Channel, IPC_PRIVATE, SharedMemory } from '../dist/index.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const args = process.argv.slice(2)
+const flag = (name) => args.includes(name)
+const option = (name, dflt) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : dflt
+}
+const QUICK = flag('--quick')
+const RUNS = Number(option('--runs', QUICK ? 1 : 5))
+const ONLY = option('--only', null)
+const scale = QUICK ? 0.1 : 1
+const n = (x) => Math.max(10, Math.round(x * scale))
+
+// ---------------------------------------------------------------------------------------------
+// C references, compiled here with the system's cc.
+
+const build = join(here, '.build')
+mkdirSync(build, { recursive: true })
+const cbin = {}
+for (const name of ['bulk', 'pingpong', 'attach']) {
+  cbin[name] = join(build, name)
+  execFileSync('cc', ['-O2', '-o', cbin[name], join(here, 'c', `${name}.c`)], { stdio: 'inherit' })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running peers.
+
+const tmp = mkdtempSync(join(os.tmpdir(), 'sysv-shm-bench-'))
+const peer = join(here, 'peer.mjs')
+
+function spawnPeer(file, argv) {
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines = []
+  let waiters = []
+  let buf = ''
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i))
+      buf = buf.slice(i + 1)
+      waiters.forEach((w) => w())
+    }
+  })
+  const exited = new Promise((resolve, reject) => {
+    child.on('error', reject)
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve(lines) : reject(new Error(`${argv.join(' ')} exited with ${code ?? signal}`)),
+    )
+  })
+  const line = (pred) =>
+    new Promise((resolve) => {
+      const check = () => {
+        const l = lines.find(pred)
+        if (l !== undefined) {
+          waiters = waiters.filter((w) => w !== check)
+          resolve(l)
+        }
+      }
+      waiters.push(check)
+      check()
+    })
+  return { child, exited, line }
+}
+
+const valueOf = (lines) => {
+  const l = lines.find((x) => x.startsWith('{'))
+  return l === undefined ? undefined : JSON.parse(l).value
+}
+
+/** Runs two peer processes (the first one first; waits for its "ready" if `ready`) and returns the reported value. */
+async function pair(opts, first, second, ready = false) {
+  const a = spawnPeer(process.execPath, [peer, JSON.stringify({ ...opts, role: first })])
+  if (ready) await Promise.race([a.line((l) => l === '"ready"'), a.exited])
+  const b = spawnPeer(process.execPath, [peer, JSON.stringify({ ...opts, role: second })])
+  const [la, lb] = await Promise.all([a.exited, b.exited])
+  return valueOf(la) ?? valueOf(lb)
+}
+
+async function single(opts) {
+  const p = spawnPeer(process.execPath, [peer, JSON.stringify(opts)])
+  return valueOf(await p.exited)
+}
+
+async function c(name, argv) {
+  const p = spawnPeer(cbin[name], argv.map(String))
+  return (await p.exited)[0].trim().split(/\s+/).map(Number)
+}
+
+function withChannel(capacity, fn) {
+  const ch = Channel.create(IPC_PRIVATE, capacity)
+  ch.remove()
+  return Promise.resolve(fn(ch.id)).finally(() => ch.detach())
+}
+
+function withSegment(size, fn) {
+  const shm = SharedMemory.create(IPC_PRIVATE, size)
+  shm.remove()
+  return Promise.resolve(fn(shm.id)).finally(() => shm.detach())
+}
+
+let fifoN = 0
+function fifo() {
+  const p = join(tmp, `fifo-${++fifoN}`)
+  execFileSync('mkfifo', [p])
+  return p
+}
+let sockN = 0
+const sockPath = () => join(tmp, `sock-${++sockN}`)
+let keyN = 0
+const stKey = () => 0x5b000000 + ((process.pid & 0xfff) << 8) + (++keyN & 0xff)
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios: [scenario, impl, unit, run()].
+
+const MiB = 1024 * 1024
+const cases = []
+const add = (scenario, impl, unit, run) => cases.push({ scenario, impl, unit, run })
+
+for (const [size, label, count, warm] of [
+  [64 * 1024, 'bulk 64 KiB', n(4096), n(256)],
+  [MiB, 'bulk 1 MiB', n(384), n(32)],
+]) {
+  const o = { scenario: 'bulk', size, count, warm }
+  add(label, 'sysv-shm Channel (ring of 4 messages)', 'MB/s', () =>
+    withChannel(4 * (size + 8), (id) => pair({ ...o, impl: 'channel', id }, 'recv', 'send')),
+  )
+  add(label, 'sysv-shm Channel sendWith/recvWith (zero-copy, ring of 4)', 'MB/s', () =>
+    withChannel(4 * (size + 8), (id) => pair({ ...o, impl: 'channel-zc', id }, 'recv', 'send')),
+  )
+  add(label, 'sysv-shm two slots (buffer + wait/notify)', 'MB/s', () =>
+    withSegment(4096 + 2 * size, (id) => pair({ ...o, impl: 'slots', id }, 'recv', 'send')),
+  )
+  add(label, 'shm-typed-array (two slots, Atomics spin)', 'MB/s', () =>
+    pair({ ...o, impl: 'shm-typed-array', key: stKey() }, 'send', 'recv', true),
+  )
+  add(label, 'pipe (mkfifo, readSync/writeSync)', 'MB/s', () => pair({ ...o, impl: 'pipe', path: fifo() }, 'recv', 'send'))
+  add(label, 'Unix socket (net, stream)', 'MB/s', () => pair({ ...o, impl: 'unix', path: sockPath() }, 'recv', 'send', true))
+  add(label, "process.send (serialization: 'advanced')", 'MB/s', () => single({ ...o, impl: 'process.send', role: 'send' }))
+  add(label, 'C reference (two slots, futex handoff)', 'MB/s', async () => (await c('bulk', [size, count, warm]))[0])
+  add(label, 'no IPC: fill + check in one process (bound)', 'MB/s', () => single({ ...o, impl: 'none', role: 'both' }))
+}
+
+{
+  const o = { scenario: 'pingpong', count: n(20000), warm: n(1000) }
+  const label = 'ping-pong 8 B round trip'
+  add(label, 'sysv-shm wait/notify', 'µs', () => withSegment(4096, (id) => pair({ ...o, impl: 'wait/notify', id }, 'pong', 'ping')))
+  add(label, 'sysv-shm spin on Atomics.load', 'µs', () => withSegment(4096, (id) => pair({ ...o, impl: 'spin', id }, 'pong', 'ping')))
+  for (const wait of ['spin-then-park', 'park']) {
+    add(label, `sysv-shm Channel (${wait})`, 'µs', () =>
+      withChannel(4096, (id) => withChannel(4096, (id2) => pair({ ...o, impl: 'channel', id, id2, wait }, 'pong', 'ping'))),
+    )
+  }
+  add(label, 'pipe (two FIFOs, readSync/writeSync)', 'µs', () =>
+    pair({ ...o, impl: 'pipe', path: fifo(), path2: fifo() }, 'pong', 'ping'),
+  )
+  add(label, 'Unix socket (net)', 'µs', () => pair({ ...o, impl: 'unix', path: sockPath() }, 'pong', 'ping', true))
+  add(label, "process.send (serialization: 'advanced')", 'µs', () => single({ ...o, impl: 'process.send', role: 'ping' }))
+  add(label, 'worker_threads postMessage (same process)', 'µs', () => single({ ...o, impl: 'worker', role: 'ping' }))
+  add(label, 'C futex (wait cell protocol)', 'µs', async () => (await c('pingpong', ['futex', o.count, o.warm]))[0])
+  add(label, 'C spin', 'µs', async () => (await c('pingpong', ['spin', o.count, o.warm]))[0])
+}
+
+for (const [size, count, warm, batch] of [
+  [64, n(2_000_000), n(100_000), 0],
+  [64, n(2_000_000), n(100_000), 64],
+  [4096, n(300_000), n(20_000), 0],
+]) {
+  const label = `Channel rate ${size === 64 ? '64 B' : '4 KiB'}`
+  const impl = batch ? `trySendMany / recvMany (up to ${batch} per call)` : 'send / recvInto (one call per message)'
+  add(label, impl, 'msg/s', () =>
+    withChannel(MiB, (id) => pair({ scenario: 'rate', size, count, warm, batch, id }, 'recv', 'send')),
+  )
+}
+
+{
+  const label = 'attach + detach'
+  add(label, 'sysv-shm SharedMemory.openById + detach', 'µs', () =>
+    withSegment(65536, (id) => single({ scenario: 'costs', impl: 'attach', id, count: n(20000) })),
+  )
+  add(label, 'C shmat + shmdt', 'µs', async () => (await c('attach', [n(20000), 1000]))[0])
+  const label2 = 'notify, no waiter'
+  add(label2, 'sysv-shm notify (zero-copy handle)', 'ns', () =>
+    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'notify', id, count: n(5_000_000) })),
+  )
+  add(label2, 'sysv-shm notify (copying handle, native path)', 'ns', () =>
+    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'notify-native', id, count: n(5_000_000) })),
+  )
+  add(label2, 'C fence + load of the waiter count', 'ns', async () => (await c('attach', [10, n(10_000_000)]))[1])
+  // Proof that notify makes no system call when nobody waits: count futex(2) calls with strace.
+  add(label2, 'futex syscalls per 1M notifies (strace -f -c, whole process)', 'calls', async () => {
+    const out = join(tmp, `strace-${++fifoN}`)
+    await withSegment(4096, (id) =>
+      new Promise((resolve, reject) => {
+        const p = spawn('strace', ['-f', '-c', '-e', 'trace=futex', '-o', out, process.execPath, peer,
+          JSON.stringify({ scenario: 'costs', impl: 'notify', id, count: 900_000 })], { stdio: 'ignore' })
+        p.on('error', reject)
+        p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`strace exited with ${code}`))))
+      }),
+    )
+    // 100 000 warm-up calls + 900 000 timed ones; the count includes V8's and libuv's own threads.
+    const line = readFileSync(out, 'utf8').split('\n').find((l) => /\sfutex$/.test(l))
+    return line ? Number(line.trim().split(/\s+/)[3]) : 0
+  })
+  for (const impl of ['trySend', 'tryRecvInto']) {
+    add('napi call floor', `Channel.${impl} of 64 B, one process, no peer`, 'ns', () =>
+      withChannel(256 * MiB, (id) => single({ scenario: 'costs', impl, id, count: n(1_000_000) })),
+    )
+  }
+  add('napi call floor', 'one napi-rs class getter (SharedMemory.attached)', 'ns', () =>
+    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'napi-call', id, count: n(2_000_000) })),
+  )
+}
+
+// Units: MB/s from bytes/s, µs from ns.
+const convert = { 'MB/s': (v) => v / 1e6, µs: (v) => v / 1000, 'msg/s': (v) => v, ns: (v) => v, calls: (v) => v }
+// The C attach reference prints ns; the Node peer prints ns too.
+
+// ---------------------------------------------------------------------------------------------
+
+const selected = cases.filter((k) => !ONLY || k.scenario.startsWith(ONLY))
+const samples = new Map(selected.map((k) => [k, []]))
+const failures = new Map()
+const load0 = os.loadavg()
+const started = Date.now()
+for (let r = 0; r < RUNS; r++) {
+  for (const k of selected) {
+    if (failures.has(k)) continue
+    try {
+      const v = await k.run()
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`no result (${v})`)
+      samples.get(k).push(convert[k.unit](v))
+    } catch (err) {
+      failures.set(k, err.message)
+    }
+    process.stderr.write(`\rround ${r + 1}/${RUNS}: ${k.scenario} · ${k.impl}`.padEnd(100).slice(0, 100))
+  }
+}
+process.stderr.write('\n')
+const load1 = os.loadavg()
+rmSync(tmp, { recursive: true, force: true })
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const results = []
+for (const k of selected) {
+  const xs = samples.get(k)
+  if (xs.length === 0) continue
+  results.push({
+    scenario: k.scenario,
+    impl: k.impl,
+    value: round(median(xs)),
+    unit: k.unit,
+    runs: xs.length,
+    min: round(Math.min(...xs)),
+    max: round(Math.max(...xs)),
+  })
+}
+function round(v) {
+  return v >= 100 ? Math.round(v) : Math.round(v * 100) / 100
+}
+
+const find = (scenario, impl) => results.find((r) => r.scenario === scenario && r.impl.startsWith(impl))
+const ratio = (a, b) => (a && b ? a.value / b.value : NaN)
+
+// Baselines for the ratio column: the C reference of each scenario (for rates, none).
+const baseline = {
+  'bulk 64 KiB': 'C reference',
+  'bulk 1 MiB': 'C reference',
+  'ping-pong 8 B round trip': 'C futex',
+  'attach + detach': 'C shmat',
+  'notify, no waiter': 'C fence',
+}
+
+const fmt = (v) => (v >= 1e6 ? v.toExponential(2) : v >= 100 ? String(Math.round(v)) : v.toFixed(2))
+const out = []
+out.push(`sysv-shm benchmark: ${new Date().toISOString()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), Linux ${os.release()}, Node ${process.version}`)
+out.push(`${RUNS} rounds in ${Math.round((Date.now() - started) / 1000)} s; load average before ${load0.map((x) => x.toFixed(1)).join(' ')}, after ${load1.map((x) => x.toFixed(1)).join(' ')}`)
+out.push('')
+out.push('| scenario | implementation | median | unit | spread: min..max (± half-range / median) | vs C reference |')
+out.push('|---|---|---:|---|---|---:|')
+for (const r of results) {
+  const base = baseline[r.scenario] && r.unit !== 'calls' ? find(r.scenario, baseline[r.scenario]) : undefined
+  const spread = `${fmt(r.min)}..${fmt(r.max)} (±${Math.round((50 * (r.max - r.min)) / r.value)}%)`
+  const vs = base ? `${ratio(r, base).toFixed(2)}x` : ''
+  out.push(`| ${r.scenario} | ${r.impl} | ${fmt(r.value)} | ${r.unit} | ${spread} | ${vs} |`)
+}
+for (const [k, msg] of failures) out.push(`| ${k.scenario} | ${k.impl} | failed: ${msg.replace(/\|/g, '/')} | | | |`)
+
+// Targets of the issue, as ratios measured in this run.
+const t = []
+const target = (name, value, ok, detail) => t.push(`| ${name} | ${Number.isFinite(value) ? value.toFixed(2) : 'n/a'} | ${ok ? 'met' : 'NOT met'} | ${detail} |`)
+for (const ch1 of [find('bulk 1 MiB', 'sysv-shm Channel (ring'), find('bulk 1 MiB', 'sysv-shm Channel sendWith')]) {
+  if (!ch1) continue
+  const which = ch1.impl.includes('sendWith') ? 'Channel sendWith/recvWith' : 'Channel send/recvInto'
+  const r1 = ratio(ch1, find('bulk 1 MiB', 'C reference'))
+  target(`bulk 1 MiB: ${which} / C reference`, r1, r1 >= 0.5, '>= 0.5')
+  const r2 = ratio(ch1, find('bulk 1 MiB', 'Unix socket'))
+  target(`bulk 1 MiB: ${which} / Unix socket`, r2, r2 >= 2.5, '>= 2.5')
+  const r3 = ratio(ch1, find('bulk 1 MiB', 'pipe'))
+  target(`bulk 1 MiB: ${which} / pipe (FIFO)`, r3, r3 >= 5, '>= 5')
+}
+const wn = find('ping-pong 8 B round trip', 'sysv-shm wait/notify')
+if (wn) {
+  const r1 = ratio(wn, find('ping-pong 8 B round trip', 'C futex'))
+  target('ping-pong: wait/notify / C futex', r1, r1 <= 1.25, '<= 1.25')
+  const sp = find('ping-pong 8 B round trip', 'sysv-shm spin')
+  const r2 = ratio(sp, find('ping-pong 8 B round trip', 'C spin'))
+  target('ping-pong: spin / C spin', r2, r2 <= 3, '<= 3')
+  const ps = find('ping-pong 8 B round trip', 'process.send')
+  const r3 = ratio(wn, ps)
+  target('ping-pong: wait/notify / process.send', r3, r3 < 0.5, 'far below 1')
+  const r4 = ratio(sp, ps)
+  target('ping-pong: spin / process.send', r4, r4 < 0.5, 'far below 1')
+}
+const nt = find('notify, no waiter', 'sysv-shm notify (zero-copy')
+if (nt) target('notify with no waiter, ns per call', nt.value, nt.value < 100, '< 100 ns')
+const sc = find('notify, no waiter', 'futex syscalls')
+if (sc) target('notify with no waiter: futex calls per 1M notifies', sc.value, sc.value < 1000, 'none per notify (< 1000, the runtime\'s own)')
+const rt = find('Channel rate 64 B', 'send /')
+if (rt) target('Channel 64 B, million msg/s one way, one call per message', rt.value / 1e6, rt.value >= 1e6, '>= 1')
+const rb = find('Channel rate 64 B', 'trySendMany')
+if (rb) target('Channel 64 B, million msg/s one way, batch calls', rb.value / 1e6, rb.value >= 1e6, '>= 1')
+if (t.length) {
+  out.push('')
+  out.push('| target | measured | | wanted |')
+  out.push('|---|---:|---|---|')
+  out.push(...t)
+}
+
+const text = out.join('\n')
+console.log(text)
+const dir = join(here, 'results')
+mkdirSync(dir, { recursive: true })
+writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n')
+writeFileSync(join(dir, 'latest.md'), text + '\n')
+if (flag('--save')) {
+  const day = new Date().toISOString().slice(0, 10)
+  writeFileSync(join(dir, `${day}.json`), JSON.stringify(results, null, 2) + '\n')
+  writeFileSync(join(dir, `${day}.md`), text + '\n')
+}

@@ -1,0 +1,524 @@
+//! `ChannelHandle`: the JS class behind `Channel`, one end of a
+//! `sysv_shm::channel::Channel`.
+
+use std::ptr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy};
+use sysv_shm::{CreateOptions, Segment};
+
+use crate::buffer::{detach_if_ours, simulate_no_external, view_bytes};
+use crate::errors::{invalid, shm_error, throw};
+use crate::futex::{deferred, pending, timeout};
+use crate::to_usize;
+
+/// One end of a channel. Detached by `detach()` or garbage collection.
+#[napi]
+pub struct ChannelHandle {
+    inner: Option<Arc<Channel>>,
+    id: i32,
+    created: bool,
+}
+
+const EMPTY: f64 = -1.0;
+const CLOSED: f64 = -2.0;
+
+fn open_error(env: &Env, e: sysv_shm::Error) -> Error {
+    match e {
+        sysv_shm::Error::InvalidArgument(msg) if msg.contains("not a sysv-shm channel") => {
+            shm_error(env, "ERR_SHM_NOT_A_CHANNEL", &msg)
+        }
+        e => throw(env, e),
+    }
+}
+
+impl ChannelHandle {
+    fn wrap(channel: Channel, created: bool) -> ChannelHandle {
+        ChannelHandle {
+            id: channel.attachment().id(),
+            inner: Some(Arc::new(channel)),
+            created,
+        }
+    }
+
+    fn get(&self, env: &Env) -> Result<&Arc<Channel>> {
+        self.inner.as_ref().ok_or_else(|| {
+            shm_error(
+                env,
+                "ERR_SHM_DETACHED",
+                &format!("channel {} has been detached from this handle", self.id),
+            )
+        })
+    }
+
+    fn closed_error(&self, env: &Env) -> Error {
+        shm_error(
+            env,
+            "ERR_CHANNEL_CLOSED",
+            &format!(
+                "channel {} is closed: no more messages can be sent",
+                self.id
+            ),
+        )
+    }
+
+    /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`.
+    fn send_error(&self, env: &Env, ch: &Channel, e: sysv_shm::Error) -> Error {
+        if ch.is_closed() {
+            self.closed_error(env)
+        } else {
+            throw(env, e)
+        }
+    }
+
+    fn recv_result(&self, env: &Env, r: Recv) -> Result<f64> {
+        match r {
+            Recv::Message(n) => Ok(n as f64),
+            Recv::Empty => Ok(EMPTY),
+            Recv::Closed => Ok(CLOSED),
+            Recv::TooSmall(n) => Err(invalid(
+                env,
+                "ERR_BUFFER_TOO_SMALL",
+                &format!("the next message has {n} bytes, more than the target holds; it is left in the channel"),
+            )),
+        }
+    }
+
+    /// Receives into a new Node Buffer; `Ok(None)` when there is nothing.
+    fn recv_buffer(
+        &self,
+        env: &Env,
+        timeout: Option<Duration>,
+        block: bool,
+    ) -> Result<Option<Unknown<'_>>> {
+        let ch = self.get(env)?;
+        if block
+            && ch.next_len().is_none()
+            && !ch.wait_readable(timeout).map_err(|e| throw(env, e))?
+        {
+            return Ok(None);
+        }
+        let Some(len) = ch.next_len() else {
+            return Ok(None);
+        };
+        let mut data = ptr::null_mut();
+        let mut value = ptr::null_mut();
+        // SAFETY: plain allocation of a Node Buffer in this call's scope.
+        let status = unsafe { sys::napi_create_buffer(env.raw(), len, &mut data, &mut value) };
+        if status != sys::Status::napi_ok {
+            return Err(Error::new(
+                Status::from(status),
+                "napi_create_buffer failed".to_string(),
+            ));
+        }
+        // SAFETY: `data` is the new buffer's memory, writable for `len` bytes
+        // (null only when `len` is 0, which copies nothing).
+        let r = unsafe { ch.try_recv_raw(data.cast(), len) }.map_err(|e| throw(env, e))?;
+        match r {
+            // SAFETY: `value` is a live Buffer made in this env during this call.
+            Recv::Message(_) => Ok(Some(unsafe {
+                Unknown::from_raw_unchecked(env.raw(), value)
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+unsafe extern "C" fn release_ring(
+    _env: sys::napi_env,
+    _data: *mut std::ffi::c_void,
+    hint: *mut std::ffi::c_void,
+) {
+    // SAFETY: `hint` is the `Box<Arc<Channel>>` leaked in `ring_buffer`; V8
+    // calls this finalizer once.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<Channel>>()) });
+}
+
+const SPLIT: f64 = -3.0;
+
+#[napi]
+impl ChannelHandle {
+    /// Creates a channel segment of `512 + capacity` bytes (rounded up to 8).
+    #[napi(factory)]
+    pub fn create(
+        env: Env,
+        key: i32,
+        capacity: f64,
+        mode: u32,
+        exclusive: bool,
+    ) -> Result<ChannelHandle> {
+        let capacity = to_usize(&env, "capacityBytes", capacity)?;
+        let options = CreateOptions {
+            mode,
+            exclusive,
+            ..CreateOptions::default()
+        };
+        let (channel, created) =
+            Channel::create(key, capacity, &options).map_err(|e| open_error(&env, e))?;
+        Ok(ChannelHandle::wrap(channel, created))
+    }
+
+    /// Opens the channel of `key`.
+    #[napi(factory)]
+    pub fn open(env: Env, key: i32) -> Result<ChannelHandle> {
+        let channel = Channel::open(key).map_err(|e| open_error(&env, e))?;
+        Ok(ChannelHandle::wrap(channel, false))
+    }
+
+    /// Opens the channel segment with this shmid.
+    #[napi(factory)]
+    pub fn open_by_id(env: Env, id: i32) -> Result<ChannelHandle> {
+        let channel =
+            Channel::from_segment(Segment::from_id(id)).map_err(|e| open_error(&env, e))?;
+        Ok(ChannelHandle::wrap(channel, false))
+    }
+
+    /// The shmid.
+    #[napi(getter)]
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Whether this handle's `create` made the segment.
+    #[napi(getter)]
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Whether the handle is attached.
+    #[napi(getter)]
+    pub fn attached(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The ring's capacity in bytes.
+    #[napi(getter)]
+    pub fn capacity(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.capacity() as f64)
+    }
+
+    /// The largest message, in bytes (`capacity - 8`).
+    #[napi(getter)]
+    pub fn max_message(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.max_message() as f64)
+    }
+
+    /// Bytes of records not yet received.
+    #[napi(getter)]
+    pub fn pending_bytes(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.pending_bytes() as f64)
+    }
+
+    /// Whether the channel was closed.
+    #[napi(getter)]
+    pub fn closed(&self, env: Env) -> Result<bool> {
+        Ok(self.get(&env)?.is_closed())
+    }
+
+    /// How this handle waits: `"spin"`, `"park"` or `"spin-then-park"` (with
+    /// `spinMicros`).
+    #[napi]
+    pub fn set_wait(&self, env: Env, kind: String, spin_micros: f64) -> Result<()> {
+        let ch = self.get(&env)?;
+        let strategy = match kind.as_str() {
+            "spin" => WaitStrategy::Spin,
+            "park" => WaitStrategy::Park,
+            "spin-then-park" if spin_micros.is_finite() && spin_micros >= 0.0 => {
+                WaitStrategy::SpinThenPark(Duration::from_secs_f64(spin_micros / 1e6))
+            }
+            _ => {
+                return Err(invalid(
+                    &env,
+                    "ERR_INVALID_ARG_VALUE",
+                    &format!("unknown wait strategy {kind:?} (spinMicros {spin_micros})"),
+                ))
+            }
+        };
+        ch.set_strategy(strategy);
+        Ok(())
+    }
+
+    /// Sends if there is room now; `false` if the ring is too full.
+    #[napi(ts_args_type = "data: ArrayBufferView")]
+    pub fn try_send(&self, env: Env, data: Unknown) -> Result<bool> {
+        let ch = self.get(&env)?;
+        let (src, len) = view_bytes(&env, &data)?;
+        if ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        // SAFETY: `src` is the live view's memory, readable for `len` bytes;
+        // no JS runs during this call.
+        unsafe { ch.try_send_raw(src, len) }.map_err(|e| self.send_error(&env, ch, e))
+    }
+
+    /// Sends, waiting while the ring is too full; `false` on timeout.
+    #[napi(ts_args_type = "data: ArrayBufferView, timeoutMs?: number | undefined | null")]
+    pub fn send(&self, env: Env, data: Unknown, timeout_ms: Option<f64>) -> Result<bool> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let (src, len) = view_bytes(&env, &data)?;
+        if ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        // SAFETY: as in `try_send`; the thread is blocked, so the view cannot
+        // be detached or resized meanwhile.
+        let sent =
+            unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| self.send_error(&env, ch, e))?;
+        if !sent && ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        Ok(sent)
+    }
+
+    /// Sends each view in order while there is room; returns how many were
+    /// sent. One call for many small messages.
+    #[napi(ts_args_type = "items: ArrayBufferView[]")]
+    pub fn try_send_many(&self, env: Env, items: Vec<Unknown>) -> Result<u32> {
+        let ch = self.get(&env)?;
+        if ch.is_closed() {
+            return Err(self.closed_error(&env));
+        }
+        let mut n = 0;
+        for item in &items {
+            let (src, len) = view_bytes(&env, item)?;
+            // SAFETY: as in `try_send`.
+            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| self.send_error(&env, ch, e))? {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Receives into `target` if a message is there: its length, `-1` if
+    /// empty, `-2` if empty and closed. `RangeError` if it does not fit.
+    #[napi(ts_args_type = "target: ArrayBufferView")]
+    pub fn try_recv_into(&self, env: Env, target: Unknown) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let (dst, cap) = view_bytes(&env, &target)?;
+        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
+        let r = unsafe { ch.try_recv_raw(dst, cap) }.map_err(|e| throw(&env, e))?;
+        self.recv_result(&env, r)
+    }
+
+    /// Receives into `target`, waiting: as `tryRecvInto`, `-1` on timeout.
+    #[napi(ts_args_type = "target: ArrayBufferView, timeoutMs?: number | undefined | null")]
+    pub fn recv_into(&self, env: Env, target: Unknown, timeout_ms: Option<f64>) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let (dst, cap) = view_bytes(&env, &target)?;
+        // SAFETY: as in `try_recv_into`; the thread is blocked meanwhile.
+        let r = unsafe { ch.recv_raw(dst, cap, timeout) }.map_err(|e| throw(&env, e))?;
+        self.recv_result(&env, r)
+    }
+
+    /// Receives as many waiting messages as fit into `target` (packed back to
+    /// back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
+    /// first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
+    /// and empty. `RangeError` if the first does not fit.
+    #[napi(
+        ts_args_type = "target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null"
+    )]
+    pub fn recv_many(
+        &self,
+        env: Env,
+        target: Unknown,
+        lengths: Unknown,
+        timeout_ms: Option<f64>,
+    ) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let (dst, cap) = view_bytes(&env, &target)?;
+        let (lp, lbytes) = view_bytes(&env, &lengths)?;
+        let disjoint = (lp as usize).saturating_add(lbytes) <= dst as usize
+            || (dst as usize).saturating_add(cap) <= lp as usize;
+        if (lp as usize) % 4 != 0 || !disjoint {
+            return Err(invalid(
+                &env,
+                "ERR_INVALID_ARG_VALUE",
+                "lengths must be a Uint32Array that does not overlap target",
+            ));
+        }
+        // SAFETY: `lp` is the live view's memory, 4-aligned (checked), of
+        // `lbytes` bytes, not overlapping `dst` (checked); no JS runs during
+        // this call, so nothing else aliases it meanwhile.
+        let lens = unsafe { std::slice::from_raw_parts_mut(lp.cast::<u32>(), lbytes / 4) };
+        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
+        let mut r = unsafe { ch.try_recv_many_raw(dst, cap, lens) }.map_err(|e| throw(&env, e))?;
+        if r == Recv::Empty
+            && timeout != Some(Duration::ZERO)
+            && ch.wait_readable(timeout).map_err(|e| throw(&env, e))?
+        {
+            // SAFETY: as above.
+            r = unsafe { ch.try_recv_many_raw(dst, cap, lens) }.map_err(|e| throw(&env, e))?;
+        }
+        self.recv_result(&env, r)
+    }
+
+    /// The next message's length, or `-1` if there is none.
+    #[napi]
+    pub fn next_length(&self, env: Env) -> Result<f64> {
+        Ok(self.get(&env)?.next_len().map_or(EMPTY, |n| n as f64))
+    }
+
+    /// Receives into a new Buffer if a message is there, else `null`.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn try_recv(&self, env: Env) -> Result<Option<Unknown<'_>>> {
+        self.recv_buffer(&env, None, false)
+    }
+
+    /// Receives into a new Buffer, waiting; `null` on timeout or when closed
+    /// and empty.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn recv(&self, env: Env, timeout_ms: Option<f64>) -> Result<Option<Unknown<'_>>> {
+        let timeout = timeout(&env, timeout_ms)?;
+        self.recv_buffer(&env, timeout, true)
+    }
+
+    /// Arms an asynchronous wait for a message: `null` if one (or the close)
+    /// is already there, else `{ promise, id }` as for `Mapping.waitAsync`.
+    #[napi(ts_return_type = "{ promise: Promise<string>, id: number } | null")]
+    pub fn recv_wait_async<'a>(&self, env: &'a Env) -> Result<Option<Object<'a>>> {
+        let ch = self.get(env)?;
+        if !ch.arm_rx_wait() {
+            return Ok(None);
+        }
+        let (promise, on_done) = deferred(env)?;
+        let keepalive: Arc<dyn std::any::Any + Send + Sync> = ch.clone();
+        let req = sysv_shm::futex::AsyncRequest {
+            addr: ch.rx_waiting_word(),
+            expected: 1,
+            waiters: None,
+            timeout: None,
+            keepalive,
+            on_done,
+        };
+        // SAFETY: the word is in the channel's header, kept mapped by the
+        // `Arc<Channel>` in `keepalive`; `detach` cancels the range first.
+        let id = unsafe { sysv_shm::futex::wait_async(req) }.map_err(|e| throw(env, e))?;
+        pending(env, promise, id.unwrap_or(0)).map(Some)
+    }
+
+    /// An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
+    /// `sendWith`/`recvWith`; it keeps the mapping alive until collected.
+    /// `null` where external buffers are refused (Electron).
+    #[napi(ts_return_type = "ArrayBuffer | null")]
+    pub fn ring_buffer(&self, env: Env) -> Result<Option<Unknown<'_>>> {
+        let ch = self.get(&env)?;
+        if simulate_no_external() {
+            return Ok(None);
+        }
+        let hint = Box::into_raw(Box::new(Arc::clone(ch)));
+        let mut out = ptr::null_mut();
+        // SAFETY: the ring stays mapped while the Arc in `hint` lives, and
+        // `release_ring` frees `hint` when V8 collects the buffer.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env.raw(),
+                ch.ring_ptr().cast(),
+                ch.capacity(),
+                Some(release_ring),
+                hint.cast(),
+                &mut out,
+            )
+        };
+        if status == sys::Status::napi_ok {
+            // SAFETY: `out` is a live value made in this env during this call.
+            return Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), out) }));
+        }
+        // SAFETY: not handed over: the finalizer will never run.
+        drop(unsafe { Box::from_raw(hint) });
+        if status == sys::Status::napi_no_external_buffers_allowed {
+            Ok(None)
+        } else {
+            Err(Error::new(
+                Status::from(status),
+                "napi_create_external_arraybuffer failed".to_string(),
+            ))
+        }
+    }
+
+    /// Reserves room for `length` bytes to write in place, waiting while the
+    /// ring is too full: the payload's offset in the ring, `-1` on timeout,
+    /// `-3` if it would wrap (send a copy instead).
+    #[napi]
+    pub fn reserve(&self, env: Env, length: f64, timeout_ms: Option<f64>) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let len = to_usize(&env, "length", length)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        match ch
+            .reserve(len, timeout)
+            .map_err(|e| self.send_error(&env, ch, e))?
+        {
+            Reserve::At(off) => Ok(off as f64),
+            Reserve::Split => Ok(SPLIT),
+            Reserve::Full if ch.is_closed() => Err(self.closed_error(&env)),
+            Reserve::Full => Ok(EMPTY),
+        }
+    }
+
+    /// Publishes the `length` bytes written in place after `reserve`.
+    #[napi]
+    pub fn commit(&self, env: Env, length: f64) -> Result<()> {
+        let ch = self.get(&env)?;
+        let len = to_usize(&env, "length", length)?;
+        ch.commit(len).map_err(|e| self.send_error(&env, ch, e))
+    }
+
+    /// Waits for the next message and shows it in place: its offset in the
+    /// ring (length: `nextLength()`), `-1` on timeout, `-2` if closed and
+    /// empty, `-3` if it wraps (receive a copy instead).
+    #[napi]
+    pub fn peek(&self, env: Env, timeout_ms: Option<f64>) -> Result<f64> {
+        let ch = self.get(&env)?;
+        let timeout = timeout(&env, timeout_ms)?;
+        let mut p = ch.try_peek().map_err(|e| throw(&env, e))?;
+        if p == Peek::Empty && ch.wait_readable(timeout).map_err(|e| throw(&env, e))? {
+            p = ch.try_peek().map_err(|e| throw(&env, e))?;
+        }
+        Ok(match p {
+            Peek::At(off, _) => off as f64,
+            Peek::Split(_) => SPLIT,
+            Peek::Empty => EMPTY,
+            Peek::Closed => CLOSED,
+        })
+    }
+
+    /// Consumes the message `peek` showed.
+    #[napi]
+    pub fn release(&self, env: Env) -> Result<bool> {
+        self.get(&env)?.release().map_err(|e| throw(&env, e))
+    }
+
+    /// Marks the channel closed and wakes both sides.
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        self.get(&env)?.close().map_err(|e| throw(&env, e))
+    }
+
+    /// `shmctl(id, IPC_RMID)` of the channel's segment.
+    #[napi]
+    pub fn remove(&self, env: Env) -> Result<()> {
+        Segment::from_id(self.id)
+            .remove()
+            .map_err(|e| throw(&env, e))
+    }
+
+    /// Detaches this end (pending asynchronous receives end as detached).
+    /// If `ring` is this end's `ringBuffer()`, it is detached first, so its
+    /// views read as length 0. Idempotent.
+    #[napi(ts_args_type = "ring?: ArrayBuffer | null")]
+    pub fn detach(&mut self, env: Env, ring: Option<Unknown>) {
+        if let Some(ch) = self.inner.take() {
+            if let Some(ring) = ring.as_ref() {
+                detach_if_ours(&env, ring, ch.ring_ptr());
+            }
+            let map = ch.attachment();
+            sysv_shm::futex::cancel_range(map.as_ptr() as usize, map.len());
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! System V semaphore sets for JS: thin functions over `sysv_shm::sem`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use sysv_shm::sem::{OpOutcome, SemInfo, SemOp, SemaphoreSet};
+use sysv_shm::{CreateOptions, SetOptions};
+
+use crate::errors::{invalid, throw};
+use crate::futex::{pending, timeout};
+use crate::NativeSetOptions;
+
+/// One operation of `semop`.
+#[napi(object)]
+pub struct NativeSemOp {
+    pub index: u32,
+    pub delta: i32,
+    pub undo: bool,
+    pub nowait: bool,
+}
+
+/// `struct semid_ds` as plain values (times in ms since the epoch).
+#[napi(object)]
+pub struct NativeSemStat {
+    pub id: i32,
+    pub key: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub count: u32,
+    pub op_time: Option<f64>,
+    pub change_time: Option<f64>,
+}
+
+fn millis(t: Option<std::time::SystemTime>) -> Option<f64> {
+    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as f64)
+}
+
+impl From<SemInfo> for NativeSemStat {
+    fn from(s: SemInfo) -> Self {
+        NativeSemStat {
+            id: s.id,
+            key: s.key as u32,
+            mode: s.mode,
+            uid: s.uid,
+            gid: s.gid,
+            cuid: s.cuid,
+            cgid: s.cgid,
+            count: s.count as u32,
+            op_time: millis(s.op_time),
+            change_time: millis(s.change_time),
+        }
+    }
+}
+
+/// What `semget` returned and whether this call created the set.
+#[napi(object)]
+pub struct NativeSemCreated {
+    pub id: i32,
+    pub created: bool,
+}
+
+fn ops(env: &Env, ops: &[NativeSemOp]) -> Result<Vec<SemOp>> {
+    ops.iter()
+        .map(|o| {
+            if o.index > u32::from(u16::MAX) || o.delta < -32767 || o.delta > 32767 {
+                return Err(invalid(
+                    env,
+                    "ERR_OUT_OF_RANGE",
+                    &format!("semop index {} delta {} out of range", o.index, o.delta),
+                ));
+            }
+            Ok(SemOp {
+                index: o.index as u16,
+                delta: o.delta as i16,
+                undo: o.undo,
+                nowait: o.nowait,
+            })
+        })
+        .collect()
+}
+
+fn outcome(o: OpOutcome) -> &'static str {
+    match o {
+        OpOutcome::Done => "ok",
+        OpOutcome::WouldBlock => "would-block",
+        OpOutcome::TimedOut => "timed-out",
+    }
+}
+
+/// `semget(key, count, IPC_CREAT [| IPC_EXCL] | mode)`, then `SETALL initial`.
+#[napi]
+pub fn sem_create(
+    env: Env,
+    key: i32,
+    count: u32,
+    initial: u32,
+    mode: u32,
+    exclusive: bool,
+) -> Result<NativeSemCreated> {
+    let initial = u16::try_from(initial).unwrap_or(u16::MAX);
+    let options = CreateOptions {
+        mode,
+        exclusive,
+        ..CreateOptions::default()
+    };
+    let (set, created) =
+        SemaphoreSet::create(key, count as usize, initial, &options).map_err(|e| throw(&env, e))?;
+    Ok(NativeSemCreated {
+        id: set.id(),
+        created,
+    })
+}
+
+/// `semget(key, 0, 0)`.
+#[napi]
+pub fn sem_open(env: Env, key: i32) -> Result<i32> {
+    SemaphoreSet::open(key)
+        .map(|s| s.id())
+        .map_err(|e| throw(&env, e))
+}
+
+/// `semop`/`semtimedop`: `"ok"`, `"would-block"` or `"timed-out"`.
+#[napi]
+pub fn sem_op(
+    env: Env,
+    id: i32,
+    list: Vec<NativeSemOp>,
+    timeout_ms: Option<f64>,
+) -> Result<&'static str> {
+    let list = ops(&env, &list)?;
+    let timeout = timeout(&env, timeout_ms)?;
+    SemaphoreSet::from_id(id)
+        .op(&list, timeout)
+        .map(outcome)
+        .map_err(|e| throw(&env, e))
+}
+
+fn cancels() -> &'static Mutex<HashMap<u64, Arc<AtomicBool>>> {
+    static CANCELS: OnceLock<Mutex<HashMap<u64, Arc<AtomicBool>>>> = OnceLock::new();
+    CANCELS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// `semop` on a thread of its own: `{ promise, id }`; the promise resolves
+/// to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`), or
+/// `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
+#[napi(ts_return_type = "{ promise: Promise<string>, id: number }")]
+pub fn sem_op_async<'a>(
+    env: &'a Env,
+    id: i32,
+    list: Vec<NativeSemOp>,
+    timeout_ms: Option<f64>,
+) -> Result<Object<'a>> {
+    let list = ops(env, &list)?;
+    let timeout = timeout(env, timeout_ms)?;
+    type Resolver = Box<dyn FnOnce(Env) -> Result<String> + Send>;
+    let (deferred, promise) = env.create_deferred::<String, Resolver>()?;
+    let token = NEXT.fetch_add(1, Ordering::Relaxed);
+    let flag = Arc::new(AtomicBool::new(false));
+    cancels()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(token, flag.clone());
+    let on_done = Box::new(move |r: sysv_shm::Result<Option<OpOutcome>>| {
+        cancels()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
+        let s = match r {
+            Ok(Some(o)) => outcome(o).to_string(),
+            Ok(None) => "cancelled".to_string(),
+            Err(e) => match &e {
+                sysv_shm::Error::Os { syscall, errno, .. } => {
+                    format!("error:{errno:?}:{}:{syscall}:{e}", *errno as i32)
+                }
+                _ => format!("error:EINVAL:22:semop:{e}"),
+            },
+        };
+        deferred.resolve(Box::new(move |_env| Ok(s)));
+    });
+    SemaphoreSet::from_id(id)
+        .op_async(list, timeout, flag, on_done)
+        .map_err(|e| throw(env, e))?;
+    pending(env, promise, token)
+}
+
+/// Cancels a pending `semOpAsync` (it resolves `"cancelled"` within 100 ms,
+/// having applied nothing). Returns whether it was pending.
+#[napi]
+pub fn sem_cancel(id: f64) -> bool {
+    match cancels()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&(id as u64))
+    {
+        Some(flag) => {
+            flag.store(true, Ordering::SeqCst);
+            true
+        }
+        None => false,
+    }
+}
+
+/// `GETVAL`.
+#[napi]
+pub fn sem_get_value(env: Env, id: i32, index: u32) -> Result<u32> {
+    SemaphoreSet::from_id(id)
+        .value(index as usize)
+        .map(u32::from)
+        .map_err(|e| throw(&env, e))
+}
+
+/// `SETVAL`.
+#[napi]
+pub fn sem_set_value(env: Env, id: i32, index: u32, value: u32) -> Result<()> {
+    let value = u16::try_from(value).unwrap_or(u16::MAX);
+    SemaphoreSet::from_id(id)
+        .set_value(index as usize, value)
+        .map_err(|e| throw(&env, e))
+}
+
+/// `GETALL`.
+#[napi]
+pub fn sem_get_all(env: Env, id: i32) -> Result<Vec<u32>> {
+    SemaphoreSet::from_id(id)
+        .values()
+        .map(|v| v.into_iter().map(u32::from).collect())
+        .map_err(|e| throw(&env, e))
+}
+
+/// `SETALL`.
+#[napi]
+pub fn sem_set_all(env: Env, id: i32, values: Vec<u32>) -> Result<()> {
+    let values: Vec<u16> = values
+        .into_iter()
+        .map(|v| u16::try_from(v).unwrap_or(u16::MAX))
+        .collect();
+    SemaphoreSet::from_id(id)
+        .set_all(&values)
+        .map_err(|e| throw(&env, e))
+}
+
+/// `[GETNCNT, GETZCNT, GETPID]` of semaphore `index`.
+#[napi]
+pub fn sem_counts(env: Env, id: i32, index: u32) -> Result<Vec<i32>> {
+    let set = SemaphoreSet::from_id(id);
+    let (n, z) = set.waiting(index as usize).map_err(|e| throw(&env, e))?;
+    let pid = set.last_pid(index as usize).map_err(|e| throw(&env, e))?;
+    Ok(vec![n as i32, z as i32, pid])
+}
+
+/// `IPC_STAT`.
+#[napi]
+pub fn sem_stat(env: Env, id: i32) -> Result<NativeSemStat> {
+    SemaphoreSet::from_id(id)
+        .stat()
+        .map(NativeSemStat::from)
+        .map_err(|e| throw(&env, e))
+}
+
+/// `IPC_SET`.
+#[napi]
+pub fn sem_set(env: Env, id: i32, options: NativeSetOptions) -> Result<()> {
+    let options = SetOptions {
+        uid: options.uid,
+        gid: options.gid,
+        mode: options.mode,
+    };
+    SemaphoreSet::from_id(id)
+        .set(&options)
+        .map_err(|e| throw(&env, e))
+}
+
+/// `IPC_RMID`.
+#[napi]
+pub fn sem_remove(env: Env, id: i32) -> Result<()> {
+    SemaphoreSet::from_id(id)
+        .remove()
+        .map_err(|e| throw(&env, e))
+}

@@ -1,0 +1,938 @@
+//! [`Channel`]: a single-producer single-consumer ring of variable-length
+//! messages in one segment, with futex wake-ups that cost nothing while the
+//! other side is awake.
+//!
+//! # Layout (version 1)
+//!
+//! All integers are in the machine's byte order (little-endian on x86-64 and
+//! arm64); offsets are from the start of the segment. The header is 512
+//! bytes, with the words each side writes on cache lines of their own.
+//!
+//! | offset | type  | field | written by |
+//! |--------|-------|-------|------------|
+//! | 0      | `u32` | magic `0x48435653` (the bytes `"SVCH"`) | creator, last |
+//! | 4      | `u32` | version, `1` | creator |
+//! | 8      | `u64` | capacity `C` of the data ring, bytes, a multiple of 8 | creator |
+//! | 16     | `u32` | header size, `512` (where the ring starts) | creator |
+//! | 20     | `u32` | closed: `0` open, `1` closed (no more messages will be sent) | either side |
+//! | 128    | `u64` | head: bytes ever written (records), only grows | sender |
+//! | 256    | `u64` | tail: bytes ever read, only grows, `tail <= head <= tail + C` | receiver |
+//! | 384    | `u32` | receiver waiting: futex word, `1` while the receiver sleeps | receiver sets, sender clears |
+//! | 448    | `u32` | sender waiting: futex word, `1` while the sender sleeps | sender sets, receiver clears |
+//! | 512    | bytes | the ring, `C` bytes | |
+//!
+//! A message is a record at ring offset `head % C`: a `u32` payload length,
+//! a `u32` that is 0, then the payload, then padding to a multiple of 8. The
+//! record takes `8 + align8(len)` bytes. The 8-byte record header never
+//! straddles the end of the ring (offsets and `C` are multiples of 8); the
+//! payload may: it continues at ring offset 0. A message must fit in the ring
+//! (`8 + align8(len) <= C`).
+//!
+//! Sending: wait until `C - (head - tail) >= record size`, write the record,
+//! store `head += record size` (release), then a full fence; if the receiver
+//! waiting word is nonzero, set it to 0 and `FUTEX_WAKE` it. Receiving: if
+//! `tail == head` wait; read the record at `tail % C` (after an acquire load
+//! of head), store `tail += record size` (release), full fence, and wake the
+//! sender the same way. To sleep, a side stores 1 in its waiting word
+//! (sequentially consistent), checks the condition again, and calls
+//! `FUTEX_WAIT(word, 1)`. The futexes are shared (not private).
+//!
+//! # References
+//! - [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)
+//! - [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
+
+use std::hint::spin_loop;
+use std::ptr;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::attachment::Attachment;
+use crate::error::{Error, Result};
+use crate::futex::{futex_wait, futex_wake, WaitOutcome};
+use crate::segment::{CreateOptions, Segment};
+use crate::Key;
+
+/// `"SVCH"` read as a little-endian `u32`.
+pub const MAGIC: u32 = 0x4843_5653;
+/// The layout version this module reads and writes.
+pub const VERSION: u32 = 1;
+/// Bytes before the ring.
+pub const HEADER_SIZE: usize = 512;
+/// Bytes of a record header (length and a zero word).
+pub const RECORD_HEADER: usize = 8;
+
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 4;
+const OFF_CAPACITY: usize = 8;
+const OFF_HEADER_SIZE: usize = 16;
+const OFF_CLOSED: usize = 20;
+const OFF_HEAD: usize = 128;
+const OFF_TAIL: usize = 256;
+const OFF_RX_WAITING: usize = 384;
+const OFF_TX_WAITING: usize = 448;
+
+/// How a blocked side waits for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitStrategy {
+    /// Busy-wait on the shared indices: lowest latency, burns a core.
+    Spin,
+    /// Sleep in `FUTEX_WAIT` at once.
+    Park,
+    /// Busy-wait for this long, then sleep.
+    SpinThenPark(Duration),
+}
+
+impl Default for WaitStrategy {
+    fn default() -> Self {
+        WaitStrategy::SpinThenPark(Duration::from_micros(10))
+    }
+}
+
+/// What a receive found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recv {
+    /// A message of this many bytes was copied out and consumed.
+    Message(usize),
+    /// Nothing to read (or the timeout elapsed).
+    Empty,
+    /// Nothing to read, and the channel is closed.
+    Closed,
+    /// The next message has this many bytes, more than the target holds; it
+    /// is left in the ring.
+    TooSmall(usize),
+}
+
+/// Where [`Channel::try_reserve`] puts a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserve {
+    /// There is room, and the payload is contiguous at this offset of the
+    /// ring: write it there, then [`Channel::commit`].
+    At(usize),
+    /// There is room, but the payload would wrap around the end of the ring:
+    /// send a copy instead ([`Channel::try_send_raw`] will not wait).
+    Split,
+    /// Not enough room now.
+    Full,
+}
+
+/// What [`Channel::try_peek`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// The next message is contiguous in the ring at this offset, with this
+    /// length: read it there, then [`Channel::release`].
+    At(usize, usize),
+    /// The next message (of this length) wraps around the end of the ring:
+    /// receive a copy instead.
+    Split(usize),
+    /// Nothing to read.
+    Empty,
+    /// Nothing to read, and the channel is closed.
+    Closed,
+}
+
+/// The bytes of a record holding `len` payload bytes.
+pub const fn record_size(len: usize) -> usize {
+    RECORD_HEADER + ((len + 7) & !7)
+}
+
+/// A channel end: one attachment of a channel segment. Either end may send
+/// or receive, but at most one process may send and one receive at a time.
+#[derive(Debug)]
+pub struct Channel {
+    map: Attachment,
+    capacity: u64,
+    /// The sender's last view of `tail` (never ahead of the real one).
+    cached_tail: AtomicU64,
+    /// The receiver's last view of `head`.
+    cached_head: AtomicU64,
+    strategy: std::sync::Mutex<WaitStrategy>,
+}
+
+impl Channel {
+    /// Creates a channel segment: `shmget(key, 512 + C, IPC_CREAT | IPC_EXCL
+    /// | mode)` with `C` = `capacity` rounded up to a multiple of 8, attaches
+    /// it and writes the header (the magic last). With `exclusive: false` an
+    /// existing channel of that key is opened instead. Returns whether this
+    /// call created it.
+    ///
+    /// # Errors
+    /// As [`Segment::create`]; `InvalidArgument` for a capacity below 16
+    /// bytes or an existing segment that is not a channel.
+    ///
+    /// # References
+    /// - [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
+    pub fn create(key: Key, capacity: usize, options: &CreateOptions) -> Result<(Channel, bool)> {
+        if capacity < 16 {
+            return Err(Error::InvalidArgument(format!(
+                "capacity must be at least 16 bytes, got {capacity}"
+            )));
+        }
+        let capacity = capacity
+            .checked_add(7)
+            .map(|c| c & !7)
+            .and_then(|c| c.checked_add(HEADER_SIZE).map(|_| c))
+            .ok_or_else(|| Error::InvalidArgument(format!("capacity {capacity} is too large")))?;
+        let (segment, created) = Segment::create(key, HEADER_SIZE + capacity, options)?;
+        if !created {
+            return Channel::from_segment(segment).map(|c| (c, false));
+        }
+        let map = match segment.attach(false) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = segment.remove();
+                return Err(e);
+            }
+        };
+        let channel = Channel::new(map, capacity as u64);
+        // A new segment is zero-filled: head, tail, closed and the waiting
+        // words are already 0.
+        channel
+            .u32_at(OFF_VERSION)
+            .store(VERSION, Ordering::Relaxed);
+        channel
+            .u64_at(OFF_CAPACITY)
+            .store(capacity as u64, Ordering::Relaxed);
+        channel
+            .u32_at(OFF_HEADER_SIZE)
+            .store(HEADER_SIZE as u32, Ordering::Relaxed);
+        channel.u32_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
+        Ok((channel, true))
+    }
+
+    /// Opens the channel of `key`: `shmget(key, 0, 0)`, `shmat`, and checks
+    /// the header.
+    ///
+    /// # References
+    /// - [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
+    pub fn open(key: Key) -> Result<Channel> {
+        Channel::from_segment(Segment::open(key)?)
+    }
+
+    /// Attaches the channel segment with this shmid and checks the header.
+    pub fn from_segment(segment: Segment) -> Result<Channel> {
+        let map = segment.attach(false)?;
+        let not_channel = |why: String| {
+            Error::InvalidArgument(format!(
+                "segment {} is not a sysv-shm channel: {why}",
+                segment.id()
+            ))
+        };
+        if map.len() < HEADER_SIZE + 16 {
+            return Err(not_channel(format!("{} bytes is too small", map.len())));
+        }
+        let mut probe = Channel::new(map, 0);
+        let magic = probe.u32_at(OFF_MAGIC).load(Ordering::Acquire);
+        if magic != MAGIC {
+            return Err(not_channel(format!("magic 0x{magic:08x}")));
+        }
+        let version = probe.u32_at(OFF_VERSION).load(Ordering::Relaxed);
+        if version != VERSION {
+            return Err(not_channel(format!(
+                "layout version {version}, expected {VERSION}"
+            )));
+        }
+        let capacity = probe.u64_at(OFF_CAPACITY).load(Ordering::Relaxed);
+        let header = probe.u32_at(OFF_HEADER_SIZE).load(Ordering::Relaxed) as usize;
+        let fits = (capacity as usize)
+            .checked_add(HEADER_SIZE)
+            .is_some_and(|n| n <= probe.map.len());
+        if header != HEADER_SIZE || capacity % 8 != 0 || capacity < 16 || !fits {
+            return Err(not_channel(format!(
+                "header size {header}, capacity {capacity} in a segment of {} bytes",
+                probe.map.len()
+            )));
+        }
+        probe.capacity = capacity;
+        let head = probe.u64_at(OFF_HEAD).load(Ordering::Acquire);
+        let tail = probe.u64_at(OFF_TAIL).load(Ordering::Acquire);
+        probe.cached_head.store(head, Ordering::Relaxed);
+        probe.cached_tail.store(tail, Ordering::Relaxed);
+        Ok(probe)
+    }
+
+    fn new(map: Attachment, capacity: u64) -> Channel {
+        Channel {
+            map,
+            capacity,
+            cached_tail: AtomicU64::new(0),
+            cached_head: AtomicU64::new(0),
+            strategy: std::sync::Mutex::new(WaitStrategy::default()),
+        }
+    }
+
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off + 4 <= HEADER_SIZE && off % 4 == 0);
+        // SAFETY: every offset used is a 4-aligned constant inside the header,
+        // which is mapped (the segment is at least HEADER_SIZE bytes, checked
+        // at open) while `self` lives. Shared memory is only accessed through
+        // atomics here, so a reference to an atomic is sound.
+        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU32>() }
+    }
+
+    fn u64_at(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off + 8 <= HEADER_SIZE && off % 8 == 0);
+        // SAFETY: as in `u32_at`, with 8-aligned offsets (the mapping is page
+        // aligned).
+        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    fn ring(&self) -> *mut u8 {
+        // SAFETY: HEADER_SIZE is within the mapping (checked at open).
+        unsafe { self.map.as_ptr().add(HEADER_SIZE) }
+    }
+
+    /// The attachment (for its id and address).
+    pub fn attachment(&self) -> &Attachment {
+        &self.map
+    }
+
+    /// The capacity of the ring, in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// The largest payload a message can have: `capacity - 8`.
+    pub fn max_message(&self) -> usize {
+        self.capacity as usize - RECORD_HEADER
+    }
+
+    /// Bytes of records waiting to be read.
+    pub fn pending_bytes(&self) -> usize {
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Acquire);
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Acquire);
+        head.wrapping_sub(tail) as usize
+    }
+
+    /// Whether a side has called [`Channel::close`].
+    pub fn is_closed(&self) -> bool {
+        self.u32_at(OFF_CLOSED).load(Ordering::Acquire) != 0
+    }
+
+    /// The address of the receiver's waiting word (for asynchronous waits).
+    pub fn rx_waiting_word(&self) -> *const AtomicU32 {
+        self.u32_at(OFF_RX_WAITING)
+    }
+
+    /// How this handle waits when it blocks.
+    pub fn strategy(&self) -> WaitStrategy {
+        *self.strategy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets how this handle waits when it blocks.
+    pub fn set_strategy(&self, s: WaitStrategy) {
+        *self.strategy.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// Marks the channel closed and wakes both sides. Messages already in
+    /// the ring can still be read; sends fail.
+    pub fn close(&self) -> Result<()> {
+        self.u32_at(OFF_CLOSED).store(1, Ordering::SeqCst);
+        for off in [OFF_RX_WAITING, OFF_TX_WAITING] {
+            let w = self.u32_at(off);
+            if w.swap(0, Ordering::SeqCst) != 0 {
+                // SAFETY: a live, aligned header word.
+                unsafe { futex_wake(w, u32::MAX) }?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_len(&self, len: usize) -> Result<usize> {
+        if len > u32::MAX as usize || record_size(len) > self.capacity as usize {
+            return Err(Error::InvalidArgument(format!(
+                "a message of {len} bytes does not fit in a channel of {} bytes (at most {})",
+                self.capacity,
+                self.max_message()
+            )));
+        }
+        Ok(record_size(len))
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::os(
+            "channel_send",
+            nix::errno::Errno::EPIPE,
+            format!("channel {} is closed", self.map.id()),
+        )
+    }
+
+    /// Wakes the other side if its waiting word says it sleeps (after a full
+    /// fence); makes no system call otherwise.
+    fn wake(&self, off: usize) -> Result<()> {
+        fence(Ordering::SeqCst);
+        let w = self.u32_at(off);
+        if w.load(Ordering::Relaxed) != 0 && w.swap(0, Ordering::SeqCst) != 0 {
+            // SAFETY: a live, aligned header word.
+            unsafe { futex_wake(w, 1) }?;
+        }
+        Ok(())
+    }
+
+    /// Whether `need` bytes are free for the sender.
+    fn has_room(&self, head: u64, need: usize) -> bool {
+        let mut tail = self.cached_tail.load(Ordering::Relaxed);
+        if self.capacity - head.wrapping_sub(tail) >= need as u64 {
+            return true;
+        }
+        tail = self.u64_at(OFF_TAIL).load(Ordering::Acquire);
+        self.cached_tail.store(tail, Ordering::Relaxed);
+        self.capacity - head.wrapping_sub(tail) >= need as u64
+    }
+
+    /// Sends a message if there is room now: `Ok(false)` if the ring is too
+    /// full. Never blocks; makes a system call only to wake a sleeping
+    /// receiver.
+    ///
+    /// # Safety
+    /// `src` must be readable for `len` bytes.
+    pub unsafe fn try_send_raw(&self, src: *const u8, len: usize) -> Result<bool> {
+        let need = self.check_len(len)?;
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+        if !self.has_room(head, need) {
+            return Ok(false);
+        }
+        // SAFETY: there is room for the record (checked), `src` is readable
+        // (caller's contract).
+        unsafe { self.write_record(head, src, len) };
+        self.u64_at(OFF_HEAD)
+            .store(head + need as u64, Ordering::Release);
+        self.wake(OFF_RX_WAITING)?;
+        Ok(true)
+    }
+
+    /// Sends a message from a slice; see [`Channel::try_send_raw`].
+    pub fn try_send(&self, data: &[u8]) -> Result<bool> {
+        // SAFETY: a slice is readable for its length.
+        unsafe { self.try_send_raw(data.as_ptr(), data.len()) }
+    }
+
+    /// Sends a message, waiting (by the handle's [`WaitStrategy`]) while the
+    /// ring is too full: `Ok(false)` if `timeout` elapsed first.
+    ///
+    /// # Safety
+    /// `src` must be readable for `len` bytes.
+    pub unsafe fn send_raw(
+        &self,
+        src: *const u8,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let need = self.check_len(len)?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            // SAFETY: caller's contract.
+            if unsafe { self.try_send_raw(src, len) }? {
+                return Ok(true);
+            }
+            let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+            let ready = || self.is_closed() || self.has_room(head, need);
+            if !self.block(OFF_TX_WAITING, deadline, ready)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Sends a message from a slice; see [`Channel::send_raw`].
+    pub fn send(&self, data: &[u8], timeout: Option<Duration>) -> Result<bool> {
+        // SAFETY: a slice is readable for its length.
+        unsafe { self.send_raw(data.as_ptr(), data.len(), timeout) }
+    }
+
+    /// Copies a record into the ring at `head`.
+    ///
+    /// # Safety
+    /// The record must fit in the free space; `src` readable for `len`.
+    unsafe fn write_record(&self, head: u64, src: *const u8, len: usize) {
+        let cap = self.capacity as usize;
+        let at = (head % self.capacity) as usize;
+        let ring = self.ring();
+        // SAFETY: `at` is 8-aligned and `at + 8 <= cap` (cap and at are
+        // multiples of 8), so the header lies in the ring; the free space is
+        // the receiver's to leave alone, so plain writes race with nobody.
+        unsafe {
+            ptr::write(ring.add(at).cast::<u32>(), len as u32);
+            ptr::write(ring.add(at + 4).cast::<u32>(), 0);
+        }
+        let start = (at + RECORD_HEADER) % cap;
+        let first = len.min(cap - start);
+        // SAFETY: both pieces lie in the ring and in free space; `src` is
+        // readable for `len` (caller's contract). `ptr::copy` tolerates `src`
+        // being shared memory too.
+        unsafe {
+            ptr::copy(src, ring.add(start), first);
+            ptr::copy(src.add(first), ring, len - first);
+        }
+    }
+
+    /// The ring's address in this process (for zero-copy views of it).
+    pub fn ring_ptr(&self) -> *mut u8 {
+        self.ring()
+    }
+
+    /// Reserves room for a message of `len` bytes to be written in place
+    /// (zero-copy): see [`Reserve`]. Nothing is visible to the receiver until
+    /// [`Channel::commit`].
+    pub fn try_reserve(&self, len: usize) -> Result<Reserve> {
+        let need = self.check_len(len)?;
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+        if !self.has_room(head, need) {
+            return Ok(Reserve::Full);
+        }
+        let start = ((head % self.capacity) as usize + RECORD_HEADER) % self.capacity as usize;
+        if start + len > self.capacity as usize {
+            return Ok(Reserve::Split);
+        }
+        Ok(Reserve::At(start))
+    }
+
+    /// [`Channel::try_reserve`], waiting (by the strategy) while the ring is
+    /// too full: [`Reserve::Full`] if `timeout` elapsed first.
+    pub fn reserve(&self, len: usize, timeout: Option<Duration>) -> Result<Reserve> {
+        let need = self.check_len(len)?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let r = self.try_reserve(len)?;
+            if r != Reserve::Full {
+                return Ok(r);
+            }
+            let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+            let ready = || self.is_closed() || self.has_room(head, need);
+            if !self.block(OFF_TX_WAITING, deadline, ready)? {
+                return Ok(Reserve::Full);
+            }
+        }
+    }
+
+    /// Publishes the message of `len` bytes written in place after
+    /// [`Reserve::At`]: writes its record header, moves `head`, wakes the
+    /// receiver if it sleeps.
+    pub fn commit(&self, len: usize) -> Result<()> {
+        let need = self.check_len(len)?;
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+        if !self.has_room(head, need) {
+            return Err(Error::InvalidArgument(format!(
+                "commit of {len} bytes without a reservation on channel {}",
+                self.map.id()
+            )));
+        }
+        let at = (head % self.capacity) as usize;
+        // SAFETY: the record header lies in the ring (8-aligned offsets) in
+        // free space, which only the sender writes.
+        unsafe {
+            ptr::write(self.ring().add(at).cast::<u32>(), len as u32);
+            ptr::write(self.ring().add(at + 4).cast::<u32>(), 0);
+        }
+        self.u64_at(OFF_HEAD)
+            .store(head + need as u64, Ordering::Release);
+        self.wake(OFF_RX_WAITING)
+    }
+
+    /// Looks at the next message without consuming it (zero-copy reads): see
+    /// [`Peek`]. The bytes at [`Peek::At`] stay the receiver's until
+    /// [`Channel::release`].
+    pub fn try_peek(&self) -> Result<Peek> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        if !self.has_data(tail) {
+            return Ok(if self.is_closed() && !self.has_data(tail) {
+                Peek::Closed
+            } else {
+                Peek::Empty
+            });
+        }
+        let len = self.len_at(tail);
+        if record_size(len) > self.capacity as usize {
+            return Err(Error::InvalidArgument(format!(
+                "channel {} is corrupt: a record of {len} bytes at {tail}",
+                self.map.id()
+            )));
+        }
+        let start = ((tail % self.capacity) as usize + RECORD_HEADER) % self.capacity as usize;
+        if start + len > self.capacity as usize {
+            return Ok(Peek::Split(len));
+        }
+        Ok(Peek::At(start, len))
+    }
+
+    /// Consumes the message that [`Channel::try_peek`] showed: moves `tail`
+    /// and wakes the sender if it sleeps. `Ok(false)` if there was none.
+    pub fn release(&self) -> Result<bool> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        if !self.has_data(tail) {
+            return Ok(false);
+        }
+        let len = self.len_at(tail);
+        self.u64_at(OFF_TAIL)
+            .store(tail + record_size(len) as u64, Ordering::Release);
+        self.wake(OFF_TX_WAITING)?;
+        Ok(true)
+    }
+
+    /// The payload length of the next message, if there is one.
+    pub fn next_len(&self) -> Option<usize> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        if !self.has_data(tail) {
+            return None;
+        }
+        Some(self.len_at(tail))
+    }
+
+    fn len_at(&self, tail: u64) -> usize {
+        let at = (tail % self.capacity) as usize;
+        // SAFETY: the record at `tail` is published (head > tail, acquired in
+        // `has_data`), its header is in the ring, and the sender does not
+        // touch it until `tail` moves past it.
+        unsafe { ptr::read(self.ring().add(at).cast::<u32>()) as usize }
+    }
+
+    fn has_data(&self, tail: u64) -> bool {
+        if self.cached_head.load(Ordering::Relaxed) != tail {
+            return true;
+        }
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Acquire);
+        self.cached_head.store(head, Ordering::Relaxed);
+        head != tail
+    }
+
+    /// Receives the next message into `dst` if there is one now. Never
+    /// blocks; makes a system call only to wake a sleeping sender.
+    ///
+    /// # Safety
+    /// `dst` must be writable for `cap` bytes.
+    pub unsafe fn try_recv_raw(&self, dst: *mut u8, cap: usize) -> Result<Recv> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        if !self.has_data(tail) {
+            return Ok(if self.is_closed() && !self.has_data(tail) {
+                Recv::Closed
+            } else {
+                Recv::Empty
+            });
+        }
+        let len = self.len_at(tail);
+        if record_size(len) > self.capacity as usize {
+            return Err(Error::InvalidArgument(format!(
+                "channel {} is corrupt: a record of {len} bytes at {tail}",
+                self.map.id()
+            )));
+        }
+        if len > cap {
+            return Ok(Recv::TooSmall(len));
+        }
+        let ring_cap = self.capacity as usize;
+        let start = ((tail % self.capacity) as usize + RECORD_HEADER) % ring_cap;
+        let first = len.min(ring_cap - start);
+        // SAFETY: the payload is published and in the ring (two pieces at
+        // most); `dst` is writable for `cap >= len` bytes (caller's contract).
+        unsafe {
+            ptr::copy(self.ring().add(start), dst, first);
+            ptr::copy(self.ring(), dst.add(first), len - first);
+        }
+        self.u64_at(OFF_TAIL)
+            .store(tail + record_size(len) as u64, Ordering::Release);
+        self.wake(OFF_TX_WAITING)?;
+        Ok(Recv::Message(len))
+    }
+
+    /// Receives as many waiting messages as fit, in one go: packed back to
+    /// back into `dst` (`cap` bytes), their lengths into `lens` (at most
+    /// `lens.len()` messages). Moves `tail` and checks the sender's waiting
+    /// word once for the whole batch. Returns how many were received, or
+    /// [`Recv::TooSmall`] if even the first does not fit, or
+    /// [`Recv::Empty`]/[`Recv::Closed`] when there are none.
+    ///
+    /// # Safety
+    /// `dst` must be writable for `cap` bytes.
+    pub unsafe fn try_recv_many_raw(
+        &self,
+        dst: *mut u8,
+        cap: usize,
+        lens: &mut [u32],
+    ) -> Result<Recv> {
+        let start_tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        let mut tail = start_tail;
+        let mut used = 0usize;
+        let mut n = 0usize;
+        while n < lens.len() && self.has_data(tail) {
+            let len = self.len_at(tail);
+            if record_size(len) > self.capacity as usize {
+                return Err(Error::InvalidArgument(format!(
+                    "channel {} is corrupt: a record of {len} bytes at {tail}",
+                    self.map.id()
+                )));
+            }
+            if len > cap - used {
+                if n == 0 {
+                    return Ok(Recv::TooSmall(len));
+                }
+                break;
+            }
+            let ring_cap = self.capacity as usize;
+            let start = ((tail % self.capacity) as usize + RECORD_HEADER) % ring_cap;
+            let first = len.min(ring_cap - start);
+            // SAFETY: the payload is published and in the ring; `dst + used`
+            // is writable for `cap - used >= len` bytes (caller's contract).
+            unsafe {
+                ptr::copy(self.ring().add(start), dst.add(used), first);
+                ptr::copy(self.ring(), dst.add(used + first), len - first);
+            }
+            lens[n] = len as u32;
+            used += len;
+            n += 1;
+            tail += record_size(len) as u64;
+        }
+        if n == 0 {
+            return Ok(if self.is_closed() && !self.has_data(start_tail) {
+                Recv::Closed
+            } else {
+                Recv::Empty
+            });
+        }
+        self.u64_at(OFF_TAIL).store(tail, Ordering::Release);
+        self.wake(OFF_TX_WAITING)?;
+        Ok(Recv::Message(n))
+    }
+
+    /// Receives a message into a slice; see [`Channel::try_recv_raw`].
+    pub fn try_recv(&self, dst: &mut [u8]) -> Result<Recv> {
+        // SAFETY: a mutable slice is writable for its length.
+        unsafe { self.try_recv_raw(dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Waits (by the handle's strategy) until a message is there, the channel
+    /// is closed, or `timeout` elapses; returns whether one of the first two
+    /// happened.
+    pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let ready = || {
+            let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+            self.has_data(tail) || self.is_closed()
+        };
+        if ready() {
+            return Ok(true);
+        }
+        self.block(OFF_RX_WAITING, deadline, ready)
+    }
+
+    /// Receives the next message into `dst`, waiting while the ring is empty:
+    /// [`Recv::Empty`] if `timeout` elapsed first.
+    ///
+    /// # Safety
+    /// `dst` must be writable for `cap` bytes.
+    pub unsafe fn recv_raw(
+        &self,
+        dst: *mut u8,
+        cap: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Recv> {
+        // SAFETY: caller's contract.
+        let r = unsafe { self.try_recv_raw(dst, cap) }?;
+        if r != Recv::Empty || !self.wait_readable(timeout)? {
+            return Ok(r);
+        }
+        // SAFETY: caller's contract.
+        unsafe { self.try_recv_raw(dst, cap) }
+    }
+
+    /// Receives into a slice, waiting; see [`Channel::recv_raw`].
+    pub fn recv(&self, dst: &mut [u8], timeout: Option<Duration>) -> Result<Recv> {
+        // SAFETY: a mutable slice is writable for its length.
+        unsafe { self.recv_raw(dst.as_mut_ptr(), dst.len(), timeout) }
+    }
+
+    /// Sets the receiver's waiting word and checks again, for an asynchronous
+    /// wait: `true` if the caller should wait on [`Channel::rx_waiting_word`]
+    /// for a change from 1, `false` if a message or the close is already there
+    /// (the word is cleared again).
+    pub fn arm_rx_wait(&self) -> bool {
+        let w = self.u32_at(OFF_RX_WAITING);
+        w.store(1, Ordering::SeqCst);
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        if self.u64_at(OFF_HEAD).load(Ordering::SeqCst) != tail || self.is_closed() {
+            w.store(0, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Waits until `ready()`, by the strategy: spins, then sleeps on the
+    /// waiting word at `off`. Returns `false` at the deadline.
+    fn block(
+        &self,
+        off: usize,
+        deadline: Option<Instant>,
+        ready: impl Fn() -> bool,
+    ) -> Result<bool> {
+        let spin = match self.strategy() {
+            WaitStrategy::Park => None,
+            WaitStrategy::Spin => deadline,
+            WaitStrategy::SpinThenPark(d) => {
+                let end = Instant::now().checked_add(d);
+                match (end, deadline) {
+                    (Some(e), Some(dl)) => Some(e.min(dl)),
+                    (e, _) => e,
+                }
+            }
+        };
+        let spin_forever = self.strategy() == WaitStrategy::Spin && deadline.is_none();
+        if spin.is_some() || spin_forever {
+            let mut i = 0u32;
+            loop {
+                if ready() {
+                    return Ok(true);
+                }
+                spin_loop();
+                i = i.wrapping_add(1);
+                if i % 256 == 0 && !spin_forever && spin.is_some_and(|s| Instant::now() >= s) {
+                    break;
+                }
+            }
+            if self.strategy() == WaitStrategy::Spin {
+                return Ok(ready());
+            }
+        }
+        let word = self.u32_at(off);
+        loop {
+            word.store(1, Ordering::SeqCst);
+            // Orders the store before the loads of `ready` (Dekker with the
+            // other side's index store, fence and load of this word).
+            fence(Ordering::SeqCst);
+            if ready() {
+                word.store(0, Ordering::Relaxed);
+                return Ok(true);
+            }
+            let left = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        word.store(0, Ordering::Relaxed);
+                        return Ok(ready());
+                    }
+                    Some(left)
+                }
+            };
+            // SAFETY: a live, aligned header word.
+            if unsafe { futex_wait(word, 1, left) }? == WaitOutcome::TimedOut {
+                word.store(0, Ordering::Relaxed);
+                return Ok(ready());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IPC_PRIVATE;
+    use std::sync::Arc;
+
+    fn channel(cap: usize) -> Channel {
+        let (c, created) = Channel::create(IPC_PRIVATE, cap, &CreateOptions::default()).unwrap();
+        assert!(created);
+        c.attachment().segment().remove().unwrap();
+        c
+    }
+
+    #[test]
+    fn layout_and_limits() {
+        let c = channel(61);
+        assert_eq!(c.capacity(), 64);
+        assert_eq!(c.max_message(), 56);
+        assert!(c.try_send(&[0; 57]).is_err());
+        assert!(c.try_send(&[7; 56]).unwrap());
+        assert!(!c.try_send(&[]).unwrap(), "full");
+        let mut small = [0u8; 10];
+        assert_eq!(c.try_recv(&mut small).unwrap(), Recv::TooSmall(56));
+        let mut big = [0u8; 56];
+        assert_eq!(c.try_recv(&mut big).unwrap(), Recv::Message(56));
+        assert_eq!(big, [7; 56]);
+        assert_eq!(c.try_recv(&mut big).unwrap(), Recv::Empty);
+        let again = Channel::from_segment(c.attachment().segment()).unwrap();
+        assert_eq!(again.capacity(), 64);
+    }
+
+    #[test]
+    fn wraps_empty_messages_and_close() {
+        let c = channel(64);
+        let mut out = [0u8; 64];
+        for round in 0..50u8 {
+            let len = (round as usize * 7) % 40;
+            let msg: Vec<u8> = (0..len as u8).map(|b| b ^ round).collect();
+            assert!(c.try_send(&msg).unwrap());
+            assert!(c.try_send(&[]).unwrap());
+            assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(len));
+            assert_eq!(&out[..len], &msg[..]);
+            assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(0));
+        }
+        c.try_send(b"last").unwrap();
+        c.close().unwrap();
+        assert!(c.try_send(b"x").is_err());
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(4));
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Closed);
+    }
+
+    #[test]
+    fn zero_copy_reserve_commit_peek_release() {
+        let c = channel(64);
+        // 20 bytes: record 32, at 0 (payload at 8).
+        assert_eq!(c.try_reserve(20).unwrap(), Reserve::At(8));
+        // SAFETY: the reserved payload range is in the ring.
+        unsafe { ptr::write_bytes(c.ring_ptr().add(8), 7, 20) };
+        c.commit(20).unwrap();
+        assert_eq!(c.try_peek().unwrap(), Peek::At(8, 20));
+        let mut out = [0u8; 20];
+        // SAFETY: the peeked payload range is in the ring.
+        unsafe { ptr::copy(c.ring_ptr().add(8), out.as_mut_ptr(), 20) };
+        assert_eq!(out, [7; 20]);
+        assert!(c.release().unwrap());
+        assert_eq!(c.try_peek().unwrap(), Peek::Empty);
+        // head = 32: a 30-byte payload at 40 would end at 70 > 64.
+        assert_eq!(c.try_reserve(30).unwrap(), Reserve::Split);
+        assert!(c.try_send(&[9; 30]).unwrap());
+        assert_eq!(c.try_peek().unwrap(), Peek::Split(30));
+        assert_eq!(c.try_recv(&mut [0; 30]).unwrap(), Recv::Message(30));
+        assert!(!c.release().unwrap());
+        assert!(c.try_reserve(57).is_err());
+        assert_eq!(c.try_reserve(56).unwrap(), Reserve::Split);
+        assert_eq!(c.try_reserve(40).unwrap(), Reserve::At(16));
+    }
+
+    #[test]
+    fn threads_with_every_strategy() {
+        for strategy in [
+            WaitStrategy::Park,
+            WaitStrategy::Spin,
+            WaitStrategy::SpinThenPark(Duration::from_micros(5)),
+        ] {
+            let c = Arc::new(channel(256));
+            c.set_strategy(strategy);
+            let rx = Arc::clone(&c);
+            let reader = std::thread::spawn(move || {
+                let mut sum = 0u64;
+                let mut buf = [0u8; 248];
+                loop {
+                    match rx.recv(&mut buf, None).unwrap() {
+                        Recv::Message(n) => {
+                            sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>() + n as u64
+                        }
+                        Recv::Closed => return sum,
+                        other => panic!("{other:?}"),
+                    }
+                }
+            });
+            let mut sum = 0u64;
+            for i in 0..20_000usize {
+                let msg: Vec<u8> = (0..(i * 31) % 249).map(|b| (b + i) as u8).collect();
+                sum += msg.iter().map(|&b| b as u64).sum::<u64>() + msg.len() as u64;
+                assert!(c.send(&msg, None).unwrap());
+            }
+            c.close().unwrap();
+            assert_eq!(reader.join().unwrap(), sum, "{strategy:?}");
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! System V semaphore sets: `semget`, `semop`/`semtimedop` and `semctl`, the
+//! classic companion of SysV shared memory.
+//!
+//! [`SemaphoreSet`] names a kernel semaphore set by its semid, as
+//! [`Segment`](crate::Segment) does for a segment: it owns nothing and is
+//! `Copy`; the set lives until [`SemaphoreSet::remove`] (or `ipcrm -s`).
+//!
+//! # References
+//! - [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html)
+//! - [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
+//! - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libc::{c_int, c_ushort};
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+use crate::segment::{hex_key, CreateOptions, SetOptions, MODE_MASK};
+use crate::Key;
+
+/// `SEMVMX`: the largest value of a semaphore.
+pub const SEM_VALUE_MAX: u16 = 32767;
+/// `SEMMSL` default: the most semaphores in one set (`kernel.sem`, first field).
+pub const SEM_MAX_PER_SET: usize = 32000;
+
+/// `union semun`, which the caller of `semctl` must define (see semctl(2)).
+#[repr(C)]
+#[derive(Clone, Copy)]
+union Semun {
+    val: c_int,
+    buf: *mut libc::semid_ds,
+    array: *mut c_ushort,
+}
+
+/// One operation of a `semop` call (`struct sembuf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SemOp {
+    /// Which semaphore of the set.
+    pub index: u16,
+    /// Positive: add (release); negative: subtract, waiting while the value
+    /// is too small (acquire); zero: wait until the value is 0.
+    pub delta: i16,
+    /// `SEM_UNDO`: the kernel reverts this operation when the process exits.
+    pub undo: bool,
+    /// `IPC_NOWAIT`: fail instead of waiting.
+    pub nowait: bool,
+}
+
+/// How a `semop` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpOutcome {
+    /// All operations were applied (atomically).
+    Done,
+    /// `IPC_NOWAIT` was given and the operations would have waited (`EAGAIN`).
+    WouldBlock,
+    /// The timeout of `semtimedop` elapsed (`EAGAIN`).
+    TimedOut,
+}
+
+/// A snapshot of `struct semid_ds` (`semctl(IPC_STAT)`, `ipcs -s`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemInfo {
+    /// The semid.
+    pub id: i32,
+    /// The key.
+    pub key: Key,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner uid and gid.
+    pub uid: u32,
+    pub gid: u32,
+    /// Creator uid and gid.
+    pub cuid: u32,
+    pub cgid: u32,
+    /// The number of semaphores in the set.
+    pub count: usize,
+    /// Last `semop`, if any.
+    pub op_time: Option<SystemTime>,
+    /// Last change (creation, `IPC_SET`, `SETVAL`, `SETALL`).
+    pub change_time: Option<SystemTime>,
+}
+
+fn time(t: libc::time_t) -> Option<SystemTime> {
+    (t > 0).then(|| UNIX_EPOCH + Duration::from_secs(t as u64))
+}
+
+/// A System V semaphore set, named by its semid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SemaphoreSet {
+    id: i32,
+}
+
+impl SemaphoreSet {
+    /// Creates a set of `count` semaphores: `semget(key, count, IPC_CREAT |
+    /// IPC_EXCL | mode)`, then sets every value to `initial` (`SETALL`) and
+    /// runs a no-op `semop` so that `sem_otime` is set: an opener that sees
+    /// `op_time` set knows the values are initialised (the classic protocol
+    /// of Stevens, UNIX Network Programming vol. 2).
+    ///
+    /// With `options.exclusive == false`, opens an existing set of that key
+    /// instead (its values are left alone). Returns whether this call created
+    /// it. `options.huge_pages` and `no_reserve` are ignored.
+    ///
+    /// # Errors
+    /// `EEXIST`, `EINVAL` (`count` above `SEMMSL`, or more than an existing
+    /// set has), `ENOSPC` (`SEMMNI` or `SEMMNS` reached), `EACCES`.
+    ///
+    /// # References
+    /// - [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html)
+    pub fn create(
+        key: Key,
+        count: usize,
+        initial: u16,
+        options: &CreateOptions,
+    ) -> Result<(SemaphoreSet, bool)> {
+        if options.mode & !MODE_MASK != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "mode 0o{:o} has bits outside 0o777",
+                options.mode
+            )));
+        }
+        if count == 0 || count > SEM_MAX_PER_SET {
+            return Err(Error::InvalidArgument(format!(
+                "count must be from 1 to {SEM_MAX_PER_SET}, got {count}"
+            )));
+        }
+        if initial > SEM_VALUE_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "initial value must be at most {SEM_VALUE_MAX}, got {initial}"
+            )));
+        }
+        let flags = libc::IPC_CREAT | options.mode as c_int;
+        let context = || format!("create key {} count {count}", hex_key(key));
+        let mut excl = libc::IPC_EXCL;
+        if key != libc::IPC_PRIVATE && !options.exclusive {
+            excl = 0;
+        }
+        if excl == 0 {
+            // Try to create first, to learn whether we did; else open.
+            match semget(key, count, flags | libc::IPC_EXCL, context) {
+                Ok(set) => return set.init(count, initial).map(|s| (s, true)),
+                Err(e) if e.errno() == Some(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            return semget(key, count, 0, context).map(|s| (s, false));
+        }
+        let set = semget(key, count, flags | excl, context)?;
+        set.init(count, initial).map(|s| (s, true))
+    }
+
+    fn init(self, count: usize, initial: u16) -> Result<SemaphoreSet> {
+        let values = vec![initial; count];
+        let done = self.set_all(&values).and_then(|_| {
+            // Net zero, but sets sem_otime: +1 then -1 (or the reverse at the
+            // maximum value, where +1 would fail with ERANGE).
+            let (a, b) = if initial == SEM_VALUE_MAX {
+                (-1, 1)
+            } else {
+                (1, -1)
+            };
+            let ops = [
+                SemOp {
+                    index: 0,
+                    delta: a,
+                    undo: false,
+                    nowait: true,
+                },
+                SemOp {
+                    index: 0,
+                    delta: b,
+                    undo: false,
+                    nowait: true,
+                },
+            ];
+            self.op(&ops, None).map(drop)
+        });
+        match done {
+            Ok(()) => Ok(self),
+            Err(e) => {
+                let _ = self.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the existing set of `key`: `semget(key, 0, 0)`.
+    ///
+    /// # Errors
+    /// `ENOENT` if no set has that key; `EINVAL` for `IPC_PRIVATE`.
+    ///
+    /// # References
+    /// - [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html)
+    pub fn open(key: Key) -> Result<SemaphoreSet> {
+        if key == libc::IPC_PRIVATE {
+            return Err(Error::InvalidArgument(
+                "IPC_PRIVATE names no semaphore set: open it by id".into(),
+            ));
+        }
+        semget(key, 0, 0, || format!("open key {}", hex_key(key)))
+    }
+
+    /// Names the set with this semid (as `ipcs -s` prints it). No system call.
+    pub const fn from_id(id: i32) -> SemaphoreSet {
+        SemaphoreSet { id }
+    }
+
+    /// The semid.
+    pub const fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Applies `ops` atomically: `semop(id, ops, n)`, or `semtimedop` with a
+    /// relative timeout. Retries after `EINTR` with the time left.
+    ///
+    /// # Errors
+    /// `EIDRM` (removed, also while waiting), `EINVAL` (no such set, or an
+    /// index out of range), `EFBIG` (index out of range), `ERANGE` (the value
+    /// would exceed 32767), `E2BIG` (too many operations), `EACCES`.
+    ///
+    /// # References
+    /// - [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
+    pub fn op(&self, ops: &[SemOp], timeout: Option<Duration>) -> Result<OpOutcome> {
+        let mut raw: Vec<libc::sembuf> = ops
+            .iter()
+            .map(|o| libc::sembuf {
+                sem_num: o.index,
+                sem_op: o.delta,
+                sem_flg: ((if o.undo { libc::SEM_UNDO } else { 0 })
+                    | (if o.nowait { libc::IPC_NOWAIT } else { 0 }))
+                    as libc::c_short,
+            })
+            .collect();
+        let nowait = ops.iter().any(|o| o.nowait);
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let syscall = if timeout.is_some() {
+            "semtimedop"
+        } else {
+            "semop"
+        };
+        loop {
+            let r = match deadline {
+                None | Some(None) => {
+                    // SAFETY: `raw` holds `raw.len()` initialised sembufs.
+                    unsafe { libc::semop(self.id, raw.as_mut_ptr(), raw.len()) }
+                }
+                Some(Some(d)) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    let ts = libc::timespec {
+                        tv_sec: left.as_secs() as libc::time_t,
+                        tv_nsec: left.subsec_nanos() as libc::c_long,
+                    };
+                    // SAFETY: `raw` holds `raw.len()` sembufs and `ts` is a
+                    // valid timespec for the call.
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_semtimedop,
+                            self.id,
+                            raw.as_mut_ptr(),
+                            raw.len(),
+                            &ts as *const libc::timespec,
+                        ) as c_int
+                    }
+                }
+            };
+            match Errno::result(r) {
+                Ok(_) => return Ok(OpOutcome::Done),
+                Err(Errno::EAGAIN) if nowait => return Ok(OpOutcome::WouldBlock),
+                Err(Errno::EAGAIN) if timeout.is_some() => return Ok(OpOutcome::TimedOut),
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(Error::os(
+                        syscall,
+                        e,
+                        format!("{} on id {}", describe(ops), self.id),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Runs [`SemaphoreSet::op`] on a thread of its own and calls `on_done`
+    /// there. The wait is made in slices of at most 100 ms so that setting
+    /// `cancel` ends it (with `Ok(None)`) within one slice; the slices are
+    /// invisible otherwise (`semtimedop` applies nothing when it times out).
+    pub fn op_async(
+        &self,
+        ops: Vec<SemOp>,
+        timeout: Option<Duration>,
+        cancel: Arc<AtomicBool>,
+        on_done: Box<dyn FnOnce(Result<Option<OpOutcome>>) + Send>,
+    ) -> Result<()> {
+        let set = *self;
+        let spawned = std::thread::Builder::new()
+            .name("sysv-shm-semop".into())
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let slice = Duration::from_millis(100);
+                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                let mut waited = false;
+                let r = loop {
+                    if cancel.load(Ordering::SeqCst) {
+                        break Ok(None);
+                    }
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    let this = left.map_or(slice, |l| l.min(slice));
+                    match set.op(&ops, Some(this)) {
+                        Ok(OpOutcome::TimedOut) if !left.is_some_and(|l| l <= this) => {
+                            waited = true
+                        }
+                        // Removed between two slices: the id is gone (EINVAL), but for
+                        // the caller the set was removed while it waited, as in one semop.
+                        Err(Error::Os {
+                            errno: Errno::EINVAL,
+                            syscall,
+                            ..
+                        }) if waited => {
+                            break Err(Error::os(
+                                syscall,
+                                Errno::EIDRM,
+                                format!("id {}: removed while waiting", set.id),
+                            ))
+                        }
+                        other => break other.map(Some),
+                    }
+                };
+                on_done(r);
+            });
+        spawned.map(drop).map_err(|e| {
+            let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
+            Error::os("pthread_create", errno, "start a semop thread")
+        })
+    }
+
+    fn ctl(&self, index: usize, cmd: c_int, arg: Semun, what: &str) -> Result<c_int> {
+        // SAFETY: `arg` is the union semctl(2) expects for `cmd`: a value, or
+        // a pointer to a live buffer of the size the command uses.
+        let r = unsafe { libc::semctl(self.id, index as c_int, cmd, arg) };
+        Errno::result(r).map_err(|e| Error::os("semctl", e, format!("{what} id {}", self.id)))
+    }
+
+    /// The value of semaphore `index`: `semctl(id, index, GETVAL)`.
+    pub fn value(&self, index: usize) -> Result<u16> {
+        self.ctl(index, libc::GETVAL, Semun { val: 0 }, "GETVAL")
+            .map(|v| v as u16)
+    }
+
+    /// Sets semaphore `index`: `semctl(id, index, SETVAL, value)`. Clears
+    /// every process's undo adjustment of it, and wakes waiters that can go.
+    pub fn set_value(&self, index: usize, value: u16) -> Result<()> {
+        if value > SEM_VALUE_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "value must be at most {SEM_VALUE_MAX}, got {value}"
+            )));
+        }
+        self.ctl(
+            index,
+            libc::SETVAL,
+            Semun {
+                val: c_int::from(value),
+            },
+            "SETVAL",
+        )
+        .map(drop)
+    }
+
+    /// Every value: `semctl(id, 0, GETALL, array)`.
+    pub fn values(&self) -> Result<Vec<u16>> {
+        let n = self.stat()?.count;
+        let mut out = vec![0u16; n];
+        self.ctl(
+            0,
+            libc::GETALL,
+            Semun {
+                array: out.as_mut_ptr(),
+            },
+            "GETALL",
+        )?;
+        Ok(out)
+    }
+
+    /// Sets every value: `semctl(id, 0, SETALL, array)`; `values` must have one
+    /// entry per semaphore.
+    pub fn set_all(&self, values: &[u16]) -> Result<()> {
+        if let Some(v) = values.iter().find(|&&v| v > SEM_VALUE_MAX) {
+            return Err(Error::InvalidArgument(format!(
+                "values must be at most {SEM_VALUE_MAX}, got {v}"
+            )));
+        }
+        let n = self.stat()?.count;
+        if values.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "the set has {n} semaphores, {} values were given",
+                values.len()
+            )));
+        }
+        let mut copy = values.to_vec();
+        self.ctl(
+            0,
+            libc::SETALL,
+            Semun {
+                array: copy.as_mut_ptr(),
+            },
+            "SETALL",
+        )
+        .map(drop)
+    }
+
+    /// How many processes wait for semaphore `index` to increase
+    /// (`GETNCNT`) and to become zero (`GETZCNT`).
+    pub fn waiting(&self, index: usize) -> Result<(u32, u32)> {
+        let n = self.ctl(index, libc::GETNCNT, Semun { val: 0 }, "GETNCNT")?;
+        let z = self.ctl(index, libc::GETZCNT, Semun { val: 0 }, "GETZCNT")?;
+        Ok((n as u32, z as u32))
+    }
+
+    /// The pid of the last process that operated on semaphore `index` (`GETPID`).
+    pub fn last_pid(&self, index: usize) -> Result<i32> {
+        self.ctl(index, libc::GETPID, Semun { val: 0 }, "GETPID")
+    }
+
+    /// `semctl(id, 0, IPC_STAT, &buf)`.
+    ///
+    /// # References
+    /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
+    pub fn stat(&self) -> Result<SemInfo> {
+        let ds = self.raw_stat()?;
+        Ok(SemInfo {
+            id: self.id,
+            key: ds.sem_perm.__key,
+            mode: ds.sem_perm.mode as u32 & MODE_MASK,
+            uid: ds.sem_perm.uid,
+            gid: ds.sem_perm.gid,
+            cuid: ds.sem_perm.cuid,
+            cgid: ds.sem_perm.cgid,
+            count: ds.sem_nsems as usize,
+            op_time: time(ds.sem_otime),
+            change_time: time(ds.sem_ctime),
+        })
+    }
+
+    fn raw_stat(&self) -> Result<libc::semid_ds> {
+        let mut ds = MaybeUninit::<libc::semid_ds>::zeroed();
+        self.ctl(
+            0,
+            libc::IPC_STAT,
+            Semun {
+                buf: ds.as_mut_ptr(),
+            },
+            "IPC_STAT",
+        )?;
+        // SAFETY: zero is valid for every field and the kernel filled it.
+        Ok(unsafe { ds.assume_init() })
+    }
+
+    /// Changes owner and mode: `semctl(id, 0, IPC_SET, &buf)` after `IPC_STAT`.
+    pub fn set(&self, options: &SetOptions) -> Result<()> {
+        if let Some(mode) = options.mode {
+            if mode & !MODE_MASK != 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "mode 0o{mode:o} has bits outside 0o777"
+                )));
+            }
+        }
+        let mut ds = self.raw_stat()?;
+        if let Some(uid) = options.uid {
+            ds.sem_perm.uid = uid;
+        }
+        if let Some(gid) = options.gid {
+            ds.sem_perm.gid = gid;
+        }
+        if let Some(mode) = options.mode {
+            ds.sem_perm.mode = mode as _;
+        }
+        self.ctl(0, libc::IPC_SET, Semun { buf: &mut ds }, "IPC_SET")
+            .map(drop)
+    }
+
+    /// Removes the set at once: `semctl(id, 0, IPC_RMID)`. Processes waiting
+    /// in `semop` wake with `EIDRM`.
+    pub fn remove(&self) -> Result<()> {
+        self.ctl(0, libc::IPC_RMID, Semun { val: 0 }, "IPC_RMID")
+            .map(drop)
+    }
+}
+
+fn describe(ops: &[SemOp]) -> String {
+    let parts: Vec<String> = ops
+        .iter()
+        .map(|o| {
+            format!(
+                "sem {} {:+}{}",
+                o.index,
+                o.delta,
+                if o.undo { " undo" } else { "" }
+            )
+        })
+        .collect();
+    parts.join(", ")
+}
+
+fn semget(
+    key: Key,
+    count: usize,
+    flags: c_int,
+    context: impl FnOnce() -> String,
+) -> Result<SemaphoreSet> {
+    // SAFETY: semget takes plain integers.
+    let id = unsafe { libc::semget(key, count as c_int, flags) };
+    Errno::result(id)
+        .map(|id| SemaphoreSet { id })
+        .map_err(|e| Error::os("semget", e, context()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_values_ops_and_remove() {
+        let (set, created) =
+            SemaphoreSet::create(libc::IPC_PRIVATE, 3, 2, &CreateOptions::default()).unwrap();
+        assert!(created);
+        assert_eq!(set.values().unwrap(), vec![2, 2, 2]);
+        assert!(set.stat().unwrap().op_time.is_some(), "initialised");
+        let take = |n: i16, nowait| SemOp {
+            index: 1,
+            delta: -n,
+            undo: true,
+            nowait,
+        };
+        assert_eq!(set.op(&[take(2, true)], None).unwrap(), OpOutcome::Done);
+        assert_eq!(
+            set.op(&[take(1, true)], None).unwrap(),
+            OpOutcome::WouldBlock
+        );
+        let t = Some(Duration::from_millis(2));
+        assert_eq!(set.op(&[take(1, false)], t).unwrap(), OpOutcome::TimedOut);
+        set.set_value(1, 5).unwrap();
+        assert_eq!(set.value(1).unwrap(), 5);
+        set.set_all(&[0, 1, 2]).unwrap();
+        assert_eq!(set.values().unwrap(), vec![0, 1, 2]);
+        assert_eq!(set.waiting(0).unwrap(), (0, 0));
+        let zero = SemOp {
+            index: 0,
+            delta: 0,
+            undo: false,
+            nowait: true,
+        };
+        assert_eq!(set.op(&[zero], None).unwrap(), OpOutcome::Done);
+        assert!(set.set_all(&[1]).is_err());
+        set.remove().unwrap();
+        assert_eq!(set.value(0).unwrap_err().errno(), Some(Errno::EINVAL));
+    }
+}
