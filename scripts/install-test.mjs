@@ -326,7 +326,7 @@ if (process.argv[2] === 'type-check only') {
 
     check(`${label}: scripts/smoke.mjs against the installed package`, () => {
       copyFileSync(join(root, 'scripts', 'smoke.mjs'), join(dir, 'smoke.mjs'))
-      const smokeEnv = { ...env, ...(emulated(p) ? { SYSV_SHM_SMOKE_WRAP: QEMU } : {}) }
+      const smokeEnv = { ...env, ...(emulated(p) ? { SYSV_SHM_SMOKE_WRAP: QEMU, SYSV_SHM_UNDER_QEMU: '1' } : {}) }
       const out = run(exec[0], [...exec.slice(1), 'smoke.mjs', '--package', pkg.name, '--expect-arch', p.arch], { env: smokeEnv, cwd: dir })
       return out.trim().split('\n').pop()
     })

@@ -10,6 +10,8 @@
 // SYSV_SHM_SMOKE_WRAP: a command the child process is started under, e.g.
 //   `qemu-aarch64-static` (without binfmt_misc, an arm64 node cannot exec
 //   another arm64 node directly).
+// SYSV_SHM_UNDER_QEMU=1: accept ENOSYS from waitAsync (futex_waitv), which
+//   qemu-user 7.2 does not emulate.
 //
 // It checks that the native binary has every function that binding.d.ts
 // declares; calls every function the package exports (the known ones with
@@ -18,7 +20,8 @@
 // segment by key and writes, a child opens it by key and by id, reads, writes
 // back, and the parent reads the reply through its zero-copy buffer. Ends with
 // "smoke: N passed, M failed"; exits non-zero on any failure. Leaves no segment.
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -38,14 +41,16 @@ const require = createRequire(join(process.cwd(), 'noop.js'))
 const entry = isPath ? resolve(spec) : require.resolve(spec)
 const m = await import(isPath ? pathToFileURL(entry).href : spec)
 const { SharedMemory, ShmError, ftok, IPC_PRIVATE } = m
+/** The byte offset of the wait cell the child notifies (SharedMemory.wait/notify). */
+const FUTEX_CELL = 512
 
-// ---- the child: `smoke.mjs --child KEY ID` ---------------------------------
+// ---- the child: `smoke.mjs --child JSON` ------------------------------------
+// JSON: { key, id, sem?, queue?, channel? }, the keys the parent made.
 if (argv[0] === '--child') {
-  const key = Number(argv[1])
-  const id = Number(argv[2])
-  const byKey = SharedMemory.open(key)
-  const byId = SharedMemory.openById(id)
-  const ro = SharedMemory.open(key, { readOnly: true })
+  const ids = JSON.parse(argv[1])
+  const byKey = SharedMemory.open(ids.key)
+  const byId = SharedMemory.openById(ids.id)
+  const ro = SharedMemory.open(ids.key, { readOnly: true })
   const got = byKey.read(0, 64).toString().replace(/\0+$/, '')
   let readOnlyCode = null
   try {
@@ -56,6 +61,18 @@ if (argv[0] === '--child') {
   const reply = `pong ${process.arch} ${process.pid}`
   byId.write(reply, 256)
   const attachCount = byKey.stat().attachCount
+  // Wake the parent blocked in wait() on the cell at FUTEX_CELL, if it has wait/notify.
+  if (typeof byKey.notify === 'function') {
+    Atomics.store(new Int32Array(byKey.buffer.buffer, byKey.buffer.byteOffset + FUTEX_CELL, 1), 0, 1)
+    byKey.notify(FUTEX_CELL)
+  }
+  if (ids.sem) m.Semaphore.open(ids.sem).release(1)
+  if (ids.queue) m.MessageQueue.open(ids.queue).send(`queue ${reply}`, { type: 7 })
+  if (ids.channel) {
+    const ch = m.Channel.open(ids.channel)
+    ch.send(`channel ${reply}`)
+    ch.detach()
+  }
   for (const h of [byKey, byId, ro]) h.detach()
   process.stdout.write(JSON.stringify({ arch: process.arch, got, reply, readOnlyCode, attachCount }))
   process.exit(0)
@@ -198,21 +215,104 @@ try {
     return 'locked and unlocked'
   })
 
+  // The other primitives, when this version has them: made here, used by the child by key.
+  const others = {}
+  const fresh = (make) => {
+    for (let projId = 1 + (process.pid % 200); ; projId++) {
+      const k = ftok(file, projId)
+      try {
+        return [k, make(k)]
+      } catch (e) {
+        if (!(e instanceof ShmError && e.code === 'EEXIST') || projId > 250) throw e
+      }
+    }
+  }
+  if (m.Semaphore) check('Semaphore.create', () => {
+    ;[others.semKey, others.sem] = fresh((k) => m.Semaphore.create(k, { initial: 0 }))
+    created.push(others.sem)
+    return `id ${others.sem.id}`
+  })
+  if (m.MessageQueue) check('MessageQueue.create', () => {
+    ;[others.queueKey, others.queue] = fresh((k) => m.MessageQueue.create(k))
+    created.push(others.queue)
+    return `id ${others.queue.id}`
+  })
+  if (m.Channel) check('Channel.create', () => {
+    // (the first key tried is the segment's, which is taken: EEXIST, next)
+    ;[others.channelKey, others.channel] = fresh((k) => m.Channel.create(k, 4096))
+    created.push(others.channel)
+    return `capacity ${others.channel.capacity}`
+  })
+
+  // The child runs while this process blocks in each wait below, so it is started, not waited for.
+  const wrap = (process.env.SYSV_SHM_SMOKE_WRAP ?? '').split(' ').filter(Boolean)
+  const ids = { key, id: shm.stat().id, sem: others.semKey, queue: others.queueKey, channel: others.channelKey }
+  const args = [...wrap, process.execPath, self, '--child', JSON.stringify(ids), '--package', spec]
+  const child = spawn(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+  let childOut = ''
+  let childErr = ''
+  child.stdout.on('data', (d) => (childOut += d))
+  child.stderr.on('data', (d) => (childErr += d))
+  const childExit = once(child, 'close')
+  const WAIT = 120_000
+
+  if (typeof shm.wait === 'function') check('SharedMemory.wait is woken by the child\'s notify', () => {
+    mark('wait', 'notify')
+    const cell = new Int32Array(shm.buffer.buffer, shm.buffer.byteOffset + FUTEX_CELL, 1)
+    const result = shm.wait(FUTEX_CELL, 0, WAIT)
+    assert(result !== 'timed-out' && Atomics.load(cell, 0) === 1, `wait: ${result}, cell ${Atomics.load(cell, 0)}`)
+    return result
+  })
+  if (others.sem) check('Semaphore: acquire() gets what the child released', () => {
+    assert(others.sem.acquire(1, { timeoutMs: WAIT }) === true, 'acquire timed out')
+    assert(others.sem.value === 0, `value ${others.sem.value}`)
+    return `semid ${others.sem.id}`
+  })
+  if (others.queue) check('MessageQueue: receive() gets what the child sent', () => {
+    const msg = others.queue.receive({ type: 7, timeoutMs: WAIT })
+    assert(msg.type === 7 && msg.data.toString().startsWith('queue pong'), `${msg.type} ${msg.data}`)
+    return msg.data.toString()
+  })
+  if (others.channel) check('Channel: recv() gets what the child sent', () => {
+    const msg = others.channel.recv(WAIT)
+    assert(msg && msg.toString().startsWith('channel pong'), `got ${msg}`)
+    return msg.toString()
+  })
+
+  const [code, signal] = await childExit
+  if (typeof shm.waitAsync === 'function') {
+    // waitAsync needs futex_waitv (Linux 5.16), which qemu-user (7.2) does not emulate: ENOSYS.
+    const r = await shm.waitAsync(FUTEX_CELL, 1, 50).catch((e) => e)
+    check('SharedMemory.waitAsync times out when nobody notifies', () => {
+      mark('waitAsync')
+      if (r instanceof ShmError && r.code === 'ENOSYS' && process.env.SYSV_SHM_UNDER_QEMU === '1') {
+        return 'ENOSYS under qemu-user (no futex_waitv), as expected there'
+      }
+      assert(r === 'timed-out', String(r))
+      return r
+    })
+  }
   check('a child process opens it by key and by id, reads, and writes back', () => {
-    const wrap = (process.env.SYSV_SHM_SMOKE_WRAP ?? '').split(' ').filter(Boolean)
-    const args = [...wrap, process.execPath, self, '--child', String(key), String(shm.stat().id), '--package', spec]
-    const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8', timeout: 120_000 })
-    assert(r.status === 0, `child exited ${r.status} ${r.signal ?? ''}: ${r.error ?? ''} ${r.stderr}`)
-    const child = JSON.parse(r.stdout)
-    assert(child.got === `ping ${process.arch} ${process.pid}`, `child read ${JSON.stringify(child.got)}`)
-    assert(child.readOnlyCode === 'ERR_SHM_READ_ONLY', `read-only write gave ${child.readOnlyCode}`)
-    assert(child.attachCount === 4, `child saw attachCount ${child.attachCount}, expected 4 (parent + 3)`)
-    const reply = shm.buffer.subarray(256, 256 + child.reply.length).toString()
-    assert(reply === child.reply, `parent read ${JSON.stringify(reply)}`)
+    assert(code === 0, `child exited ${code} ${signal ?? ''}: ${childErr}`)
+    const c = JSON.parse(childOut)
+    assert(c.got === `ping ${process.arch} ${process.pid}`, `child read ${JSON.stringify(c.got)}`)
+    assert(c.readOnlyCode === 'ERR_SHM_READ_ONLY', `read-only write gave ${c.readOnlyCode}`)
+    assert(c.attachCount === 4, `child saw attachCount ${c.attachCount}, expected 4 (parent + 3)`)
+    const reply = shm.buffer.subarray(256, 256 + c.reply.length).toString()
+    assert(reply === c.reply, `parent read ${JSON.stringify(reply)}`)
     assert(shm.stat().attachCount === 1, 'the child did not detach')
     mark('open', 'openById')
-    return `child ${child.arch}: ${reply}`
+    return `child ${c.arch}: ${reply}`
   })
+
+  for (const [name, h] of Object.entries(others)) {
+    if (typeof h !== 'object') continue
+    check(`${h.constructor.name}.remove`, () => {
+      h.remove()
+      if (typeof h.detach === 'function') h.detach()
+      return name
+    })
+  }
 
   check('openById, attached, zeroCopy:false, remove, removeById, detach', () => {
     const other = SharedMemory.openById(shm.stat().id, { zeroCopy: false })
@@ -250,10 +350,10 @@ try {
 } finally {
   for (const h of created) {
     try {
-      if (h.attached) h.remove()
+      if (h.attached !== false) h.remove()
     } catch {}
     try {
-      h.detach()
+      h.detach?.()
     } catch {}
   }
   rmSync(tmp, { recursive: true, force: true })

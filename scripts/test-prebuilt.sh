@@ -73,7 +73,7 @@ SYSV_SHM_BINDING_PATH="$tmp/sysv-shm.linux-x64-gnu.node" node scripts/smoke.mjs 
 done_step "x64: ava + smoke"
 
 step "arm64 release binary under qemu: the smoke test"
-SYSV_SHM_BINDING_PATH="$tmp/sysv-shm.linux-arm64-gnu.node" SYSV_SHM_SMOKE_WRAP="$QEMU" \
+SYSV_SHM_BINDING_PATH="$tmp/sysv-shm.linux-arm64-gnu.node" SYSV_SHM_SMOKE_WRAP="$QEMU" SYSV_SHM_UNDER_QEMU=1 \
   "$QEMU" "$NODE_ARM64" scripts/smoke.mjs --expect-arch arm64
 done_step "arm64 (qemu): smoke"
 
