@@ -147,6 +147,11 @@ export declare class Mapping {
    */
   write(source: ArrayBufferView, offset: number): number
   /**
+   * `IPC_RMID` if at least `parties` attachments exist now (see
+   * `Attachment::remove_if_attached`); returns whether it is marked removed.
+   */
+  removeIfAttached(parties: number): boolean
+  /**
    * Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of
    * this mapping it is detached first, so its views read as length 0.
    * Idempotent.

@@ -85,7 +85,7 @@ impl WaitOutcome {
 
 fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_sec: d.as_secs().min(i64::MAX as u64) as crate::sys::TimeT,
         tv_nsec: d.subsec_nanos() as libc::c_long,
     }
 }
@@ -576,7 +576,7 @@ fn monotonic_now() -> libc::timespec {
 fn add(ts: libc::timespec, d: Duration) -> libc::timespec {
     let mut sec = ts
         .tv_sec
-        .saturating_add(d.as_secs().min(i64::MAX as u64 / 2) as libc::time_t);
+        .saturating_add(d.as_secs().min(i64::MAX as u64 / 2) as crate::sys::TimeT);
     let mut nsec = ts.tv_nsec + d.subsec_nanos() as libc::c_long;
     if nsec >= 1_000_000_000 {
         nsec -= 1_000_000_000;

@@ -34,6 +34,7 @@
 
 mod attachment;
 pub mod channel;
+mod cleanup;
 mod error;
 pub mod futex;
 mod info;
@@ -47,7 +48,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-pub use attachment::Attachment;
+pub use attachment::{attachment_limit, live_attachments, Attachment};
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
 pub use msg::{

@@ -20,13 +20,14 @@
 use std::mem::{self, MaybeUninit};
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use libc::{c_int, c_long};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::segment::{hex_key, IPC_PRIVATE, MODE_MASK};
+use crate::sys;
 use crate::wait::{self, CancelToken, Stop, Wait};
 use crate::Key;
 
@@ -110,22 +111,11 @@ pub struct QueueInfo {
     pub change_time: Option<SystemTime>,
 }
 
-// musl's `libc::time_t` is marked deprecated (it changed to 64 bits in musl
-// 1.2); the kernel's `msqid_ds` times are `time_t` on every target.
-#[allow(deprecated)]
-fn time(t: libc::time_t) -> Option<SystemTime> {
-    (t > 0).then(|| UNIX_EPOCH + Duration::from_secs(t as u64))
-}
-
 impl QueueInfo {
     // The field types (msgqnum_t, msglen_t, __msg_cbytes) differ by target.
     #[allow(clippy::unnecessary_cast)]
     fn from_raw(id: i32, ds: &libc::msqid_ds) -> Self {
-        #[cfg(target_env = "musl")]
-        #[allow(deprecated)] // the `libc` crate's musl name for the key field
-        let key = ds.msg_perm.__ipc_perm_key;
-        #[cfg(not(target_env = "musl"))]
-        let key = ds.msg_perm.__key;
+        let key = sys::perm_key(&ds.msg_perm);
         QueueInfo {
             id,
             key,
@@ -139,9 +129,9 @@ impl QueueInfo {
             max_bytes: ds.msg_qbytes as u64,
             last_send_pid: ds.msg_lspid,
             last_receive_pid: ds.msg_lrpid,
-            send_time: time(ds.msg_stime),
-            receive_time: time(ds.msg_rtime),
-            change_time: time(ds.msg_ctime),
+            send_time: sys::epoch_time(ds.msg_stime),
+            receive_time: sys::epoch_time(ds.msg_rtime),
+            change_time: sys::epoch_time(ds.msg_ctime),
         }
     }
 }
@@ -842,6 +832,7 @@ mod tests {
     use crate::wait::{set_wait_strategy, WaitStrategy};
     use std::sync::Mutex;
     use std::thread;
+    use std::time::Duration;
 
     /// Tests that switch the process-wide wait strategy hold this.
     static STRATEGY: Mutex<()> = Mutex::new(());

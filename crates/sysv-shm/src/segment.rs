@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use nix::errno::Errno;
 
@@ -94,11 +94,7 @@ pub struct SegmentInfo {
 impl SegmentInfo {
     pub(crate) fn from_raw(id: i32, ds: &libc::shmid_ds) -> Self {
         let mode = ds.shm_perm.mode as u32;
-        #[cfg(target_env = "musl")]
-        #[allow(deprecated)] // the `libc` crate's musl name for the key field
-        let key = ds.shm_perm.__ipc_perm_key;
-        #[cfg(not(target_env = "musl"))]
-        let key = ds.shm_perm.__key;
+        let key = sys::perm_key(&ds.shm_perm);
         SegmentInfo {
             id,
             key,
@@ -111,20 +107,13 @@ impl SegmentInfo {
             creator_pid: ds.shm_cpid,
             last_pid: ds.shm_lpid,
             attach_count: crate::sys::ulong(ds.shm_nattch),
-            attach_time: time(ds.shm_atime),
-            detach_time: time(ds.shm_dtime),
-            change_time: time(ds.shm_ctime),
+            attach_time: sys::epoch_time(ds.shm_atime),
+            detach_time: sys::epoch_time(ds.shm_dtime),
+            change_time: sys::epoch_time(ds.shm_ctime),
             removed: mode & sys::SHM_DEST != 0,
             locked: mode & sys::SHM_LOCKED != 0,
         }
     }
-}
-
-// musl's `libc::time_t` is marked deprecated (it changed to 64 bits in musl
-// 1.2); the kernel's `shmid_ds` times are `time_t` on every target.
-#[allow(deprecated)]
-fn time(t: libc::time_t) -> Option<SystemTime> {
-    (t > 0).then(|| UNIX_EPOCH + Duration::from_secs(t as u64))
 }
 
 /// Formats a key the way `ipcs` prints it.

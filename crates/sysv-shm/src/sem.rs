@@ -13,13 +13,14 @@
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use libc::{c_int, c_ushort};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::segment::{hex_key, CreateOptions, SetOptions, MODE_MASK};
+use crate::sys;
 use crate::Key;
 
 /// `SEMVMX`: the largest value of a semaphore.
@@ -32,7 +33,7 @@ pub const SEM_MAX_PER_SET: usize = 32000;
 #[derive(Clone, Copy)]
 union Semun {
     val: c_int,
-    buf: *mut libc::semid_ds,
+    buf: *mut sys::semid_ds,
     array: *mut c_ushort,
 }
 
@@ -82,10 +83,6 @@ pub struct SemInfo {
     pub op_time: Option<SystemTime>,
     /// Last change (creation, `IPC_SET`, `SETVAL`, `SETALL`).
     pub change_time: Option<SystemTime>,
-}
-
-fn time(t: libc::time_t) -> Option<SystemTime> {
-    (t > 0).then(|| UNIX_EPOCH + Duration::from_secs(t as u64))
 }
 
 /// A System V semaphore set, named by its semid.
@@ -250,7 +247,7 @@ impl SemaphoreSet {
                 Some(Some(d)) => {
                     let left = d.saturating_duration_since(Instant::now());
                     let ts = libc::timespec {
-                        tv_sec: left.as_secs() as libc::time_t,
+                        tv_sec: left.as_secs() as sys::TimeT,
                         tv_nsec: left.subsec_nanos() as libc::c_long,
                     };
                     // SAFETY: `raw` holds `raw.len()` sembufs and `ts` is a
@@ -430,20 +427,20 @@ impl SemaphoreSet {
         let ds = self.raw_stat()?;
         Ok(SemInfo {
             id: self.id,
-            key: ds.sem_perm.__key,
+            key: sys::perm_key(&ds.sem_perm),
             mode: ds.sem_perm.mode as u32 & MODE_MASK,
             uid: ds.sem_perm.uid,
             gid: ds.sem_perm.gid,
             cuid: ds.sem_perm.cuid,
             cgid: ds.sem_perm.cgid,
             count: ds.sem_nsems as usize,
-            op_time: time(ds.sem_otime),
-            change_time: time(ds.sem_ctime),
+            op_time: sys::epoch_time(ds.sem_otime),
+            change_time: sys::epoch_time(ds.sem_ctime),
         })
     }
 
-    fn raw_stat(&self) -> Result<libc::semid_ds> {
-        let mut ds = MaybeUninit::<libc::semid_ds>::zeroed();
+    fn raw_stat(&self) -> Result<sys::semid_ds> {
+        let mut ds = MaybeUninit::<sys::semid_ds>::zeroed();
         self.ctl(
             0,
             libc::IPC_STAT,

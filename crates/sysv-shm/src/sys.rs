@@ -48,3 +48,49 @@ pub struct shm_info {
 pub fn ulong(v: c_ulong) -> u64 {
     u64::from(v)
 }
+
+/// `time_t`. The `libc` crate marks it deprecated on musl (it changed to 64
+/// bits in musl 1.2); this alias keeps that one allowance in one place.
+#[allow(deprecated)]
+pub type TimeT = libc::time_t;
+
+/// A time of `struct *id_ds` as a `SystemTime`; `None` for 0 (never).
+pub fn epoch_time(t: TimeT) -> Option<std::time::SystemTime> {
+    (t > 0).then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64))
+}
+
+/// The key of an `ipc_perm`. The `libc` crate names the field `__key` for
+/// glibc and (deprecated) `__ipc_perm_key` for musl.
+pub fn perm_key(perm: &libc::ipc_perm) -> libc::key_t {
+    #[cfg(target_env = "musl")]
+    #[allow(deprecated)]
+    let key = perm.__ipc_perm_key;
+    #[cfg(not(target_env = "musl"))]
+    let key = perm.__key;
+    key
+}
+
+/// `struct semid_ds` as the kernel fills it on 64-bit Linux
+/// (`struct semid64_ds`, which glibc and musl both mirror); the `libc` crate
+/// defines none for musl. x86_64 has a padding word after each time
+/// (`arch/x86/include/uapi/asm/sembuf.h`); the generic layout, used by
+/// aarch64, has none (`include/uapi/asm-generic/sembuf.h`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct semid_ds {
+    pub sem_perm: libc::ipc_perm,
+    pub sem_otime: TimeT,
+    #[cfg(target_arch = "x86_64")]
+    unused1: c_ulong,
+    pub sem_ctime: TimeT,
+    #[cfg(target_arch = "x86_64")]
+    unused2: c_ulong,
+    pub sem_nsems: c_ulong,
+    unused3: c_ulong,
+    unused4: c_ulong,
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "sysv-shm supports 64-bit Linux targets only (the kernel structs here are their 64-bit layout)"
+);

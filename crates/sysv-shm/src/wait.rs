@@ -195,11 +195,9 @@ impl Timer {
     }
 }
 
-// musl's `libc::time_t` is marked deprecated (it changed to 64 bits in musl 1.2).
-#[allow(deprecated)]
 fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
+        tv_sec: d.as_secs() as crate::sys::TimeT,
         tv_nsec: d.subsec_nanos() as _,
     }
 }
@@ -212,10 +210,10 @@ fn monotonic_now() -> libc::timespec {
     unsafe { ts.assume_init() }
 }
 
-// tv_nsec is i32 on some 32-bit targets; musl's `libc::time_t` is deprecated.
-#[allow(clippy::useless_conversion, deprecated)]
+// tv_nsec is i32 on some 32-bit targets.
+#[allow(clippy::useless_conversion)]
 fn add(ts: libc::timespec, d: Duration) -> libc::timespec {
-    let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
+    let secs = crate::sys::TimeT::try_from(d.as_secs()).unwrap_or(crate::sys::TimeT::MAX);
     let mut sec = ts.tv_sec.saturating_add(secs);
     let mut nsec = i64::from(ts.tv_nsec) + i64::from(d.subsec_nanos());
     if nsec >= 1_000_000_000 {
@@ -504,14 +502,13 @@ mod tests {
     use super::*;
 
     #[test]
-    #[allow(deprecated)] // musl's libc::time_t
     fn timespec_arithmetic() {
         let t = libc::timespec {
             tv_sec: 5,
             tv_nsec: 999_999_999,
         };
         let far = add(t, Duration::MAX);
-        assert_eq!(far.tv_sec, libc::time_t::MAX);
+        assert_eq!(far.tv_sec, crate::sys::TimeT::MAX);
         let u = add(t, Duration::from_nanos(2));
         assert_eq!((u.tv_sec, u.tv_nsec), (6, 1));
         assert!(reached(u, t));
