@@ -63,8 +63,6 @@ test('the platform package is loaded when there is no local build', (t) => {
 for (const [platform, arch, musl, name] of [
   ['darwin', 'arm64', false, 'darwin-arm64'],
   ['win32', 'x64', false, 'win32-x64'],
-  ['linux', 'x64', true, 'linux-x64-musl'],
-  ['linux', 'arm64', true, 'linux-arm64-musl'],
   ['linux', 'ia32', false, 'linux-ia32-gnu'],
   ['linux', 'arm', false, 'linux-arm-gnu'],
 ]) {
@@ -73,6 +71,16 @@ for (const [platform, arch, musl, name] of [
     t.not(r.status, 0)
     t.true(r.stderr.includes(`sysv-shm: no prebuilt binary for ${name}`), r.out)
     t.true(r.stderr.includes(SUPPORTED), r.out)
+  })
+}
+
+for (const arch of ['x64', 'arm64']) {
+  test(`musl (linux-${arch}-musl) is supported: without its package, the error names it and --libc=musl`, (t) => {
+    const r = load(layout({ platformPackage: {} }), fake('linux', arch, true))
+    t.not(r.status, 0)
+    t.true(r.stderr.includes(`the package sysv-shm-linux-${arch}-musl could not be loaded`), r.out)
+    t.true(r.stderr.includes('--libc=musl'), r.out)
+    t.false(r.stderr.includes('no prebuilt binary'), r.out)
   })
 }
 

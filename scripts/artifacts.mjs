@@ -45,7 +45,20 @@ function toolchainFor(triple) {
 }
 
 const napi = join(root, 'node_modules', '.bin', 'napi')
-for (const p of selected) {
+const musl = selected.filter((p) => p.libc === 'musl')
+if (musl.length > 0) {
+  // musl: the standard library is built from source and linked against musl (see the script).
+  const arches = musl.map((p) => p.triple.split('-')[0]).join(' ')
+  for (const part of [['setup'], ['build'], ['check']]) {
+    const r = spawnSync('bash', [join(root, 'scripts', 'musl.sh'), ...part], {
+      cwd: root,
+      env: { ...process.env, SYSV_SHM_MUSL_ARCHES: arches },
+      stdio: 'inherit',
+    })
+    if (r.status !== 0) process.exit(r.status ?? 1)
+  }
+}
+for (const p of selected.filter((p) => p.libc === 'glibc')) {
   const toolchain = toolchainFor(p.triple)
   const env = { ...process.env }
   if (toolchain) env.RUSTUP_TOOLCHAIN = toolchain
@@ -70,7 +83,9 @@ for (const p of selected) {
 }
 
 // Each binary must load on glibc 2.17 and be for its machine.
-const check = spawnSync('bash', [join(root, 'scripts', 'check-glibc.sh'), ...selected.map((p) => join(p.dir, p.nodeFile))], {
+const glibc = selected.filter((p) => p.libc === 'glibc')
+if (glibc.length === 0) process.exit(0)
+const check = spawnSync('bash', [join(root, 'scripts', 'check-glibc.sh'), ...glibc.map((p) => join(p.dir, p.nodeFile))], {
   stdio: 'inherit',
 })
 process.exit(check.status ?? 1)

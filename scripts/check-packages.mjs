@@ -24,7 +24,7 @@ export function expectedManifest(p, current = {}) {
     engines: pkg.engines,
     os: ['linux'],
     cpu: [p.arch],
-    libc: ['glibc'],
+    libc: [p.libc],
     main: p.nodeFile,
     files: [p.nodeFile],
   }

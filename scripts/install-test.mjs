@@ -66,7 +66,7 @@ if (users.length === 0) {
   process.exit(2)
 }
 // A platform of another architecture than this Node's runs under qemu.
-const emulated = (p) => p.arch !== process.arch
+const emulated = (p) => p.arch !== process.arch && p.libc === 'glibc'
 for (const f of [verdaccioBin, ...(users.some(emulated) ? [nodeArm64, QEMU] : [])]) {
   if (!existsSync(f)) {
     console.error(`install-test: ${f} is missing: run scripts/setup-cross.sh`)
@@ -185,8 +185,8 @@ log: { type: stdout, format: pretty, level: warn }
   })
 
   for (const p of users) {
-    const dir = join(work, `user-${p.arch}`)
-    const home = join(work, `home-${p.arch}`)
+    const dir = join(work, `user-${p.platform}`)
+    const home = join(work, `home-${p.platform}`)
     mkdirSync(dir)
     mkdirSync(home)
     const env = {
@@ -198,7 +198,8 @@ log: { type: stdout, format: pretty, level: warn }
       npm_config_fund: 'false',
       npm_config_update_notifier: 'false',
     }
-    const platformFlags = p.arch === process.arch ? [] : [`--cpu=${p.arch}`, '--os=linux', '--libc=glibc']
+    const platformFlags =
+      p.arch === process.arch && p.libc === 'glibc' ? [] : [`--cpu=${p.arch}`, '--os=linux', `--libc=${p.libc}`]
     if (emulated(p) && p.arch !== 'arm64') throw new Error(`no emulator for ${p.platform} on ${process.arch}`)
     const exec = emulated(p) ? [QEMU, nodeArm64] : [realpathSync(process.execPath)]
     const label = `${p.platform}${emulated(p) ? ' (qemu)' : ''}`
@@ -233,6 +234,19 @@ log: { type: stdout, format: pretty, level: warn }
       }
       return installed.join(' + ')
     })
+
+    if (p.libc === 'musl') {
+      // No musl build of Node exists here to run it with: check that the installed
+      // binary is the one scripts/musl.sh built and checked (ELF, NEEDED, dlopen).
+      check(`${label}: the installed ${p.nodeFile} is the checked musl build and needs only musl's libc.so`, () => {
+        const installedNode = join(dir, 'node_modules', p.packageName, p.nodeFile)
+        assert(readFileSync(installedNode).equals(readFileSync(join(p.dir, p.nodeFile))), 'differs from npm/' + p.platform)
+        const needed = run('readelf', ['-d', installedNode]).match(/\(NEEDED\).*\[(.*)\]/g) ?? []
+        assert(needed.length === 1 && needed[0].endsWith('[libc.so]'), `NEEDED: ${needed.join(', ')}`)
+        return 'not run: no musl Node.js here (scripts/musl.sh check dlopens it from a musl program)'
+      })
+      continue
+    }
 
     // The user's code: CommonJS, ESM, TypeScript (CJS and ESM output).
     const body = (label, file) => `

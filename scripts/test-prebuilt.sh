@@ -51,9 +51,13 @@ done_step setup
 
 step "build both release binaries and check them (npm run artifacts: scripts/artifacts.mjs + check-glibc.sh)"
 node scripts/artifacts.mjs
-done_step "artifacts (x64 + arm64 release builds, check-glibc)"
+done_step "artifacts (x64 + arm64 glibc release builds, check-glibc; x64 + arm64 musl builds, scripts/musl.sh check)"
 
-step "pack the three tarballs (npm run pack:all)"
+step "musl: the core crate's tests built for x86_64 and aarch64 musl and run (arm64 under qemu)"
+bash scripts/musl.sh test-core
+done_step "musl core tests"
+
+step "pack the publishable tarballs (npm run pack:all)"
 node scripts/pack-all.mjs
 done_step pack:all
 

@@ -12,7 +12,7 @@ import type * as Native from '../binding'
 import { ShmError } from './errors'
 
 /** The platforms that have a prebuilt package. */
-export const SUPPORTED_PLATFORMS = ['linux-x64-gnu', 'linux-arm64-gnu'] as const
+export const SUPPORTED_PLATFORMS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-arm64-musl'] as const
 
 function isMusl(): boolean {
   try {
@@ -47,6 +47,7 @@ function load(): typeof Native {
     )
   }
   const name = `sysv-shm-${triple}`
+  const libc = triple.endsWith('-musl') ? 'musl' : 'glibc'
   let binding: typeof Native
   try {
     binding = require(name)
@@ -55,13 +56,13 @@ function load(): typeof Native {
       throw new Error(
         `sysv-shm: the package ${name} could not be loaded; reinstall without ` +
           `--omit=optional (or --no-optional) so npm installs it. (A node_modules installed ` +
-          `on another machine needs \`npm install --os=linux --cpu=${process.arch} --libc=glibc\`.)`,
+          `on another machine needs \`npm install --os=linux --cpu=${process.arch} --libc=${libc}\`.)`,
         { cause },
       )
     }
     throw new Error(
       `sysv-shm: the package ${name} is installed but its binary failed to load ` +
-        `(it needs Linux with glibc 2.17 or newer): ${(cause as Error)?.message ?? cause}`,
+        `(it needs Linux with ${libc === 'musl' ? 'musl libc' : 'glibc 2.17 or newer'}): ${(cause as Error)?.message ?? cause}`,
       { cause },
     )
   }

@@ -11,8 +11,11 @@ export const binaryName = pkg.napi.binaryName
 
 /** What each Rust target triple is called in Node.js terms. */
 const KNOWN = {
-  'x86_64-unknown-linux-gnu': { arch: 'x64' },
-  'aarch64-unknown-linux-gnu': { arch: 'arm64' },
+  'x86_64-unknown-linux-gnu': { arch: 'x64', libc: 'glibc', abi: 'gnu' },
+  'aarch64-unknown-linux-gnu': { arch: 'arm64', libc: 'glibc', abi: 'gnu' },
+  // Built by scripts/musl.sh (napi's cross toolchains are glibc only).
+  'x86_64-unknown-linux-musl': { arch: 'x64', libc: 'musl', abi: 'musl' },
+  'aarch64-unknown-linux-musl': { arch: 'arm64', libc: 'musl', abi: 'musl' },
 }
 
 /**
@@ -22,7 +25,7 @@ const KNOWN = {
 export const platforms = pkg.napi.targets.map((triple) => {
   const known = KNOWN[triple]
   if (!known) throw new Error(`scripts/lib/platforms.mjs: add ${triple} to KNOWN`)
-  const platform = `linux-${known.arch}-gnu`
+  const platform = `linux-${known.arch}-${known.abi}`
   return {
     triple,
     ...known,
@@ -37,3 +40,7 @@ export const tools = process.env.SYSV_SHM_TOOLS || join(homedir(), '.cache', 'sy
 export const nodeArm64 = join(tools, 'node-arm64', 'bin', 'node')
 export const verdaccioBin = join(tools, 'registry', 'node_modules', 'verdaccio', 'bin', 'verdaccio')
 export const artifactsDir = join(root, 'artifacts')
+
+/** The glibc platforms (built with napi's cross toolchains) and the musl ones (scripts/musl.sh). */
+export const gnuPlatforms = platforms.filter((p) => p.libc === 'glibc')
+export const muslPlatforms = platforms.filter((p) => p.libc === 'musl')
