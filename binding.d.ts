@@ -147,6 +147,11 @@ export declare class Mapping {
    */
   write(source: ArrayBufferView, offset: number): number
   /**
+   * `IPC_RMID` if at least `parties` attachments exist now (see
+   * `Attachment::remove_if_attached`); returns whether it is marked removed.
+   */
+  removeIfAttached(parties: number): boolean
+  /**
    * Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of
    * this mapping it is detached first, so its views read as length 0.
    * Idempotent.
@@ -184,6 +189,9 @@ export declare function listQueues(): Array<NativeQueueStat>
 
 /** Every segment, as `ipcs -m` lists them. */
 export declare function listSegments(): Array<NativeStat>
+
+/** Every semaphore set, as `ipcs -s` lists them (`SEM_STAT_ANY`). */
+export declare function listSemaphores(): Array<NativeSemStat>
 
 /** `shmctl(id, SHM_LOCK)` or `shmctl(id, SHM_UNLOCK)`. */
 export declare function lock(id: number, locked: boolean): void

@@ -31,6 +31,7 @@ export {
 } from './src/channel'
 export {
   Semaphore,
+  listSemaphores,
   type SemaphoreAsyncOptions,
   type SemaphoreCreateOptions,
   type SemaphoreInfo,

@@ -329,8 +329,11 @@ test('rm --orphans [--older-than] removes only unattached segments (in a private
   t.teardown(() => ns.close())
   const orphan = (key, size) => ns.run([process.execPath, NODE_PEER], `create ${key} ${size} 600\ndetach\nquit\n`)
   t.is((await orphan(0x11, 100)).code, 0)
-  await new Promise((resolve) => setTimeout(resolve, 4500))
+  // 8 s apart; the threshold is set halfway, just before rm runs, so a slow
+  // machine (the CLI's own start-up) has 4 s of slack either way.
+  await new Promise((resolve) => setTimeout(resolve, 8000))
   t.is((await orphan(0x22, 200)).code, 0)
+  const made22 = Date.now()
   const holder = await ns.start([process.execPath, NODE_PEER], 'create 0x33 300 600\n')
   let list
   for (let i = 0; i < 100; i++) {
@@ -340,7 +343,8 @@ test('rm --orphans [--older-than] removes only unattached segments (in a private
   }
   t.deepEqual(list.map((s) => [s.key, s.attachCount]), [[0x11, 0], [0x22, 0], [0x33, 1]])
 
-  const old = await ns.cli(['rm', '--orphans', '--older-than', '3s', '--json'])
+  const threshold = Math.round((Date.now() - made22) / 1000) + 4
+  const old = await ns.cli(['rm', '--orphans', '--older-than', `${threshold}s`, '--json'])
   t.is(old.code, 0, old.stderr)
   t.deepEqual(JSON.parse(old.stdout).removed.map((s) => s.key), [0x11])
 

@@ -167,3 +167,35 @@ export async function eventually(fn, ms = 10_000) {
     await new Promise((r) => setTimeout(r, 10))
   }
 }
+
+let namespaceWrap
+/**
+ * The command prefix that runs a child in a new, private IPC namespace: `unshare --ipc` (root),
+ * else `unshare --user --map-root-user --ipc` (unprivileged user namespaces); null if neither
+ * works here. Inside, `listSegments()` and `ipcs` see only the child's own segments, the kernel
+ * limits (`/proc/sys/kernel/shm*`) are the child's to set, and everything is freed when the
+ * namespace's last process exits.
+ */
+export function ipcNamespace() {
+  if (namespaceWrap !== undefined) return namespaceWrap
+  namespaceWrap = null
+  for (const wrap of [['unshare', '--ipc'], ['unshare', '--user', '--map-root-user', '--ipc']]) {
+    if (spawnSync(wrap[0], [...wrap.slice(1), 'true']).status === 0) {
+      namespaceWrap = wrap
+      break
+    }
+  }
+  return namespaceWrap
+}
+
+/** Why a test that needs a private IPC namespace cannot run here (a failure, never a skip). */
+export const NO_NAMESPACE =
+  'these tests need a private IPC namespace: `unshare --ipc` (as root) or `unshare --user --map-root-user --ipc` ' +
+  '(unprivileged user namespaces, kernel.unprivileged_userns_clone=1) must work; neither does here'
+
+/** Like runNode, in a new private IPC namespace (see ipcNamespace); throws NO_NAMESPACE if none. */
+export function runNodeInNamespace(code, opts = {}) {
+  const wrap = ipcNamespace()
+  if (!wrap) throw new Error(NO_NAMESPACE)
+  return runNode(code, { ...opts, wrap: [...wrap, ...(opts.wrap ?? [])] })
+}

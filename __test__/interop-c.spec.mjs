@@ -1,10 +1,9 @@
 // Interop with C: a C program (interop/shm_peer.c, compiled here with cc)
 // and this package use the same kernel segments: each side writes, the other
 // reads; they agree on keys (ftok), on struct layout, on IPC_STAT, on atomic
-// increments of one counter, and on removal by ipcrm.
-//
-// Semaphores (the C side guarding a counter with a semaphore set while Node
-// does the same) come with the semaphore API.
+// increments of one counter, and on removal by ipcrm. And the same semaphore
+// sets: each side sees the other's operations, waits for the other, and both
+// guard one counter in one segment with one semaphore.
 import { execFileSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,11 +11,24 @@ import { join } from 'node:path'
 
 import test from 'ava'
 
-import { IPC_PRIVATE, SharedMemory, ftok } from '../dist/index.js'
+import { IPC_PRIVATE, Semaphore, SharedMemory, ftok } from '../dist/index.js'
 
-import { HERE, Peer, cli, freshKey, hexKey, noLeaks, removeAll, run } from './interop/helpers.mjs'
+import {
+  HERE,
+  Peer,
+  cli,
+  freshKey,
+  hexKey,
+  noLeaks,
+  noSemaphoreLeaks,
+  removeAll,
+  removeSemaphores,
+  run,
+  semaphoreSets,
+} from './interop/helpers.mjs'
 
 noLeaks(test)
+noSemaphoreLeaks(test)
 
 // Built in a temp dir that user nobody can reach too, wherever the checkout is.
 const buildDir = mkdtempSync(join(tmpdir(), 'sysv-shm-c-'))
@@ -185,4 +197,107 @@ test.serial("modes are the kernel's: a C program run as another user is refused 
   await c2.call(`write 0 ${Buffer.from('nobody').toString('hex')}`)
   t.is(open.read(0, 6).toString(), 'nobody')
   t.is(open.stat().lastPid, c2.pid)
+})
+
+/** Waits until `fn()` is true, polling: a liveness bound, not a timing assertion. */
+async function until(fn, what, ms = 10_000) {
+  const end = Date.now() + ms
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+test.serial('one segment and one semaphore set shared with C: both add 50,000 to one counter under the semaphore, none is lost', async (t) => {
+  // As C programs do it: one ftok-style key names both the segment and the semaphore set.
+  const key = freshKey()
+  const c = cPeer(t)
+  const shmId = Number(await c.call(`create ${hexKey(key)} 4096 600`))
+  const semId = Number(await c.call(`semcreate ${hexKey(key)} 1 600 1`))
+  semaphoreSets.add(semId)
+  t.teardown(() => {
+    removeAll([shmId])
+    removeSemaphores([semId])
+  })
+  const shm = SharedMemory.open(key)
+  t.teardown(() => shm.detach())
+  const lock = Semaphore.open(key)
+  t.is(shm.id, shmId)
+  t.is(lock.id, semId)
+  t.is(lock.value, 1)
+
+  // The counter at offset 0, read and written plainly (not with Atomics), with a little work in
+  // between on both sides: only the semaphore keeps each read-add-write whole, and without it
+  // updates are lost. Cell 1 is the start flag, so the two loops overlap.
+  const cells = new Int32Array(shm.buffer.buffer, shm.buffer.byteOffset, 2)
+  const N = 50_000
+  const started = c.call('wait32 4 1')
+  const added = c.call(`lockedadd32 0 ${N} 0`)
+  Atomics.store(cells, 1, 1)
+  let waited = 0
+  let work = 0
+  for (let i = 0; i < N; i++) {
+    if (!lock.tryAcquire()) {
+      waited++
+      lock.acquire()
+    }
+    const v = cells[0]
+    for (let k = 0; k < 100; k++) work += k
+    cells[0] = v + 1
+    lock.release()
+  }
+  await started
+  const cWaited = Number(await added)
+  t.log(`takes that had to wait: C ${cWaited}, Node ${waited} (of ${N} each)`)
+  t.true(work > 0)
+  t.is(cells[0], 2 * N)
+  t.is(await c.call('read 0 4'), Buffer.from(new Int32Array([2 * N]).buffer).toString('hex'))
+  t.is(lock.value, 1, 'both gave every unit back')
+  t.is(lock.waiters().forIncrease, 0)
+})
+
+test.serial('a semaphore set of C seen from Node and back: values, waits both ways, IPC_STAT, removal wakes C with EIDRM', async (t) => {
+  const key = freshKey()
+  const c = cPeer(t)
+  const id = Number(await c.call(`semcreate ${hexKey(key)} 2 640 3`))
+  semaphoreSets.add(id)
+  t.teardown(() => removeSemaphores([id]))
+  const sem = Semaphore.open(key)
+  t.is(sem.id, id)
+  t.deepEqual(sem.values(), [3, 3])
+  // C set the values with SETVAL and made no semop: otime is unset, which Node shows as null.
+  const st = sem.stat()
+  t.like(st, { key, count: 2, mode: 0o640, opTime: null })
+  t.deepEqual(await c.call('semstat'), `key=${hexKey(key)} nsems=2 mode=0640 uid=${st.uid} gid=${st.gid} cuid=${st.cuid} cgid=${st.cgid} otime=0`)
+
+  // Node operates, C sees it; C operates, Node sees it; the last pid is the other side's.
+  t.true(sem.tryAcquire(2, { index: 1, undo: false }))
+  t.is(await c.call('semval 1'), '1')
+  t.is((await c.call('semcounts 1')).split(' ')[2], String(process.pid))
+  await c.call('semop 0 -3')
+  t.is(sem.getValue(0), 0)
+  t.is(sem.waiters(0).lastPid, c.pid)
+  t.not((await c.call('semstat')).split(' ').at(-1), 'otime=0', 'a semop sets otime')
+  t.is(sem.stat().opTime instanceof Date, true)
+
+  // Node waits (off the event loop) for C to release.
+  const pending = sem.acquireAsync(1, { timeoutMs: 20_000 })
+  await until(async () => (await c.call('semcounts 0')).startsWith('1 '), 'C to see Node waiting (GETNCNT 1)')
+  await c.call('semop 0 1')
+  t.true(await pending)
+  t.is(sem.getValue(0), 0)
+
+  // C waits (blocked in semop) for Node to release.
+  const cTakes = c.call('semop 1 -2')
+  await until(() => sem.waiters(1).forIncrease === 1, 'Node to see C waiting (GETNCNT 1)')
+  sem.release(1, { index: 1, undo: false })
+  await cTakes
+  t.is(sem.getValue(1), 0)
+
+  // C waits again; Node removes the set: C's semop fails with EIDRM.
+  const cWaits = c.send('semop 1 -1')
+  await until(() => sem.waiters(1).forIncrease === 1, 'C to wait again')
+  sem.remove()
+  t.like(await cWaits, { ok: false, code: 'EIDRM' })
+  t.is((await c.send('semval 0')).code, 'EINVAL')
 })

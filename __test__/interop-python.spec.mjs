@@ -2,8 +2,9 @@
 // scripts/setup-python.sh, which .ci/run calls) and this package use the same
 // kernel segments: each side creates by key, the other opens it, both write
 // and read; they agree on ftok keys, struct layout, IPC_STAT and removal.
-//
-// Semaphores shared both ways come with the semaphore API.
+// And semaphores, both ways: sysv_ipc.Semaphore made by Python and used by
+// Node, a Semaphore made by Node and used by Python, each side seeing the
+// other's values and waits, and both guarding one counter in one segment.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,11 +12,24 @@ import { join } from 'node:path'
 
 import test from 'ava'
 
-import { IPC_PRIVATE, SharedMemory, ftok } from '../dist/index.js'
+import { IPC_PRIVATE, Semaphore, SharedMemory, ftok } from '../dist/index.js'
 
-import { HERE, Peer, ROOT, freshKey, hexKey, noLeaks, removeAll, run } from './interop/helpers.mjs'
+import {
+  HERE,
+  Peer,
+  ROOT,
+  freshKey,
+  hexKey,
+  noLeaks,
+  noSemaphoreLeaks,
+  removeAll,
+  removeSemaphores,
+  run,
+  semaphoreSets,
+} from './interop/helpers.mjs'
 
 noLeaks(test)
+noSemaphoreLeaks(test)
 
 const PYTHON = join(ROOT, '.venv', 'bin', 'python')
 const PEER = join(HERE, 'peer.py')
@@ -169,5 +183,139 @@ function register() {
     t.is((await run('ipcrm', ['-m', String(other.id)])).code, 0)
     t.like(await py2.stat(), { dest: 1, nattch: 2 })
     t.is((await py2.send(`open ${key2}`)).code, 'ExistentialError')
+  })
+
+  /** Waits until `fn()` is true, polling: a liveness bound, not a timing assertion. */
+  async function until(fn, what, ms = 10_000) {
+    const end = Date.now() + ms
+    while (!(await fn())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  }
+
+  /** `semstat` of the Python peer as numbers. */
+  async function semstat(py) {
+    const fields = (await py.call('semstat')).split(' ').map((kv) => kv.split('='))
+    return Object.fromEntries(fields.map(([k, v]) => [k, k === 'mode' ? Number.parseInt(v, 8) : Number(v)]))
+  }
+
+  test.serial('Python creates a sysv_ipc.Semaphore, Node opens it by key: each side acquires, releases and waits for the other', async (t) => {
+    const key = freshKey()
+    const py = pyPeer(t)
+    const id = Number(await py.call(`semcreate ${hexKey(key)} 1 600`))
+    semaphoreSets.add(id)
+    t.teardown(() => removeSemaphores([id]))
+    const sem = Semaphore.open(key)
+    t.is(sem.id, id)
+    t.is(sem.value, 1)
+    // sysv_ipc sets the value with SETVAL and makes no semop: otime is unset, null in Node.
+    t.like(sem.stat(), { key, count: 1, mode: 0o600, opTime: null })
+
+    // Node takes the unit: Python sees 0 and cannot take it.
+    t.true(sem.acquire(1, { undo: false }))
+    t.like(await semstat(py), { value: 0, lastpid: process.pid })
+    t.is(await py.call('semtry'), '0')
+
+    // Python waits in acquire(); Node sees it waiting, releases, and Python has it.
+    const pyTakes = py.call('semacquire')
+    await until(() => sem.waiters().forIncrease === 1, 'Python to wait (GETNCNT 1)')
+    sem.release(1, { undo: false })
+    await pyTakes
+    t.is(sem.value, 0)
+    t.is(sem.waiters().lastPid, py.pid)
+    t.true(sem.stat().opTime instanceof Date, 'a semop sets otime')
+
+    // Node waits off the event loop; Python releases; Node has it.
+    const nodeTakes = sem.acquireAsync(1, { undo: false, timeoutMs: 20_000 })
+    await until(async () => (await semstat(py)).ncnt === 1, 'Python to see Node waiting')
+    await py.call('semrelease')
+    t.true(await nodeTakes)
+    t.like(await semstat(py), { value: 0, ncnt: 0, lastpid: process.pid })
+    sem.release(2, { undo: false })
+    t.is(await py.call('semtry'), '1')
+    t.like(await semstat(py), { value: 1 })
+
+    // Python removes it: Node's handle then fails as for any removed set.
+    await py.call('semremove')
+    t.throws(() => sem.value, { code: 'EINVAL' })
+    t.throws(() => Semaphore.open(key), { code: 'ENOENT' })
+  })
+
+  test.serial('Node creates a Semaphore, Python opens it by key: values, waits both ways, IPC_STAT; removal by Node ends a waiting Python', async (t) => {
+    const key = freshKey()
+    const sem = Semaphore.create(key, { initial: 0, mode: 0o640 })
+    semaphoreSets.add(sem.id)
+    t.teardown(() => removeSemaphores([sem.id]))
+    const py = pyPeer(t)
+    t.is(Number(await py.call(`semopen ${key}`)), sem.id)
+    const st = sem.stat()
+    t.deepEqual(await semstat(py), {
+      value: 0, ncnt: 0, zcnt: 0, lastpid: process.pid, mode: 0o640,
+      uid: st.uid, gid: st.gid, cuid: st.cuid, cgid: st.cgid,
+      // Node's create runs a no-op semop, so an opener knows the value is set.
+      otime: Math.floor(st.opTime.getTime() / 1000),
+    })
+
+    // Python waits; Node releases.
+    const pyTakes = py.call('semacquire')
+    await until(() => sem.waiters().forIncrease === 1, 'Python to wait')
+    sem.release(1, { undo: false })
+    await pyTakes
+    t.is(sem.value, 0)
+    t.is(sem.waiters().lastPid, py.pid)
+
+    // Python releases 3; Node sees 3 and takes 2.
+    for (let i = 0; i < 3; i++) await py.call('semrelease')
+    t.is(sem.value, 3)
+    t.true(sem.tryAcquire(2, { undo: false }))
+    t.like(await semstat(py), { value: 1, lastpid: process.pid })
+    t.is(await py.call('semtry'), '1')
+    t.is(await py.call('semtry'), '0')
+
+    // Python waits again; Node removes the set: Python's acquire fails.
+    const pyWaits = py.send('semacquire')
+    await until(() => sem.waiters().forIncrease === 1, 'Python to wait again')
+    sem.remove()
+    const r = await pyWaits
+    t.false(r.ok)
+    t.is(r.code, 'ExistentialError', r.message)
+  })
+
+  test.serial('Python and Node each add 5,000 to one counter in one segment under one semaphore: none is lost', async (t) => {
+    const shm = SharedMemory.create(IPC_PRIVATE, 64)
+    t.teardown(() => {
+      shm.remove()
+      shm.detach()
+    })
+    const key = freshKey()
+    const lock = Semaphore.create(key, { initial: 1 })
+    semaphoreSets.add(lock.id)
+    t.teardown(() => removeSemaphores([lock.id]))
+    const py = pyPeer(t)
+    await py.call(`attach ${shm.id}`)
+    await py.call(`semopen ${key}`)
+    const N = 5_000
+    // Cell 0 is the counter, cell 1 the start flag, so that the two loops overlap.
+    const cells = new Int32Array(shm.buffer.buffer, shm.buffer.byteOffset, 2)
+    const pyStarts = py.call('wait32 4 1')
+    const pyAdds = py.call(`lockedadd32 0 ${N}`)
+    Atomics.store(cells, 1, 1)
+    let waited = 0
+    for (let i = 0; i < N; i++) {
+      if (!lock.tryAcquire()) {
+        waited++
+        lock.acquire()
+      }
+      const v = cells[0] // plain, not atomic: only the semaphore keeps it whole
+      cells[0] = v + 1
+      lock.release()
+    }
+    await pyStarts
+    const pyWaited = Number(await pyAdds)
+    t.log(`takes that had to wait: Python ${pyWaited}, Node ${waited} (of ${N} each)`)
+    t.is(cells[0], 2 * N)
+    t.is(await py.call('read 0 4'), Buffer.from(new Int32Array([2 * N]).buffer).toString('hex'))
+    t.is(lock.value, 1)
   })
 }

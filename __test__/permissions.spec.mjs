@@ -81,3 +81,35 @@ test('a segment handed to nobody (IPC_SET uid) can be removed by nobody', async 
   t.is(r.stdout.trim(), 'ok', r.stderr)
   t.true(shm.stat().removed)
 })
+
+test('an owner who set mode 0 (no read permission, so no IPC_STAT) can set it back: segments and semaphore sets', async (t) => {
+  // As nobody, since root bypasses the read check that made set() fail with EACCES.
+  const r = await runNodeAsNobody(`
+    const { Semaphore } = shm;
+    const out = {};
+    const seg = SharedMemory.create(IPC_PRIVATE, 64);
+    const sem = Semaphore.create(IPC_PRIVATE, { initial: 2 });
+    try {
+      for (const [name, h, stat] of [['segment', seg, () => SharedMemory.statById(seg.id)], ['semaphore', sem, () => sem.stat()]]) {
+        h.set({ mode: 0 });
+        try { stat(); out[name + 'Locked'] = 'readable' } catch (e) { out[name + 'Locked'] = e.code }
+        h.set({ mode: 0o640 });
+        out[name + 'Mode'] = stat().mode.toString(8);
+      }
+      out.value = sem.value;
+      out.uid = seg.stat().uid;
+    } finally {
+      seg.remove(); seg.detach(); sem.remove();
+    }
+    console.log(JSON.stringify(out));
+  `)
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), {
+    segmentLocked: 'EACCES',
+    segmentMode: '640',
+    semaphoreLocked: 'EACCES',
+    semaphoreMode: '640',
+    value: 2,
+    uid: 65534,
+  })
+})

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 
 import test from 'ava'
 
-import { IPC_PRIVATE, Semaphore, ShmError } from '../dist/index.js'
+import { IPC_PRIVATE, Semaphore, ShmError, listSemaphores } from '../dist/index.js'
+import { runNodeAsNobody } from './helpers.mjs'
 import { runNode, until } from './fixtures/procs.mjs'
 
 function semaphore(t, options) {
@@ -171,4 +172,27 @@ test('open by key, exclusive creation, and argument errors before any syscall', 
   t.throws(() => Semaphore.openById(0x7ffffff0), { instanceOf: ShmError, code: 'EINVAL' })
   a.set({ mode: 0o640 })
   t.is(a.stat().mode, 0o640)
+})
+
+test('listSemaphores lists every set as stat() shows it, also to a user who may not read it (SEM_STAT_ANY)', async (t) => {
+  const key = 0x5d000000 + (process.pid & 0xffff) * 16 + 6
+  const a = Semaphore.create(key, { count: 3, initial: 1, mode: 0o600 })
+  t.teardown(() => a.remove())
+  const b = semaphore(t, { mode: 0o644 })
+  const listed = listSemaphores()
+  t.deepEqual(listed.find((s) => s.id === a.id), a.stat())
+  t.deepEqual(listed.find((s) => s.id === b.id), b.stat())
+  t.like(listed.find((s) => s.id === a.id), { key, count: 3, mode: 0o600 })
+  // Root reads everything; nobody may not read a 0600 set of root's, yet lists it.
+  const r = await runNodeAsNobody(`
+    const { Semaphore, listSemaphores } = shm;
+    let stat;
+    try { Semaphore.statById(${a.id}); stat = 'readable' } catch (e) { stat = e.code }
+    const s = listSemaphores().find((s) => s.id === ${a.id});
+    console.log(JSON.stringify({ stat, listed: s && { key: s.key, count: s.count, mode: s.mode, uid: s.uid } }));
+  `)
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), { stat: 'EACCES', listed: { key, count: 3, mode: 0o600, uid: a.stat().uid } })
+  b.remove()
+  t.false(listSemaphores().some((s) => s.id === b.id))
 })

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { Worker } from 'node:worker_threads'
 
-import { Channel, SharedMemory } from '../dist/index.js'
+import { Channel, MessageQueue, SharedMemory } from '../dist/index.js'
 
 const opts = JSON.parse(process.argv[2] ?? '{}')
 const { scenario, impl, role } = opts
@@ -524,6 +524,33 @@ function rate() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Message queue rate, beside the Channel's: `count` messages of `size` bytes one way through a
+// System V message queue (the kernel's default msg_qbytes, 16 KiB), each with the same 4-byte
+// sequence stamp the Channel rate checks. `impl` 'sync' uses send / receive (blocking msgsnd /
+// msgrcv), 'async' sendAsync / receiveAsync (await per message, as an event-loop program would).
+
+async function mqRate() {
+  const { size, count, warm, impl: how } = opts
+  const q = MessageQueue.openById(opts.id)
+  if (role === 'send') {
+    const msg = Buffer.alloc(size)
+    for (let i = 0; i < count; i++) {
+      msg.writeUInt32LE(i, 0)
+      if (how === 'async') await q.sendAsync(msg)
+      else q.send(msg)
+    }
+    return
+  }
+  let t0
+  for (let i = 0; i < count; i++) {
+    if (i === warm) t0 = now()
+    const m = how === 'async' ? await q.receiveAsync() : q.receive()
+    if (m.data.length !== size || m.data.readUInt32LE(0) !== i) throw new Error(`bad message ${i}`)
+  }
+  say({ value: (count - warm) / secs(t0) })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Costs: attach + detach of an existing segment, and notify with no waiter.
 
 function costs() {
@@ -580,6 +607,9 @@ switch (scenario) {
     break
   case 'rate':
     rate()
+    break
+  case 'mqrate':
+    await mqRate()
     break
   case 'costs':
     costs()

@@ -5,14 +5,15 @@
 // Each round runs every (scenario, implementation) once, in the same order, so that a change in
 // the machine's load hits them all alike; the table shows the median of the rounds and the spread
 // (min..max, in % of the median). Results go to bench/results/latest.json (and, with --save, to
-// bench/results/YYYY-MM-DD.json) as an array of { scenario, impl, value, unit, runs, min, max }.
+// bench/results/YYYY-MM-DD.json, or YYYY-MM-DD-2.json, … for later runs of the day) as an array of
+// { scenario, impl, value, unit, runs, min, max }.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Channel, IPC_PRIVATE, SharedMemory } from '../dist/index.js'
+import { Channel, IPC_PRIVATE, MessageQueue, SharedMemory } from '../dist/index.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -109,6 +110,11 @@ function withChannel(capacity, fn) {
   return Promise.resolve(fn(ch.id)).finally(() => ch.detach())
 }
 
+function withQueue(fn) {
+  const q = MessageQueue.create(IPC_PRIVATE)
+  return Promise.resolve(fn(q.id)).finally(() => q.remove())
+}
+
 function withSegment(size, fn) {
   const shm = SharedMemory.create(IPC_PRIVATE, size)
   shm.remove()
@@ -177,15 +183,25 @@ for (const [size, label, count, warm] of [
   add(label, 'C spin', 'µs', async () => (await c('pingpong', ['spin', o.count, o.warm]))[0])
 }
 
-for (const [size, count, warm, batch] of [
-  [64, n(2_000_000), n(100_000), 0],
-  [64, n(2_000_000), n(100_000), 64],
-  [4096, n(300_000), n(20_000), 0],
+// Message rate one way: the Channel (a ring in shared memory) beside a System V message queue
+// (the kernel copies each message in and out), at 64 B and 4 KiB.
+for (const [size, channels, queue] of [
+  [64, [[n(2_000_000), n(100_000), 0], [n(2_000_000), n(100_000), 64]], [n(200_000), n(10_000)]],
+  [4096, [[n(300_000), n(20_000), 0]], [n(100_000), n(5_000)]],
 ]) {
-  const label = `Channel rate ${size === 64 ? '64 B' : '4 KiB'}`
-  const impl = batch ? `trySendMany / recvMany (up to ${batch} per call)` : 'send / recvInto (one call per message)'
-  add(label, impl, 'msg/s', () =>
-    withChannel(MiB, (id) => pair({ scenario: 'rate', size, count, warm, batch, id }, 'recv', 'send')),
+  const label = `message rate ${size === 64 ? '64 B' : '4 KiB'}`
+  for (const [count, warm, batch] of channels) {
+    const impl = batch ? `Channel trySendMany / recvMany (up to ${batch} per call)` : 'Channel send / recvInto (one call per message)'
+    add(label, impl, 'msg/s', () =>
+      withChannel(MiB, (id) => pair({ scenario: 'rate', size, count, warm, batch, id }, 'recv', 'send')),
+    )
+  }
+  const [count, warm] = queue
+  add(label, 'MessageQueue send / receive (msgsnd / msgrcv per message)', 'msg/s', () =>
+    withQueue((id) => pair({ scenario: 'mqrate', impl: 'sync', size, count, warm, id }, 'recv', 'send')),
+  )
+  add(label, 'MessageQueue sendAsync / receiveAsync (await per message)', 'msg/s', () =>
+    withQueue((id) => pair({ scenario: 'mqrate', impl: 'async', size, count: Math.round(count / 2), warm, id }, 'recv', 'send')),
   )
 }
 
@@ -282,13 +298,16 @@ function round(v) {
 const find = (scenario, impl) => results.find((r) => r.scenario === scenario && r.impl.startsWith(impl))
 const ratio = (a, b) => (a && b ? a.value / b.value : NaN)
 
-// Baselines for the ratio column: the C reference of each scenario (for rates, none).
+// Baselines for the ratio column: the C reference of each scenario; for message rates, the Channel.
 const baseline = {
   'bulk 64 KiB': 'C reference',
   'bulk 1 MiB': 'C reference',
   'ping-pong 8 B round trip': 'C futex',
   'attach + detach': 'C shmat',
   'notify, no waiter': 'C fence',
+  // No C reference for rates: the ratio column compares with the Channel's one call per message.
+  'message rate 64 B': 'Channel send /',
+  'message rate 4 KiB': 'Channel send /',
 }
 
 const fmt = (v) => (v >= 1e6 ? v.toExponential(2) : v >= 100 ? String(Math.round(v)) : v.toFixed(2))
@@ -296,7 +315,7 @@ const out = []
 out.push(`sysv-shm benchmark: ${new Date().toISOString()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), Linux ${os.release()}, Node ${process.version}`)
 out.push(`${RUNS} rounds in ${Math.round((Date.now() - started) / 1000)} s; load average before ${load0.map((x) => x.toFixed(1)).join(' ')}, after ${load1.map((x) => x.toFixed(1)).join(' ')}`)
 out.push('')
-out.push('| scenario | implementation | median | unit | spread: min..max (± half-range / median) | vs C reference |')
+out.push('| scenario | implementation | median | unit | spread: min..max (± half-range / median) | vs reference |')
 out.push('|---|---|---:|---|---|---:|')
 for (const r of results) {
   const base = baseline[r.scenario] && r.unit !== 'calls' ? find(r.scenario, baseline[r.scenario]) : undefined
@@ -305,6 +324,8 @@ for (const r of results) {
   out.push(`| ${r.scenario} | ${r.impl} | ${fmt(r.value)} | ${r.unit} | ${spread} | ${vs} |`)
 }
 for (const [k, msg] of failures) out.push(`| ${k.scenario} | ${k.impl} | failed: ${msg.replace(/\|/g, '/')} | | | |`)
+out.push('')
+out.push('*vs reference*: the ratio to the C reference of the scenario; for message rates, to the Channel with one call per message.')
 
 // Targets of the issue, as ratios measured in this run.
 const t = []
@@ -336,9 +357,9 @@ const nt = find('notify, no waiter', 'sysv-shm notify (zero-copy')
 if (nt) target('notify with no waiter, ns per call', nt.value, nt.value < 100, '< 100 ns')
 const sc = find('notify, no waiter', 'futex syscalls')
 if (sc) target('notify with no waiter: futex calls per 1M notifies', sc.value, sc.value < 1000, 'none per notify (< 1000, the runtime\'s own)')
-const rt = find('Channel rate 64 B', 'send /')
+const rt = find('message rate 64 B', 'Channel send /')
 if (rt) target('Channel 64 B, million msg/s one way, one call per message', rt.value / 1e6, rt.value >= 1e6, '>= 1')
-const rb = find('Channel rate 64 B', 'trySendMany')
+const rb = find('message rate 64 B', 'Channel trySendMany')
 if (rb) target('Channel 64 B, million msg/s one way, batch calls', rb.value / 1e6, rb.value >= 1e6, '>= 1')
 if (t.length) {
   out.push('')
@@ -354,7 +375,11 @@ mkdirSync(dir, { recursive: true })
 writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n')
 writeFileSync(join(dir, 'latest.md'), text + '\n')
 if (flag('--save')) {
+  // YYYY-MM-DD, or YYYY-MM-DD-2, -3, … for a later run of the same day: never overwrite a saved run.
   const day = new Date().toISOString().slice(0, 10)
-  writeFileSync(join(dir, `${day}.json`), JSON.stringify(results, null, 2) + '\n')
-  writeFileSync(join(dir, `${day}.md`), text + '\n')
+  let name = day
+  for (let i = 2; existsSync(join(dir, `${name}.json`)); i++) name = `${day}-${i}`
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify(results, null, 2) + '\n')
+  writeFileSync(join(dir, `${name}.md`), text + '\n')
+  console.log(`saved bench/results/${name}.json and .md`)
 }

@@ -8,6 +8,8 @@ set -euo pipefail
 need=()
 command -v ipcs >/dev/null 2>&1 || need+=(util-linux)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # node-gyp builds the shm-typed-array devDependency (the benchmark's comparison) at npm install.
 command -v g++ >/dev/null 2>&1 || need+=(g++)

@@ -12,7 +12,7 @@ import type * as Native from '../binding'
 import { ShmError } from './errors'
 
 /** The platforms that have a prebuilt package. */
-export const SUPPORTED_PLATFORMS = ['linux-x64-gnu', 'linux-arm64-gnu'] as const
+export const SUPPORTED_PLATFORMS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-arm64-musl'] as const
 
 function isMusl(): boolean {
   try {
@@ -46,14 +46,46 @@ function load(): typeof Native {
         `${SUPPORTED_PLATFORMS.join(', ')}).`,
     )
   }
+  const name = `sysv-shm-${triple}`
+  const libc = triple.endsWith('-musl') ? 'musl' : 'glibc'
+  let binding: typeof Native
   try {
-    return require(`sysv-shm-${triple}`)
+    binding = require(name)
   } catch (cause) {
+    if (isMissing(cause, name)) {
+      throw new Error(
+        `sysv-shm: the package ${name} could not be loaded; reinstall without ` +
+          `--omit=optional (or --no-optional) so npm installs it. (A node_modules installed ` +
+          `on another machine needs \`npm install --os=linux --cpu=${process.arch} --libc=${libc}\`.)`,
+        { cause },
+      )
+    }
     throw new Error(
-      `sysv-shm: the package sysv-shm-${triple} could not be loaded; reinstall without ` +
-        `--omit=optional (or --no-optional) so npm installs it.`,
+      `sysv-shm: the package ${name} is installed but its binary failed to load ` +
+        `(it needs Linux with ${libc === 'musl' ? 'musl libc' : 'glibc 2.17 or newer'}): ${(cause as Error)?.message ?? cause}`,
       { cause },
     )
+  }
+  warnOnVersionMismatch(name)
+  return binding
+}
+
+/** Whether `require(name)` failed because the package `name` itself is absent. */
+function isMissing(error: unknown, name: string): boolean {
+  const e = error as NodeJS.ErrnoException | undefined
+  return e?.code === 'MODULE_NOT_FOUND' && String(e.message).includes(`'${name}'`)
+}
+
+/** A platform package of another version than this one may not match its JS: say so. */
+function warnOnVersionMismatch(name: string): void {
+  try {
+    const own = (require('../../package.json') as { version: string }).version
+    const theirs = (require(`${name}/package.json`) as { version: string }).version
+    if (own !== theirs) {
+      process.emitWarning(`sysv-shm ${own} loaded ${name} ${theirs}; reinstall so that both have the same version.`)
+    }
+  } catch {
+    // a manifest that cannot be read is no reason to fail the load
   }
 }
 

@@ -16,7 +16,11 @@
  * - `'ERR_SHM_DETACHED'`: the handle was detached.
  * - `'ERR_SHM_READ_ONLY'`: a write, or a writable view, on a `SHM_RDONLY` attachment.
  * - `'ERR_SHM_NO_ZERO_COPY'`: `buffer` where zero-copy views are unavailable
- *   (Electron's V8 memory cage) or were turned off with `{ zeroCopy: false }`.
+ *   (Electron's V8 memory cage, a segment above `buffer.constants.MAX_LENGTH`)
+ *   or were turned off with `{ zeroCopy: false }`.
+ * - `'ERR_SHM_TOO_MANY_ATTACHMENTS'`: this process already holds half of
+ *   `vm.max_map_count` attachments; detach some (handles dropped without
+ *   `detach()` are detached by GC once the event loop turns).
  */
 export class ShmError extends Error {
   /** The errno name, or an `ERR_SHM_*` code. */

@@ -256,7 +256,10 @@ export class Semaphore {
     return info(native.semStat(this.id))
   }
 
-  /** `semctl(id, 0, IPC_SET)`: owner and permission bits. @throws {ShmError} `EPERM`. */
+  /**
+   * `semctl(id, 0, IPC_SET)`: owner and permission bits. Needs ownership, not read permission: an
+   * owner can restore a mode that shuts it out (`0o000`). @throws {ShmError} `EPERM`.
+   */
   set(options: { uid?: number; gid?: number; mode?: number }): void {
     const o = check.options<{ uid?: number; gid?: number; mode?: number }>(options, ['uid', 'gid', 'mode'])
     native.semSet(this.id, {
@@ -293,4 +296,13 @@ function asyncError(r: string): ShmError {
   // "error:CODE:ERRNO:SYSCALL:MESSAGE"
   const [, code = 'EINVAL', errno = '', syscall = 'semop', ...rest] = r.split(':')
   return new ShmError(rest.join(':') || r, code, { errno: Number(errno) || undefined, syscall })
+}
+
+/**
+ * Every semaphore set of this IPC namespace, like `ipcs -s`: `semctl(SEM_INFO)`, then
+ * `semctl(index, 0, SEM_STAT_ANY)` for each slot, which lists sets this user may not read too
+ * (Linux 4.17; older kernels skip those).
+ */
+export function listSemaphores(): SemaphoreInfo[] {
+  return native.listSemaphores().map(info)
 }

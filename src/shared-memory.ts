@@ -2,6 +2,7 @@
  * The `SharedMemory` class and the system-wide views of segments.
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
 
 import type { Mapping, NativeStat } from '../binding'
@@ -25,6 +26,20 @@ export interface OpenOptions {
    * external buffers (Electron 21+) it is `false` whatever you ask.
    */
   zeroCopy?: boolean
+  /**
+   * Let the kernel free the segment once nobody uses it, even if every process using it is killed:
+   * the segment is marked removed (`IPC_RMID`) while attached, and the kernel frees it at the last
+   * detach (a process that dies is detached by the kernel). Default `false`.
+   *
+   * - `true`: mark it right after this attach. Its key stops naming it (`open(key)` throws
+   *   `ENOENT`); other processes attach with `openById(id)`.
+   * - `{ parties: n }`: mark it as soon as `n` attachments exist. Give the same option to every
+   *   party (`create` and `open`): the attach that brings `stat().attachCount` to `n` marks it.
+   *   Until then `open(key)` finds it.
+   *
+   * Marking needs the owner's or creator's user: otherwise the call throws `EPERM` (and does not stay attached).
+   */
+  removeWhenUnused?: boolean | { parties: number }
 }
 
 /** Options of {@link SharedMemory.create}. */
@@ -111,8 +126,8 @@ function info(s: NativeStat): SegmentInfo {
   }
 }
 
-const OPEN_KEYS = ['readOnly', 'zeroCopy'] as const
-const CREATE_KEYS = ['mode', 'exclusive', 'hugePages', 'noReserve', 'readOnly', 'zeroCopy'] as const
+const OPEN_KEYS = ['readOnly', 'zeroCopy', 'removeWhenUnused'] as const
+const CREATE_KEYS = ['mode', 'exclusive', 'hugePages', 'noReserve', 'readOnly', 'zeroCopy', 'removeWhenUnused'] as const
 const SET_KEYS = ['uid', 'gid', 'mode'] as const
 const MAX_SIZE = Number.MAX_SAFE_INTEGER
 
@@ -140,6 +155,8 @@ export class SharedMemory implements Disposable {
   #buffer: Buffer | null = null
   #i32: Int32Array | null = null
   #zeroCopy: boolean
+  /** Why there is no zero-copy buffer, for the error of `buffer`. */
+  #noZeroCopy = 'zeroCopy: false was asked'
 
   private constructor(mapping: Mapping, key: number, created: boolean, zeroCopy: boolean) {
     this.#native = mapping
@@ -150,11 +167,18 @@ export class SharedMemory implements Disposable {
     this.created = created
     this.#zeroCopy = false
     if (zeroCopy && !this.readOnly) {
-      const ab = mapping.createBuffer()
-      if (ab) {
-        this.#buffer = Buffer.from(ab, 0, this.size)
-        this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
-        this.#zeroCopy = true
+      if (this.size > bufferConstants.MAX_LENGTH) {
+        // Node refuses Buffers and ArrayBuffers above this length (4 GiB on Node 20).
+        this.#noZeroCopy = `the segment is larger than buffer.constants.MAX_LENGTH (${bufferConstants.MAX_LENGTH} bytes), the largest Buffer this Node.js makes`
+      } else {
+        const ab = mapping.createBuffer()
+        if (ab) {
+          this.#buffer = Buffer.from(ab, 0, this.size)
+          this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
+          this.#zeroCopy = true
+        } else {
+          this.#noZeroCopy = "the runtime refuses external ArrayBuffers (Electron's V8 memory cage)"
+        }
       }
     }
   }
@@ -178,16 +202,9 @@ export class SharedMemory implements Disposable {
     const noReserve = check.boolean('noReserve', o.noReserve) ?? false
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
+    const parties = check.removeWhenUnused(o.removeWhenUnused)
     const { id, created } = native.create(k, bytes, mode, exclusive, hugePages, noReserve)
-    let mapping: Mapping
-    try {
-      mapping = native.Mapping.attach(id, readOnly)
-    } catch (err) {
-      // Never leave behind a segment that nobody got to use.
-      if (created) native.remove(id)
-      throw err
-    }
-    return new SharedMemory(mapping, k, created, zeroCopy)
+    return SharedMemory.#attach(id, k, { readOnly, zeroCopy, parties, created })
   }
 
   /**
@@ -198,12 +215,15 @@ export class SharedMemory implements Disposable {
    */
   static open(key: number, options?: OpenOptions): SharedMemory {
     const k = check.key(key)
-    if (k === IPC_PRIVATE) throw check.rangeError('IPC_PRIVATE (0) names no segment: open it with openById(id)')
+    if (k === IPC_PRIVATE) {
+      throw check.rangeError('The "key" argument must not be IPC_PRIVATE (0), which names no segment: open it with openById(id)')
+    }
     const o = check.options<OpenOptions>(options, OPEN_KEYS)
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
+    const parties = check.removeWhenUnused(o.removeWhenUnused)
     const id = native.open(k)
-    return new SharedMemory(native.Mapping.attach(id, readOnly), k, false, zeroCopy)
+    return SharedMemory.#attach(id, k, { readOnly, zeroCopy, parties, created: false })
   }
 
   /**
@@ -217,9 +237,36 @@ export class SharedMemory implements Disposable {
     const o = check.options<OpenOptions>(options, OPEN_KEYS)
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
-    const mapping = native.Mapping.attach(i, readOnly)
-    const key = native.stat(i).key
-    return new SharedMemory(mapping, key, false, zeroCopy)
+    const parties = check.removeWhenUnused(o.removeWhenUnused)
+    return SharedMemory.#attach(i, undefined, { readOnly, zeroCopy, parties, created: false })
+  }
+
+  /**
+   * `shmat`, the `removeWhenUnused` marking, then the handle. If any step fails, nothing stays
+   * attached, and a segment that this call created is removed again: no segment is left that
+   * nobody got to use. (`key` undefined: read it from the segment.)
+   */
+  static #attach(
+    id: number,
+    key: number | undefined,
+    o: { readOnly: boolean; zeroCopy: boolean; parties: number; created: boolean },
+  ): SharedMemory {
+    let mapping: Mapping | undefined
+    try {
+      mapping = native.Mapping.attach(id, o.readOnly)
+      if (o.parties > 0) mapping.removeIfAttached(o.parties)
+      return new SharedMemory(mapping, key ?? native.stat(id).key, o.created, o.zeroCopy)
+    } catch (err) {
+      mapping?.detach(null)
+      if (o.created) {
+        try {
+          native.remove(id)
+        } catch {
+          // Already gone; the error to report is the first one.
+        }
+      }
+      throw err
+    }
   }
 
   /** `shmctl(id, IPC_STAT)` of any segment, attached or not. */
@@ -259,8 +306,7 @@ export class SharedMemory implements Disposable {
     }
     if (!this.#buffer) {
       throw new ShmError(
-        `segment ${this.id} has no zero-copy buffer: the runtime refuses external ArrayBuffers ` +
-          `(Electron's V8 memory cage) or zeroCopy: false was asked; use read()/write()`,
+        `segment ${this.id} has no zero-copy buffer: ${this.#noZeroCopy}; use read()/write()`,
         'ERR_SHM_NO_ZERO_COPY',
       )
     }
@@ -272,6 +318,12 @@ export class SharedMemory implements Disposable {
     this.#live()
     const start = check.integer('offset', offset, 0, this.size)
     const n = length === undefined ? this.size - start : check.integer('length', length, 0, this.size - start)
+    if (n > bufferConstants.MAX_LENGTH) {
+      throw check.rangeError(
+        `The value of "length" is out of range: ${n} bytes from offset ${start} is more than the largest Buffer ` +
+          `(buffer.constants.MAX_LENGTH, ${bufferConstants.MAX_LENGTH}); read in parts or use readInto()`,
+      )
+    }
     const out = Buffer.allocUnsafe(n)
     this.#native.readInto(out, start)
     return out
@@ -298,7 +350,7 @@ export class SharedMemory implements Disposable {
     const start = check.integer('offset', offset, 0, this.size)
     if (src.byteLength > this.size - start) {
       throw check.rangeError(
-        `${src.byteLength} bytes at offset ${start} do not fit in a segment of ${this.size} bytes`,
+        `The "data" argument (${src.byteLength} bytes) does not fit at "offset" ${start} in a segment of ${this.size} bytes`,
       )
     }
     return this.#native.write(src, start)
@@ -310,7 +362,11 @@ export class SharedMemory implements Disposable {
     return info(native.stat(this.id))
   }
 
-  /** `shmctl(id, IPC_SET)`: changes owner and permission bits. @throws {ShmError} `EPERM` unless owner or creator. */
+  /**
+   * `shmctl(id, IPC_SET)`: changes owner and permission bits. Needs ownership, not read permission:
+   * an owner can restore a mode that shuts it out (`0o000`).
+   * @throws {ShmError} `EPERM` unless owner or creator.
+   */
   set(options: SetOptions): void {
     this.#live()
     const o = check.options<SetOptions>(options, SET_KEYS, 'options', true)
@@ -451,6 +507,6 @@ export function limits(): Limits {
  * @throws {ShmError} `ENOENT`, `EACCES` (from `stat` of the path), syscall `'ftok'`.
  */
 export function ftok(path: string | URL, projId: number): number {
-  const p = path instanceof URL ? fileURLToPath(path) : check.path('path', path)
+  const p = check.path('path', path instanceof URL ? check.fileUrl('path', path, fileURLToPath) : path)
   return native.ftok(p, check.integer('projId', projId, 1, 255))
 }

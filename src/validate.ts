@@ -95,3 +95,27 @@ export function path(name: string, value: unknown): string {
   if (value.includes('\0')) throw rangeError(`The "${name}" argument must not contain NUL bytes`)
   return value
 }
+
+/** The `removeWhenUnused` option as a number of parties: 0 for no, 1 for `true`. */
+export function removeWhenUnused(value: unknown): number {
+  if (value === undefined || value === false) return 0
+  if (value === true) return 1
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw typeError(`The "removeWhenUnused" option must be a boolean or { parties }. Received ${describe(value)}`)
+  }
+  const o = options<{ parties: number }>(value, ['parties'], 'removeWhenUnused', true)
+  if (o.parties === undefined) throw typeError('The "removeWhenUnused" option must have a "parties" number')
+  return integer('removeWhenUnused.parties', o.parties, 1, 0x7fff_ffff)
+}
+
+/** The path of a `file:` URL; anything else is a `TypeError` naming the parameter. */
+export function fileUrl(name: string, url: URL, toPath: (url: URL) => string): string {
+  if (url.protocol !== 'file:') {
+    throw typeError(`The "${name}" argument must be a string or file: URL. Received a URL of scheme ${url.protocol}`)
+  }
+  try {
+    return toPath(url)
+  } catch (err) {
+    throw typeError(`The "${name}" argument is not a usable file: URL: ${(err as Error).message}`)
+  }
+}

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-import { SharedMemory, listSegments } from '../../dist/index.js'
+import { Semaphore, SharedMemory, listSegments, listSemaphores } from '../../dist/index.js'
 
 export const HERE = dirname(fileURLToPath(import.meta.url))
 export const ROOT = join(HERE, '..', '..')
@@ -64,6 +64,38 @@ export function noLeaks(test) {
     removeAll(ours.map((s) => s.id))
     t.deepEqual(ours.map((s) => s.id), [], 'segments left behind')
   })
+}
+
+/** Ids of the semaphore sets tests made or were told of (by a C or Python peer); see noSemaphoreLeaks. */
+export const semaphoreSets = new Set()
+
+/**
+ * Registers a hook that fails the file if a semaphore set of {@link semaphoreSets} still
+ * exists after its tests (it removes them first, so one failure does not leak).
+ */
+export function noSemaphoreLeaks(test) {
+  test.after.always('no semaphore set left behind', (t) => {
+    const left = listSemaphores().filter((s) => semaphoreSets.has(s.id))
+    for (const s of left) {
+      try {
+        Semaphore.removeById(s.id)
+      } catch {
+        // removed meanwhile
+      }
+    }
+    t.deepEqual(left.map((s) => s.id), [], 'semaphore sets left behind')
+  })
+}
+
+/** Removes the semaphore sets of these ids, ignoring those already gone. */
+export function removeSemaphores(ids) {
+  for (const id of ids) {
+    try {
+      Semaphore.removeById(id)
+    } catch {
+      // already removed, as the test meant
+    }
+  }
 }
 
 export const hexKey = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')

@@ -20,6 +20,23 @@
  *   pid                                                               -> ok PID
  *   quit
  *
+ * And one semaphore set at a time, as C programs use one beside a segment:
+ *
+ *   semcreate KEY NSEMS MODE VALUE  semget(KEY, NSEMS, IPC_CREAT|IPC_EXCL|MODE),
+ *                          then SETVAL of each to VALUE (no semop: otime
+ *                          stays unset, as in most C programs)   -> ok SEMID
+ *   semopen KEY            semget(KEY, 0, 0)                          -> ok SEMID
+ *   semop INDEX DELTA [undo]  one semop, blocking                     -> ok
+ *   semval INDEX           semctl(GETVAL)                             -> ok VALUE
+ *   semcounts INDEX        semctl(GETNCNT, GETZCNT, GETPID)           -> ok NCNT ZCNT PID
+ *   semstat                semctl(IPC_STAT) -> ok key=.. nsems=.. mode=.. uid=.. gid=.. cuid=.. cgid=.. otime=..
+ *   semrm                  semctl(IPC_RMID)                           -> ok
+ *   lockedadd32 OFFSET N INDEX  N times: take semaphore INDEX (semop -1,
+ *                          SEM_UNDO), add 1 to the int32 at OFFSET with a
+ *                          plain (not atomic) load, a short busy loop and a
+ *                          store, give it back (+1); counts the takes that
+ *                          had to wait                                -> ok WAITED
+ *
  * A failure answers "err ERRNO_NAME message" (or "err EUSAGE ...").
  */
 #define _GNU_SOURCE
@@ -29,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <unistd.h>
 
@@ -43,6 +61,14 @@ struct sample {
 };
 _Static_assert(sizeof(struct sample) == 32, "struct sample is 32 bytes");
 
+/* The caller of semctl defines union semun (see semctl(2)). */
+union semun {
+  int val;
+  struct semid_ds *buf;
+  unsigned short *array;
+};
+
+static int semid = -1;
 static int shmid = -1;
 static unsigned char *base = NULL;
 static size_t size = 0;
@@ -57,6 +83,9 @@ static const char *errname(int e) {
   case ENOSPC: return "ENOSPC";
   case EPERM: return "EPERM";
   case EIDRM: return "EIDRM";
+  case EAGAIN: return "EAGAIN";
+  case ERANGE: return "ERANGE";
+  case EFBIG: return "EFBIG";
   default: return "EOTHER";
   }
 }
@@ -190,6 +219,90 @@ int main(void) {
       key_t k = ftok(a, (int)num(b));
       if (k == -1) fail("ftok");
       else printf("ok 0x%08x\n", (unsigned)k);
+    } else if (!strcmp(cmd, "semcreate") && c) {
+      char *v = strtok_r(NULL, " \n", &save);
+      if (!v) {
+        printf("err EUSAGE semcreate KEY NSEMS MODE VALUE\n");
+        continue;
+      }
+      int n = (int)num(b);
+      int id = semget((key_t)num(a), n, IPC_CREAT | IPC_EXCL | (int)strtoul(c, NULL, 8));
+      if (id < 0) {
+        fail("semcreate");
+        continue;
+      }
+      int i = 0;
+      for (; i < n; i++) {
+        union semun arg = {.val = (int)num(v)};
+        if (semctl(id, i, SETVAL, arg) < 0) break;
+      }
+      if (i < n) {
+        fail("semcreate SETVAL");
+        semctl(id, 0, IPC_RMID);
+        continue;
+      }
+      semid = id;
+      printf("ok %d\n", id);
+    } else if (!strcmp(cmd, "semopen") && a) {
+      int id = semget((key_t)num(a), 0, 0);
+      if (id < 0) fail("semopen");
+      else {
+        semid = id;
+        printf("ok %d\n", id);
+      }
+    } else if (!strcmp(cmd, "semop") && b) {
+      struct sembuf op = {.sem_num = (unsigned short)num(a), .sem_op = (short)strtol(b, NULL, 0),
+                          .sem_flg = (short)(c && !strcmp(c, "undo") ? SEM_UNDO : 0)};
+      if (semop(semid, &op, 1) < 0) fail("semop");
+      else printf("ok\n");
+    } else if (!strcmp(cmd, "semval") && a) {
+      int v = semctl(semid, (int)num(a), GETVAL);
+      if (v < 0) fail("semval");
+      else printf("ok %d\n", v);
+    } else if (!strcmp(cmd, "semcounts") && a) {
+      int i = (int)num(a);
+      int n = semctl(semid, i, GETNCNT), z = semctl(semid, i, GETZCNT), pid = semctl(semid, i, GETPID);
+      if (n < 0 || z < 0 || pid < 0) fail("semcounts");
+      else printf("ok %d %d %d\n", n, z, pid);
+    } else if (!strcmp(cmd, "semstat")) {
+      struct semid_ds ds;
+      union semun arg = {.buf = &ds};
+      if (semctl(semid, 0, IPC_STAT, arg) < 0) {
+        fail("semstat");
+        continue;
+      }
+      printf("ok key=0x%08x nsems=%lu mode=0%o uid=%u gid=%u cuid=%u cgid=%u otime=%lld\n",
+             (unsigned)ds.sem_perm.__key, (unsigned long)ds.sem_nsems, ds.sem_perm.mode & 0777, ds.sem_perm.uid,
+             ds.sem_perm.gid, ds.sem_perm.cuid, ds.sem_perm.cgid, (long long)ds.sem_otime);
+    } else if (!strcmp(cmd, "semrm")) {
+      if (semctl(semid, 0, IPC_RMID) < 0) fail("semrm");
+      else printf("ok\n");
+    } else if (!strcmp(cmd, "lockedadd32") && c) {
+      unsigned long long off = num(a), n = num(b);
+      unsigned short index = (unsigned short)num(c);
+      if (!in_range(off, 4) || off % 4) continue;
+      volatile int32_t *p = (volatile int32_t *)(base + off);
+      struct sembuf take = {.sem_num = index, .sem_op = -1, .sem_flg = SEM_UNDO | IPC_NOWAIT};
+      struct sembuf give = {.sem_num = index, .sem_op = 1, .sem_flg = SEM_UNDO};
+      unsigned long long waited = 0, i = 0;
+      for (; i < n; i++) {
+        take.sem_flg = SEM_UNDO | IPC_NOWAIT;
+        if (semop(semid, &take, 1) < 0) {
+          if (errno != EAGAIN) break;
+          waited++;
+          take.sem_flg = SEM_UNDO;
+          if (semop(semid, &take, 1) < 0) break;
+        }
+        /* A plain read-modify-write, held open a little (as real work would): only the
+         * semaphore keeps it whole. */
+        int32_t v = *p;
+        for (volatile int k = 0; k < 100; k++) {
+        }
+        *p = v + 1;
+        if (semop(semid, &give, 1) < 0) break;
+      }
+      if (i < n) fail("lockedadd32");
+      else printf("ok %llu\n", waited);
     } else if (!strcmp(cmd, "pid")) {
       printf("ok %d\n", (int)getpid());
     } else if (!strcmp(cmd, "quit")) {

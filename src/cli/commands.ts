@@ -1,5 +1,5 @@
 /**
- * The commands of `sysv-shm`: ls, stat, rm, limits, dump, ftok.
+ * The commands of `sysv-shm`: ls, stat, rm, limits, dump, ftok; sem (src/cli/semaphores.ts).
  * @internal
  * @module
  */
@@ -11,9 +11,10 @@ import { SharedMemory, ftok, limits, listSegments, type SegmentInfo } from '../s
 import * as f from './format'
 import { HexDump } from './hexdump'
 import { describe, err, failureJson, out, type Hints } from './io'
-import { attachers } from './procs'
+import { attachers, pidState } from './procs'
 import { UsageError, parseDuration, parseId, parseKey, parseProjId, parseUint } from './parse'
 import { lsQueues } from './queues'
+import { lsSemaphores, sem } from './semaphores'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>
@@ -24,6 +25,8 @@ export interface Command {
   help: string
   options: Options
   run(values: Values, positionals: string[]): Promise<number>
+  /** A command of subcommands (`sem ls`, `sem stat`): `run` is not called, the subcommand's is. */
+  subcommands?: Record<string, Command>
 }
 
 const JSON_OPTION = { json: { type: 'boolean' } } as const satisfies Options
@@ -119,9 +122,10 @@ const FILTER_HELP = `  --key KEY          only the segment(s) of this key (0x he
   --older-than DUR   only segments with no attach, detach or change for DUR (30s, 10m, 2h, 1d, 1w)`
 
 export const ls: Command = {
-  summary: 'list segments, like ipcs -m (-q: message queues, like ipcs -q)',
+  summary: 'list segments, like ipcs -m (-q: message queues, -s: semaphore sets)',
   help: `Usage: sysv-shm ls [-l] [--json] [--human] [filters]
        sysv-shm ls -q [-l] [--json] [--human] [--key KEY] [--mine] [--older-than DUR]
+       sysv-shm ls -s [-l] [--json] [--key KEY] [--mine] [--older-than DUR]
 
 Lists every shared memory segment of this IPC namespace, like ipcs -m, in the
 kernel's order: key (hex), shmid, owner, permissions (rwx and octal), size in
@@ -133,8 +137,13 @@ permissions, used-bytes and messages; -l adds group, max-bytes (msg_qbytes),
 creator, the pids of the last send and receive, and the last send, receive
 and change times. --older-than counts from the last send, receive or change.
 
+With -s, lists the semaphore sets instead, like ipcs -s (and sysv-shm sem ls):
+key, semid, owner, permissions and nsems; -l adds group, creator, and the
+last semop and change times, from which --older-than counts.
+
 Options:
   -q, --queues       list message queues instead of segments
+  -s, --semaphores   list semaphore sets instead of segments
   -l, --long         add group, creator user and group, creator and last pid,
                      and the last attach, detach and change times
   --json             print a JSON array of segments with every field (see docs/guide.md)
@@ -145,6 +154,7 @@ ${FILTER_HELP}
   options: {
     long: { type: 'boolean', short: 'l' },
     queues: { type: 'boolean', short: 'q' },
+    semaphores: { type: 'boolean', short: 's' },
     human: { type: 'boolean' },
     key: { type: 'string' },
     mine: { type: 'boolean' },
@@ -154,7 +164,12 @@ ${FILTER_HELP}
   },
   async run(values, positionals) {
     noPositionals(positionals)
+    if (values.queues && values.semaphores) throw new UsageError('give -q (queues) or -s (semaphore sets), not both')
     if (values.queues) return lsQueues(values)
+    if (values.semaphores) {
+      if (values.human) throw new UsageError('--human formats sizes; semaphore sets have none')
+      return lsSemaphores(values)
+    }
     const by = filters(values)
     const segments = select(listSegments(), by, Date.now())
     if (values.json) {
@@ -210,17 +225,6 @@ ${FILTER_HELP}
     await out(f.table(columns, rows).join('\n') + '\n')
     return 0
   },
-}
-
-function pidState(pid: number): string {
-  if (pid <= 0) return ''
-  try {
-    process.kill(pid, 0)
-    return ' (running)'
-  } catch (e) {
-    const code = (e as { code?: string }).code
-    return code === 'EPERM' ? ' (running)' : code === 'ESRCH' ? ' (not running)' : ''
-  }
 }
 
 export const stat: Command = {
@@ -542,4 +546,5 @@ export const COMMANDS: Record<string, Command> = {
   limits: limitsCommand,
   dump,
   ftok: ftokCommand,
+  sem,
 }

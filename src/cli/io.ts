@@ -19,11 +19,16 @@ export function err(line: string): void {
   process.stderr.write(line + '\n')
 }
 
-/** The explanation the C library gives for an errno, from the message of a `ShmError`. */
-function strerror(e: ShmError): string {
+/**
+ * The explanation the C library gives for an errno, from the message of a `ShmError`; with
+ * `bare`, without the explanation the core appends in parentheses (`… (kernel.shmmni … reached)`).
+ */
+function strerror(e: ShmError, bare = false): string {
   const marker = `${e.code}: `
   const at = e.message.lastIndexOf(marker)
-  return at >= 0 ? e.message.slice(at + marker.length) : e.message
+  const text = at >= 0 ? e.message.slice(at + marker.length) : e.message
+  const paren = text.indexOf(' (')
+  return bare && paren >= 0 ? text.slice(0, paren) : text
 }
 
 /** Explanations of errno names for one kind of operation, shown instead of the bare C text. */
@@ -36,7 +41,7 @@ export type Hints = Partial<Record<string, string>>
 export function describe(subject: string, e: unknown, hints: Hints = {}): string {
   if (e instanceof ShmError) {
     const hint = hints[e.code]
-    const c = strerror(e)
+    const c = strerror(e, hint !== undefined)
     const why = hint ? (e.syscall ? `${hint} (${e.syscall}: ${c})` : hint) : e.syscall ? `${c} (${e.syscall})` : c
     return `${subject}: ${e.code}: ${why}`
   }

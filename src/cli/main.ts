@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { COMMANDS } from './commands'
+import { COMMANDS, type Command } from './commands'
 import { err, out } from './io'
 import { UsageError } from './parse'
 
@@ -32,7 +32,8 @@ function mainHelp(): string {
     .join('\n')
   return `Usage: sysv-shm <command> [options]
 
-System V shared memory segments: list, inspect, remove, dump; kernel limits; ftok keys.
+System V shared memory segments: list, inspect, remove, dump; kernel limits; ftok keys;
+message queues (ls -q) and semaphore sets (sem ls|stat|rm, ls -s).
 
 Commands:
 ${list}
@@ -70,27 +71,64 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok
   }
   if (name === 'help') {
-    const about = rest[0]
-    if (about === undefined) {
+    if (rest[0] === undefined) {
       await out(mainHelp())
       return EXIT.ok
     }
-    const c = COMMANDS[about]
-    if (!c) {
-      err(`sysv-shm: unknown command ${JSON.stringify(about)}; run 'sysv-shm --help'`)
-      return EXIT.usage
-    }
-    await out(c.help)
-    return EXIT.ok
+    return help(rest)
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
   if (!command) {
     err(`sysv-shm: unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(', ')}. Run 'sysv-shm --help'`)
     return EXIT.usage
   }
+  if (command.subcommands) return group(name, command, command.subcommands, rest)
+  return runCommand(name, command, rest)
+}
+
+/** A command of subcommands (`sysv-shm sem ls`): picks the subcommand and runs it. */
+async function group(name: string, command: Command, subcommands: Record<string, Command>, argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv
+  if (sub === '-h' || sub === '--help' || (sub === 'help' && rest.length === 0)) {
+    await out(command.help)
+    return EXIT.ok
+  }
+  if (sub === 'help') return help([name, ...rest])
+  const c = sub !== undefined && Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined
+  if (!c) {
+    const what = sub === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(sub)}`
+    err(`sysv-shm ${name}: ${what}; subcommands: ${Object.keys(subcommands).join(', ')}.\nRun 'sysv-shm ${name} --help' for usage.`)
+    return EXIT.usage
+  }
+  return runCommand(`${name} ${sub}`, c, rest)
+}
+
+/** `sysv-shm help COMMAND [SUBCOMMAND]`. */
+async function help(words: string[]): Promise<number> {
+  const [about, sub] = words
+  const c = about !== undefined && Object.hasOwn(COMMANDS, about) ? COMMANDS[about] : undefined
+  if (!c) {
+    err(`sysv-shm: unknown command ${JSON.stringify(about)}; run 'sysv-shm --help'`)
+    return EXIT.usage
+  }
+  if (sub === undefined) {
+    await out(c.help)
+    return EXIT.ok
+  }
+  const s = c.subcommands && Object.hasOwn(c.subcommands, sub) ? c.subcommands[sub] : undefined
+  if (!s) {
+    err(`sysv-shm: ${about} has no subcommand ${JSON.stringify(sub)}; run 'sysv-shm ${about} --help'`)
+    return EXIT.usage
+  }
+  await out(s.help)
+  return EXIT.ok
+}
+
+/** Parses the options of `command` and runs it; `label` names it in messages (`ls`, `sem ls`). */
+async function runCommand(label: string, command: Command, args: string[]): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
-      args: rest,
+      args,
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
@@ -102,11 +140,11 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(values, positionals)
   } catch (e) {
     if (e instanceof UsageError || isParseArgsError(e)) {
-      err(`sysv-shm ${name}: ${e.message}\nRun 'sysv-shm ${name} --help' for usage.`)
+      err(`sysv-shm ${label}: ${e.message}\nRun 'sysv-shm ${label} --help' for usage.`)
       return EXIT.usage
     }
     const code = (e as { code?: unknown } | null)?.code
-    err(`sysv-shm ${name}: ${typeof code === 'string' ? code + ': ' : ''}${e instanceof Error ? e.message : String(e)}`)
+    err(`sysv-shm ${label}: ${typeof code === 'string' ? code + ': ' : ''}${e instanceof Error ? e.message : String(e)}`)
     return EXIT.failed
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Which processes have a segment attached: what `ipcs` cannot tell. Read
  * from `/proc/PID/maps`, where an attachment shows as a mapping of
- * `/SYSV<key in hex>` whose inode is the shmid (see proc(5)).
+ * `/SYSV<key in hex>` whose inode is the shmid (see proc(5)). And whether a
+ * pid still runs.
  * @internal
  * @module
  */
@@ -52,4 +53,16 @@ export function attachers(id: number): Attacher[] {
     out.push({ pid: Number(pid), mappings, command })
   }
   return out.sort((a, b) => a.pid - b.pid)
+}
+
+/** ` (running)` or ` (not running)` after a pid, as `stat` shows it; empty for pid 0 or when unknown. */
+export function pidState(pid: number): string {
+  if (pid <= 0) return ''
+  try {
+    process.kill(pid, 0)
+    return ' (running)'
+  } catch (e) {
+    const code = (e as { code?: string }).code
+    return code === 'EPERM' ? ' (running)' : code === 'ESRCH' ? ' (not running)' : ''
+  }
 }

@@ -115,9 +115,24 @@ pub(crate) unsafe fn external(
     if status == sys::Status::napi_ok {
         return Ok(Some(out));
     }
-    // Not created: the finalizer will never run, so free the hint here.
-    // SAFETY: `hint` came from Box::into_raw above and was not handed over.
-    drop(unsafe { Box::from_raw(hint) });
+    // Whether Node took the hint (and so calls the finalizer itself) depends
+    // on where the call failed. napi_create_external_buffer checks first
+    // (NAPI_PREAMBLE: napi_pending_exception, e.g. while a worker is being
+    // terminated; the V8 sandbox: napi_no_external_buffers_allowed) and only
+    // then hands the hint to node::Buffer::New, which calls the finalizer
+    // when it fails (ERR_BUFFER_TOO_LARGE → napi_generic_failure).
+    let taken = !matches!(
+        status,
+        sys::Status::napi_pending_exception | sys::Status::napi_no_external_buffers_allowed
+    );
+    if !taken {
+        // SAFETY: `hint` came from Box::into_raw above and Node did not take
+        // it: the finalizer will never run.
+        drop(unsafe { Box::from_raw(hint) });
+    }
+    // Otherwise freeing the hint here would free it twice. (Were a failure
+    // ever to skip the finalizer after all, the cost is one leaked `Arc`,
+    // the mapping staying until `detach()` or exit, never a double free.)
     if status == sys::Status::napi_no_external_buffers_allowed {
         Ok(None)
     } else {

@@ -154,6 +154,17 @@ pub(crate) fn throw(env: &Env, e: sysv_shm::Error) -> Error {
         sysv_shm::Error::ReadOnly { .. } => {
             throw_js(env, Kind::Shm, "ERR_SHM_READ_ONLY", &message, None, None)
         }
+        sysv_shm::Error::TooManyAttachments { .. } => throw_js(
+            env,
+            Kind::Shm,
+            "ERR_SHM_TOO_MANY_ATTACHMENTS",
+            &format!(
+                "{message} (handles dropped without detach() are detached by garbage \
+                 collection, whose finalizers only run when the event loop turns)"
+            ),
+            None,
+            None,
+        ),
         _ => throw_js(
             env,
             Kind::Range,

@@ -50,6 +50,9 @@ impl Mapping {
         let attachment = Segment::from_id(id)
             .attach(read_only)
             .map_err(|e| throw(&env, e))?;
+        // Node forks only to exec: keep spawned children from counting as
+        // attachments (`attachCount`) between their fork and their exec.
+        attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
         Ok(Mapping {
             id,
             size: attachment.len(),
@@ -152,6 +155,17 @@ impl Mapping {
         // and no JS runs during this call. It may overlap the mapping (memmove).
         unsafe { attachment.write_raw(offset, src, len) }.map_err(|e| throw(&env, e))?;
         Ok(len as f64)
+    }
+
+    /// `IPC_RMID` if at least `parties` attachments exist now (see
+    /// `Attachment::remove_if_attached`); returns whether it is marked removed.
+    #[napi]
+    pub fn remove_if_attached(&self, env: Env, parties: u32) -> Result<bool> {
+        let guard = self.shared.lock();
+        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
+        attachment
+            .remove_if_attached(u64::from(parties))
+            .map_err(|e| throw(&env, e))
     }
 
     /// Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of

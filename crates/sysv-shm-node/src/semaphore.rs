@@ -286,3 +286,11 @@ pub fn sem_remove(env: Env, id: i32) -> Result<()> {
         .remove()
         .map_err(|e| throw(&env, e))
 }
+
+/// Every semaphore set, as `ipcs -s` lists them (`SEM_STAT_ANY`).
+#[napi]
+pub fn list_semaphores(env: Env) -> Result<Vec<NativeSemStat>> {
+    sysv_shm::list_semaphores()
+        .map(|v| v.into_iter().map(NativeSemStat::from).collect())
+        .map_err(|e| throw(&env, e))
+}

@@ -1,11 +1,42 @@
 //! [`Attachment`]: one mapping of a segment into this process.
 
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::segment::{ipc_stat, Segment};
+
+/// Attachments of this process that are mapped now (made by this crate).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many attachments this process may hold at once: half of
+/// `vm.max_map_count` (read once from `/proc/sys/vm/max_map_count`; 65530,
+/// the kernel default, if it cannot be read).
+///
+/// Each attachment is one memory mapping. At `vm.max_map_count` mappings
+/// every `mmap` of the process fails, including the allocator's and the
+/// JavaScript engine's, which then abort the process. Refusing attachments
+/// at half of it leaves the other half to the rest of the process. The
+/// limit matters where detaching is left to a garbage collector that may
+/// run late (Node: finalizers only run once the event loop turns).
+pub fn attachment_limit() -> usize {
+    static LIMIT: OnceLock<usize> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(65530);
+        (max / 2).max(1)
+    })
+}
+
+/// How many attachments made by this crate are mapped in this process now.
+pub fn live_attachments() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
 
 /// A segment mapped into this process by `shmat(2)`; `Drop` runs `shmdt(2)`.
 ///
@@ -33,15 +64,25 @@ unsafe impl Sync for Attachment {}
 
 impl Attachment {
     pub(crate) fn new(id: i32, read_only: bool) -> Result<Attachment> {
+        // Take a place in the budget first; give it back unless an
+        // `Attachment` (whose detach gives it back) comes out of this.
+        let limit = attachment_limit();
+        let live = LIVE.fetch_add(1, Ordering::Relaxed);
+        if live >= limit {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::TooManyAttachments { live, limit });
+        }
         let flags = if read_only { libc::SHM_RDONLY } else { 0 };
         // SAFETY: a null address lets the kernel choose where to map, so no
         // existing mapping of ours is replaced.
         let addr = unsafe { libc::shmat(id, ptr::null(), flags) };
         let addr = Errno::result(addr).map_err(|e| {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
             let how = if read_only { "read-only" } else { "read-write" };
             Error::os("shmat", e, format!("attach id {id} {how}"))
         })?;
         let ptr = NonNull::new(addr.cast::<u8>()).ok_or_else(|| {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
             Error::os(
                 "shmat",
                 Errno::EINVAL,
@@ -127,6 +168,11 @@ impl Attachment {
     /// `dst` must be valid for writes of `len` bytes.
     pub unsafe fn read_raw(&self, offset: usize, dst: *mut u8, len: usize) -> Result<()> {
         self.check_range(offset, len)?;
+        if len == 0 {
+            // `dst` may be null (the view of a detached ArrayBuffer), which
+            // `ptr::copy` does not allow even for zero bytes.
+            return Ok(());
+        }
         // SAFETY: the range is within the mapping (checked above) and `dst`
         // is writable for `len` bytes (the caller's contract). `ptr::copy`
         // allows the two to overlap.
@@ -145,6 +191,10 @@ impl Attachment {
             return Err(Error::ReadOnly { id: self.id });
         }
         self.check_range(offset, len)?;
+        if len == 0 {
+            // `src` may be null: see `read_raw`.
+            return Ok(());
+        }
         // SAFETY: the mapping is writable (not SHM_RDONLY, checked above),
         // the range is within it, and `src` is readable for `len` bytes (the
         // caller's contract). `ptr::copy` allows the two to overlap.
@@ -166,7 +216,9 @@ impl Attachment {
         // detached: `detach` consumes `self` and `Drop` runs at most once.
         let r = unsafe { libc::shmdt(self.ptr.as_ptr().cast()) };
         Errno::result(r)
-            .map(drop)
+            .map(|_| {
+                LIVE.fetch_sub(1, Ordering::Relaxed);
+            })
             .map_err(|e| Error::os("shmdt", e, format!("detach id {}", self.id)))
     }
 }

@@ -15,7 +15,7 @@ pub enum Error {
     /// A system call failed.
     Os {
         /// The C function that failed: `"shmget"`, `"shmat"`, `"shmdt"`,
-        /// `"shmctl"` or `"ftok"`.
+        /// `"shmctl"`, `"ftok"` or `"madvise"`.
         syscall: &'static str,
         /// The `errno` it set.
         errno: Errno,
@@ -38,6 +38,14 @@ pub enum Error {
     },
     /// An argument was refused before any system call.
     InvalidArgument(String),
+    /// `shmat` was not called: this process already holds
+    /// [`attachment_limit`](crate::attachment_limit) attachments.
+    TooManyAttachments {
+        /// Attachments mapped now.
+        live: usize,
+        /// The most this process may hold (half of `vm.max_map_count`).
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -73,11 +81,17 @@ impl fmt::Display for Error {
                 syscall,
                 errno,
                 context,
-            } => write!(
-                f,
-                "{syscall} failed ({context}): {errno:?}: {}",
-                errno.desc()
-            ),
+            } => {
+                write!(
+                    f,
+                    "{syscall} failed ({context}): {errno:?}: {}",
+                    errno.desc()
+                )?;
+                match hint(syscall, *errno) {
+                    Some(hint) => write!(f, " ({hint})"),
+                    None => Ok(()),
+                }
+            }
             Error::OutOfBounds { offset, len, size } => write!(
                 f,
                 "range {offset}..{} is out of bounds for a segment of {size} bytes",
@@ -88,11 +102,37 @@ impl fmt::Display for Error {
                 "segment {id} is attached read-only (SHM_RDONLY); writing is not allowed"
             ),
             Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::TooManyAttachments { live, limit } => write!(
+                f,
+                "this process already holds {live} attachments, the most allowed ({limit}, half of \
+                 vm.max_map_count): every attachment is a memory mapping, and a process out of \
+                 mappings cannot allocate memory; detach attachments that are no longer used"
+            ),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// What an errno of a shared memory call usually means, where its
+/// `strerror` text does not say (see shmget(2), shmat(2)).
+fn hint(syscall: &str, errno: Errno) -> Option<&'static str> {
+    Some(match (syscall, errno) {
+        ("shmget", Errno::ENOSPC) => {
+            "the system-wide limit of segments (kernel.shmmni) or of shared memory pages \
+             (kernel.shmall) is reached; see limits()"
+        }
+        ("shmget", Errno::EINVAL) => {
+            "the size is outside kernel.shmmin..kernel.shmmax, or larger than the existing \
+             segment of this key"
+        }
+        ("shmget", Errno::ENOMEM) => "not enough memory for a segment of this size",
+        ("shmat", Errno::ENOMEM) => "no address space or memory mappings left in this process",
+        ("shmat" | "shmctl", Errno::EINVAL) => "no segment has this id, or it was removed",
+        ("shmat" | "shmctl", Errno::EIDRM) => "the segment was removed",
+        _ => return None,
+    })
+}
 
 /// The result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -801,11 +801,14 @@ mod tests {
         let map = Arc::new(map);
         let m = Arc::clone(&map);
         let waiter = std::thread::spawn(move || m.wait(8, 0, None).unwrap());
-        while value(&map, 12).load(Ordering::SeqCst) == 0 {
+        // The value never changes, so only a wake-up ends the wait. The waiter
+        // counts itself before it sleeps: notify until it was really asleep.
+        let mut woken = 0;
+        while woken == 0 {
+            woken = map.notify(8, u32::MAX).unwrap();
             std::thread::yield_now();
         }
-        value(&map, 8).store(1, Ordering::SeqCst);
-        assert_eq!(map.notify(8, u32::MAX).unwrap(), 1);
+        assert_eq!(woken, 1);
         assert_eq!(waiter.join().unwrap(), WaitOutcome::Ok);
         assert_eq!(value(&map, 12).load(Ordering::SeqCst), 0);
     }

@@ -9,6 +9,8 @@
 //!   `msgrcv`, `msgctl`); [`list_queues`] and [`queue_limits`] are `ipcs -q`
 //!   and `ipcs -q -l`. Blocking calls take a timeout and a [`CancelToken`]
 //!   (see [`wait`]).
+//! - [`sem::SemaphoreSet`] names a semaphore set by its semid (`semget`,
+//!   `semop`, `semctl`); [`list_semaphores`] is `ipcs -s`.
 //!
 //! ```no_run
 //! use sysv_shm::{Segment, CreateOptions, IPC_PRIVATE};
@@ -34,6 +36,7 @@
 
 mod attachment;
 pub mod channel;
+mod cleanup;
 mod error;
 pub mod futex;
 mod info;
@@ -47,7 +50,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-pub use attachment::Attachment;
+pub use attachment::{attachment_limit, live_attachments, Attachment};
 pub use error::{Error, Result};
 pub use info::{limits, list_segments, Limits};
 pub use msg::{
@@ -56,6 +59,7 @@ pub use msg::{
 };
 pub use nix::errno::Errno;
 pub use segment::{CreateOptions, Segment, SegmentInfo, SetOptions, IPC_PRIVATE, MODE_MASK};
+pub use sem::list_semaphores;
 pub use wait::{CancelToken, Wait};
 
 /// A System V IPC key (`key_t`). `ipcs` prints it as 32-bit hex.

@@ -244,6 +244,10 @@ impl Segment {
 
     /// Changes owner and mode: `shmctl(id, IPC_SET, &buf)` after `IPC_STAT`.
     ///
+    /// `IPC_SET` needs no read permission, so an owner may restore a mode
+    /// that shuts it out (`0o000`): where `IPC_STAT` fails with `EACCES`, the
+    /// current values come from `SHM_STAT_ANY` (Linux 4.17) instead.
+    ///
     /// # Errors
     /// `EPERM` unless the caller is the owner or creator (or privileged).
     ///
@@ -257,7 +261,10 @@ impl Segment {
                 )));
             }
         }
-        let mut ds = ipc_stat(self.id)?;
+        let mut ds = match ipc_stat(self.id) {
+            Err(e) if e.errno() == Some(Errno::EACCES) => stat_any(self.id).ok_or(e)?,
+            r => r?,
+        };
         if let Some(uid) = options.uid {
             ds.shm_perm.uid = uid;
         }
@@ -337,4 +344,35 @@ pub(crate) fn ipc_stat(id: i32) -> Result<libc::shmid_ds> {
     // SAFETY: zero is a valid bit pattern for every field, and the kernel
     // filled it on success.
     Ok(unsafe { ds.assume_init() })
+}
+
+/// `shmctl(index, SHM_STAT_ANY)` of the slot of `id`, which checks no read
+/// permission; `None` where the kernel does not know the command (before
+/// 4.17) or the slot holds another segment. The slot is the low 15 bits of
+/// the id, or the low 24 with `ipcmni_extend` (see `ipcid_to_idx` in the
+/// kernel's `ipc/util.h`); the id the call returns tells which is right.
+pub(crate) fn stat_any(id: i32) -> Option<libc::shmid_ds> {
+    [id & 0x7fff, id & 0xff_ffff].into_iter().find_map(|index| {
+        let mut ds = MaybeUninit::<libc::shmid_ds>::zeroed();
+        // SAFETY: `ds` is a writable `shmid_ds`, which SHM_STAT_ANY fills.
+        let r = unsafe { libc::shmctl(index, sys::SHM_STAT_ANY, ds.as_mut_ptr()) };
+        // SAFETY: zeroed is valid for every field and the kernel filled it
+        // when the call succeeded (it returned the id).
+        (r == id).then(|| unsafe { ds.assume_init() })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_any_finds_the_slot_of_the_id() {
+        let (seg, _) = Segment::create(IPC_PRIVATE, 64, &CreateOptions::default()).unwrap();
+        let any = stat_any(seg.id()).map(|ds| SegmentInfo::from_raw(seg.id(), &ds));
+        let stat = seg.stat();
+        seg.remove().unwrap();
+        assert_eq!(any, Some(stat.unwrap()));
+        assert!(stat_any(seg.id()).is_none(), "removed: the slot is empty");
+    }
 }

@@ -85,6 +85,83 @@ pub struct SemInfo {
     pub change_time: Option<SystemTime>,
 }
 
+impl SemInfo {
+    // `sem_nsems` is a `c_ulong`; `count` a `usize` of the same width.
+    #[allow(clippy::unnecessary_cast)]
+    fn from_raw(id: i32, ds: &sys::semid_ds) -> Self {
+        SemInfo {
+            id,
+            key: sys::perm_key(&ds.sem_perm),
+            mode: ds.sem_perm.mode as u32 & MODE_MASK,
+            uid: ds.sem_perm.uid,
+            gid: ds.sem_perm.gid,
+            cuid: ds.sem_perm.cuid,
+            cgid: ds.sem_perm.cgid,
+            count: ds.sem_nsems as usize,
+            op_time: sys::epoch_time(ds.sem_otime),
+            change_time: sys::epoch_time(ds.sem_ctime),
+        }
+    }
+}
+
+/// `semctl(0, 0, SEM_INFO, …)`: the highest index in use and the number of
+/// sets that exist (`semusz` of `struct seminfo` for this command).
+fn sem_info() -> Result<(c_int, sys::seminfo)> {
+    let mut info = sys::seminfo::default();
+    let arg = Semun {
+        buf: (&mut info as *mut sys::seminfo).cast(),
+    };
+    // SAFETY: SEM_INFO fills a `struct seminfo` through the pointer member of
+    // the union (see semctl(2)); `info` is one, alive for the call.
+    let r = unsafe { libc::semctl(0, 0, libc::SEM_INFO, arg) };
+    let r = Errno::result(r).map_err(|e| Error::os("semctl", e, "SEM_INFO"))?;
+    Ok((r, info))
+}
+
+/// `semctl(index, 0, cmd, &buf)` for `SEM_STAT` or `SEM_STAT_ANY`: the set in
+/// slot `index` and its semid.
+fn stat_slot(index: c_int, cmd: c_int) -> std::result::Result<(i32, sys::semid_ds), Errno> {
+    let mut ds = MaybeUninit::<sys::semid_ds>::zeroed();
+    let arg = Semun {
+        buf: ds.as_mut_ptr(),
+    };
+    // SAFETY: `ds` is a writable `semid_ds`, which SEM_STAT(_ANY) fills.
+    let r = unsafe { libc::semctl(index, 0, cmd, arg) };
+    let id = Errno::result(r)?;
+    // SAFETY: zeroed is valid for every field and the kernel filled it.
+    Ok((id, unsafe { ds.assume_init() }))
+}
+
+/// Lists every semaphore set of this IPC namespace, as `ipcs -s` does:
+/// `semctl(0, 0, SEM_INFO, …)` for the highest index in use, then
+/// `semctl(index, 0, SEM_STAT_ANY, …)` for each index. Kernels before 4.17
+/// do not know `SEM_STAT_ANY`; there it falls back to `SEM_STAT`, which
+/// skips sets the caller may not read.
+///
+/// # References
+/// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
+pub fn list_semaphores() -> Result<Vec<SemInfo>> {
+    let (max_index, usage) = sem_info()?;
+    let all = scan(libc::SEM_STAT_ANY, max_index)?;
+    if all.is_empty() && usage.semusz > 0 {
+        return scan(libc::SEM_STAT, max_index);
+    }
+    Ok(all)
+}
+
+fn scan(cmd: c_int, max_index: c_int) -> Result<Vec<SemInfo>> {
+    let mut out = Vec::new();
+    for index in 0..=max_index {
+        match stat_slot(index, cmd) {
+            Ok((id, ds)) => out.push(SemInfo::from_raw(id, &ds)),
+            // An unused slot, one removed meanwhile, or one we may not read.
+            Err(Errno::EINVAL | Errno::EIDRM | Errno::EACCES) => {}
+            Err(e) => return Err(Error::os("semctl", e, format!("SEM_STAT index {index}"))),
+        }
+    }
+    Ok(out)
+}
+
 /// A System V semaphore set, named by its semid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SemaphoreSet {
@@ -424,19 +501,20 @@ impl SemaphoreSet {
     /// # References
     /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn stat(&self) -> Result<SemInfo> {
-        let ds = self.raw_stat()?;
-        Ok(SemInfo {
-            id: self.id,
-            key: sys::perm_key(&ds.sem_perm),
-            mode: ds.sem_perm.mode as u32 & MODE_MASK,
-            uid: ds.sem_perm.uid,
-            gid: ds.sem_perm.gid,
-            cuid: ds.sem_perm.cuid,
-            cgid: ds.sem_perm.cgid,
-            count: ds.sem_nsems as usize,
-            op_time: sys::epoch_time(ds.sem_otime),
-            change_time: sys::epoch_time(ds.sem_ctime),
-        })
+        Ok(SemInfo::from_raw(self.id, &self.raw_stat()?))
+    }
+
+    /// `semctl(index, 0, SEM_STAT_ANY)` of this set's slot, which checks no
+    /// read permission; `None` where the kernel does not know the command
+    /// (before 4.17) or the slot holds another set. The slot is the low 15
+    /// bits of the id, or the low 24 with `ipcmni_extend`.
+    fn stat_any(&self) -> Option<sys::semid_ds> {
+        [self.id & 0x7fff, self.id & 0xff_ffff]
+            .into_iter()
+            .find_map(|index| match stat_slot(index, libc::SEM_STAT_ANY) {
+                Ok((id, ds)) if id == self.id => Some(ds),
+                _ => None,
+            })
     }
 
     fn raw_stat(&self) -> Result<sys::semid_ds> {
@@ -454,6 +532,16 @@ impl SemaphoreSet {
     }
 
     /// Changes owner and mode: `semctl(id, 0, IPC_SET, &buf)` after `IPC_STAT`.
+    ///
+    /// `IPC_SET` needs no read permission, so an owner may restore a mode
+    /// that shuts it out (`0o000`): where `IPC_STAT` fails with `EACCES`, the
+    /// current values come from `SEM_STAT_ANY` (Linux 4.17) instead.
+    ///
+    /// # Errors
+    /// `EPERM` unless the caller is the owner or creator (or privileged).
+    ///
+    /// # References
+    /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn set(&self, options: &SetOptions) -> Result<()> {
         if let Some(mode) = options.mode {
             if mode & !MODE_MASK != 0 {
@@ -462,7 +550,10 @@ impl SemaphoreSet {
                 )));
             }
         }
-        let mut ds = self.raw_stat()?;
+        let mut ds = match self.raw_stat() {
+            Err(e) if e.errno() == Some(Errno::EACCES) => self.stat_any().ok_or(e)?,
+            r => r?,
+        };
         if let Some(uid) = options.uid {
             ds.sem_perm.uid = uid;
         }
@@ -551,5 +642,32 @@ mod tests {
         assert!(set.set_all(&[1]).is_err());
         set.remove().unwrap();
         assert_eq!(set.value(0).unwrap_err().errno(), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn list_finds_the_set_as_stat_shows_it() {
+        let options = CreateOptions {
+            mode: 0o640,
+            ..CreateOptions::default()
+        };
+        let (set, _) = SemaphoreSet::create(libc::IPC_PRIVATE, 4, 1, &options).unwrap();
+        let listed = list_semaphores().unwrap();
+        let me = listed.iter().find(|s| s.id == set.id()).cloned();
+        let stat = set.stat().unwrap();
+        set.remove().unwrap();
+        assert_eq!(me, Some(stat.clone()));
+        assert_eq!((stat.count, stat.mode, stat.key), (4, 0o640, 0));
+        assert!(!list_semaphores().unwrap().iter().any(|s| s.id == set.id()));
+    }
+
+    #[test]
+    fn stat_any_finds_the_slot_of_the_id() {
+        let (set, _) =
+            SemaphoreSet::create(libc::IPC_PRIVATE, 2, 0, &CreateOptions::default()).unwrap();
+        let any = set.stat_any().map(|ds| SemInfo::from_raw(set.id(), &ds));
+        let stat = set.stat().unwrap();
+        set.remove().unwrap();
+        assert_eq!(any, Some(stat));
+        assert!(set.stat_any().is_none(), "removed: the slot is empty");
     }
 }

@@ -1,6 +1,7 @@
 //! Kernel ABI items that the `libc` crate does not define.
 //!
-//! Values are from `<linux/shm.h>` and `<linux/ipc.h>`; see shmctl(2).
+//! Values are from `<linux/shm.h>`, `<linux/sem.h>` and `<linux/ipc.h>`;
+//! see shmctl(2) and semctl(2).
 
 use libc::{c_int, c_ulong};
 
@@ -47,6 +48,23 @@ pub struct shm_info {
 #[allow(clippy::useless_conversion)]
 pub fn ulong(v: c_ulong) -> u64 {
     u64::from(v)
+}
+
+/// `struct seminfo`, filled by `semctl(_, _, IPC_INFO | SEM_INFO, _)`. For
+/// `SEM_INFO`, `semusz` is the number of sets and `semaem` of semaphores.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct seminfo {
+    pub semmap: c_int,
+    pub semmni: c_int,
+    pub semmns: c_int,
+    pub semmnu: c_int,
+    pub semmsl: c_int,
+    pub semopm: c_int,
+    pub semume: c_int,
+    pub semusz: c_int,
+    pub semvmx: c_int,
+    pub semaem: c_int,
 }
 
 /// `time_t`. The `libc` crate marks it deprecated on musl (it changed to 64
