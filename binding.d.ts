@@ -181,6 +181,13 @@ export declare function create(key: number, size: number, mode: number, exclusiv
 /** `ftok(3)`: a key from an existing path and a project id (1..=255). */
 export declare function ftok(path: string, projId: number): number
 
+/**
+ * How this process serves `waitAsync`/`recvAsync`: `"futex_waitv"` (one
+ * thread per 127 waits) or `"futex"` (a pooled thread per wait, where
+ * `futex_waitv` is missing or `SYSV_SHM_FUTEX_WAITV=0`). Probed once.
+ */
+export declare function futexAsyncBackend(): string
+
 /** The kernel's limits (`ipcs -l`) and usage. */
 export declare function limits(): NativeLimits
 

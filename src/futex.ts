@@ -103,7 +103,8 @@ export function settle(
         throw new ShmError(`segment ${id} was detached while a wait was pending`, 'ERR_SHM_DETACHED')
       default: {
         const code = r.startsWith('error:') ? r.slice(6) : r
-        throw new ShmError(`futex_waitv failed: ${code}`, code, { syscall: 'futex_waitv' })
+        const syscall = native.futexAsyncBackend()
+        throw new ShmError(`${syscall} failed: ${code}`, code, { syscall })
       }
     }
   })

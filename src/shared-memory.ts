@@ -444,11 +444,12 @@ export class SharedMemory implements Disposable {
 
   /**
    * Waits like {@link SharedMemory.wait} without blocking: the promise resolves to `'ok'`,
-   * `'not-equal'` or `'timed-out'`. No thread is held per wait: one waiter thread per process
-   * sleeps in `futex_waitv(2)` on up to 127 cells at once. It resolves `'ok'` when the cell is
-   * woken, or when that thread finds the value changed (so change the value before notifying).
-   * `options.signal` cancels the wait (the promise rejects with its reason); {@link SharedMemory.detach}
-   * rejects pending waits with `ERR_SHM_DETACHED`. Needs Linux 5.16 or later.
+   * `'not-equal'` or `'timed-out'`. No libuv pool thread is held: on Linux 5.16 or later one waiter
+   * thread per process sleeps in `futex_waitv(2)` on up to 127 cells at once; on older kernels (and
+   * under qemu-user) each pending wait gets a pooled thread of its own, asleep in `FUTEX_WAIT`. It
+   * resolves `'ok'` when the cell is woken, or when the waiter finds the value changed (so change the
+   * value before notifying). `options.signal` cancels the wait (the promise rejects with its reason);
+   * {@link SharedMemory.detach} rejects pending waits with `ERR_SHM_DETACHED`.
    */
   waitAsync(byteOffset: number, expected: number, timeoutMs?: number, options?: WaitAsyncOptions): Promise<WaitResult> {
     this.#live()

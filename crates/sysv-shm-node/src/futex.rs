@@ -122,6 +122,14 @@ impl Mapping {
     }
 }
 
+/// How this process serves `waitAsync`/`recvAsync`: `"futex_waitv"` (one
+/// thread per 127 waits) or `"futex"` (a pooled thread per wait, where
+/// `futex_waitv` is missing or `SYSV_SHM_FUTEX_WAITV=0`). Probed once.
+#[napi]
+pub fn futex_async_backend() -> &'static str {
+    sysv_shm::futex::async_backend().as_str()
+}
+
 /// Cancels a pending asynchronous wait (of a mapping or a channel): its
 /// promise resolves to `"cancelled"`. Returns `false` if it had completed.
 #[napi]
