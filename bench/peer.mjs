@@ -8,9 +8,16 @@ import net from 'node:net'
 import { Worker } from 'node:worker_threads'
 
 import { Channel, MessageQueue, SharedMemory } from '../dist/index.js'
+import { native } from '../dist/src/binding.js'
 
 const opts = JSON.parse(process.argv[2] ?? '{}')
 const { scenario, impl, role } = opts
+// `asyncBackend: 'futex'` forces the fallback of kernels without futex_waitv (read by the addon at
+// the first asynchronous wait); either way the backend in use must be the one asked for.
+if (opts.asyncBackend === 'futex') process.env.SYSV_SHM_FUTEX_WAITV = '0'
+if (opts.asyncBackend && native.futexAsyncBackend() !== opts.asyncBackend) {
+  throw new Error(`asked for ${opts.asyncBackend}, the addon uses ${native.futexAsyncBackend()}`)
+}
 const say = (x) => process.stdout.write(JSON.stringify(x) + '\n')
 const now = () => process.hrtime.bigint()
 const secs = (t0) => Number(now() - t0) / 1e9
@@ -330,6 +337,47 @@ async function pingpong() {
       }
       if (pinger) done()
       shm.detach()
+      return
+    }
+    case 'wait-async': {
+      // wait/notify with the waiting side in waitAsync (the event loop stays free).
+      const shm = SharedMemory.openById(opts.id)
+      const i32 = new Int32Array(shm.buffer.buffer, shm.buffer.byteOffset, 1024)
+      const [mine, theirs] = pinger ? [0, 32] : [32, 0]
+      for (let i = 0; i < total; i++) {
+        if (pinger) {
+          mark(i)
+          Atomics.store(i32, mine, i + 1)
+          shm.notify(mine * 4)
+        }
+        for (let cur; (cur = Atomics.load(i32, theirs)) !== i + 1; ) await shm.waitAsync(theirs * 4, cur)
+        if (!pinger) {
+          Atomics.store(i32, mine, i + 1)
+          shm.notify(mine * 4)
+        }
+      }
+      if (pinger) done()
+      shm.detach()
+      return
+    }
+    case 'channel-async': {
+      // Channel send / recvAsync.
+      const out = Channel.openById(pinger ? opts.id : opts.id2, { wait: 'park' })
+      const inn = Channel.openById(pinger ? opts.id2 : opts.id, { wait: 'park' })
+      const msg = Buffer.alloc(8)
+      for (let i = 0; i < total; i++) {
+        if (pinger) {
+          mark(i)
+          msg.writeUInt32LE(i, 0)
+          out.send(msg)
+        }
+        const got = await inn.recvAsync()
+        if (got === null || got.length !== 8 || got.readUInt32LE(0) !== i) throw new Error('bad message')
+        if (!pinger) out.send(got)
+      }
+      if (pinger) done()
+      out.detach()
+      inn.detach()
       return
     }
     case 'channel': {

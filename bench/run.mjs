@@ -179,6 +179,21 @@ for (const [size, label, count, warm] of [
   add(label, 'Unix socket (net)', 'µs', () => pair({ ...o, impl: 'unix', path: sockPath() }, 'pong', 'ping', true))
   add(label, "process.send (serialization: 'advanced')", 'µs', () => single({ ...o, impl: 'process.send', role: 'ping' }))
   add(label, 'worker_threads postMessage (same process)', 'µs', () => single({ ...o, impl: 'worker', role: 'ping' }))
+  // The asynchronous waits on both of their paths: futex_waitv (Linux 5.16+) and the fallback of
+  // older kernels (forced with SYSV_SHM_FUTEX_WAITV=0), side by side.
+  const backends = [['futex_waitv', 'futex_waitv'], ['futex', 'FUTEX_WAIT fallback']]
+  for (const [asyncBackend, name] of backends) {
+    add(label, `sysv-shm waitAsync/notify (${name})`, 'µs', () =>
+      withSegment(4096, (id) => pair({ ...o, count: n(5000), impl: 'wait-async', id, asyncBackend }, 'pong', 'ping')),
+    )
+  }
+  for (const [asyncBackend, name] of backends) {
+    add(label, `sysv-shm Channel send / recvAsync (${name})`, 'µs', () =>
+      withChannel(4096, (id) =>
+        withChannel(4096, (id2) => pair({ ...o, count: n(5000), impl: 'channel-async', id, id2, asyncBackend }, 'pong', 'ping')),
+      ),
+    )
+  }
   add(label, 'C futex (wait cell protocol)', 'µs', async () => (await c('pingpong', ['futex', o.count, o.warm]))[0])
   add(label, 'C spin', 'µs', async () => (await c('pingpong', ['spin', o.count, o.warm]))[0])
 }

@@ -117,17 +117,19 @@ elif binfmt_arm64; then
   binfmt_restore=("rm -f '$PWD/sysv-shm.linux-arm64-gnu.node'" "${binfmt_restore[@]}")
   # The spec files that qemu-user (7.2) can run. Left out, and run natively on
   # arm64 in .github/workflows/release.yml:
-  # - futex, channel, message-queue: waitAsync/recvAsync need futex_waitv
-  #   (Linux 5.16), which qemu-user answers with ENOSYS, and receiveAsync's
-  #   cancellation needs a signal to interrupt a thread blocked in msgrcv;
-  #   their synchronous paths across processes are in scripts/smoke.mjs;
+  # - channel, futex-fallback (which runs channel's tests again): one test
+  #   counts the sender's futex calls under strace, and qemu makes thousands
+  #   of its own; message-queue: receiveAsync's cancellation needs a signal to
+  #   interrupt a thread blocked in msgrcv; their synchronous paths across
+  #   processes are in scripts/smoke.mjs. (futex runs: qemu-user answers
+  #   futex_waitv with ENOSYS, so waitAsync takes the FUTEX_WAIT fallback.)
   # - cli, guide: they assume native speed (the guide's writer is done before a
   #   Node under qemu has started its reader; rm --older-than 3s) or a native
   #   process list (attachers' command lines start with the qemu interpreter),
   #   and stat's SHM_STAT_ANY fallback, a shmctl command qemu-user refuses.
   # A file added to __test__ is not run here until it is listed.
   QEMU_FILES=(shared-memory cross-process lifetime loader permissions semaphore
-    interop-ipcs interop-c interop-python)
+    interop-ipcs interop-c interop-python futex)
   files=()
   for f in "${QEMU_FILES[@]}"; do
     [ -f "__test__/$f.spec.mjs" ] || { echo "test-prebuilt: QEMU_FILES names __test__/$f.spec.mjs, which is gone" >&2; exit 1; }

@@ -251,9 +251,20 @@ unsafe fn futex_wait_once(
     Errno::result(r).map(drop)
 }
 
+/// What a thread still has to do for a wait it settled: call its callback
+/// (after it is back in the pool, so that the next wait, which the callback
+/// may start at once, finds it there).
+type Settled = Option<(OnDone, AsyncOutcome)>;
+
 /// Serves one wait until it settles or is taken away; `timer` wakes this
 /// thread (`None`: sleep in slices).
-fn serve(wait: &Wait, timer: Option<Timer>) {
+fn serve(wait: &Wait, timer: Option<Timer>) -> Settled {
+    let settled = serve_until_done(wait, timer);
+    wait.released.store(true, Ordering::SeqCst);
+    settled
+}
+
+fn serve_until_done(wait: &Wait, timer: Option<Timer>) -> Settled {
     let mut woken = false;
     let mut failed: Option<Errno> = None;
     loop {
@@ -268,7 +279,7 @@ fn serve(wait: &Wait, timer: Option<Timer>) {
                 if let (true, Some(t)) = (fired, timer) {
                     t.disarm();
                 }
-                break;
+                return None;
             };
             st.worker = timer;
             if let (false, Some(w)) = (e.counted, e.waiters) {
@@ -295,10 +306,7 @@ fn serve(wait: &Wait, timer: Option<Timer>) {
                 let done = entry.map(|e| unsafe { e.finish() });
                 drop(guard);
                 waits().remove(&wait.id);
-                if let Some(done) = done {
-                    done(outcome);
-                }
-                break;
+                return done.map(|d| (d, outcome));
             }
             (e.addr as usize, e.expected, e.deadline)
         };
@@ -316,7 +324,6 @@ fn serve(wait: &Wait, timer: Option<Timer>) {
             Err(e) => failed = Some(e),
         }
     }
-    wait.released.store(true, Ordering::SeqCst);
 }
 
 /// Lets the wake-up signal reach this thread (it inherited its creator's
@@ -371,12 +378,15 @@ mod pool {
                 } else {
                     None
                 };
-                serve(&wait, timer);
+                let mut settled = serve(&wait, timer);
                 drop(wait);
                 loop {
                     idle().push((id, tx.clone()));
-                    match rx.recv_timeout(IDLE) {
-                        Ok(wait) => serve(&wait, timer),
+                    if let Some((done, outcome)) = settled.take() {
+                        done(outcome);
+                    }
+                    let next = match rx.recv_timeout(IDLE) {
+                        Ok(wait) => wait,
                         Err(RecvTimeoutError::Timeout) => {
                             let mut list = idle();
                             if let Some(i) = list.iter().position(|(x, _)| *x == id) {
@@ -386,12 +396,13 @@ mod pool {
                             drop(list);
                             // Taken from the list just now: its wait is on the way.
                             match rx.recv() {
-                                Ok(wait) => serve(&wait, timer),
+                                Ok(wait) => wait,
                                 Err(_) => break,
                             }
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
-                    }
+                    };
+                    settled = serve(&next, timer);
                 }
                 if let Some(t) = timer {
                     // No wait refers to it any more (`worker` is cleared).
