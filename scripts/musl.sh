@@ -159,13 +159,20 @@ C
 }
 
 part_test_core() {
-  local spec arch triple platform linker machine
+  local spec arch triple platform linker machine skip
   for spec in "${ARCHES[@]}"; do
     read -r arch triple platform linker machine <<<"$spec"
-    # Under qemu-user 7.2, which does not emulate futex_waitv, the async futex
-    # tests run on the FUTEX_WAIT fallback.
-    log "core crate tests on $triple$([ "$arch" = aarch64 ] && echo " (qemu-aarch64)")"
-    musl_cargo "$arch" "$triple" "$linker" yes test -p sysv-shm --target-dir "$TARGET_DIR/test"
+    skip=()
+    if [ "$arch" = aarch64 ]; then
+      # qemu-user 7.2 (Debian 12) emulates neither the *_STAT_ANY commands of
+      # shmctl/semctl (EINVAL) nor madvise(MADV_DONTFORK) for a forked child,
+      # whatever the libc. Every other core test runs (without futex_waitv,
+      # which qemu lacks too, the async futex tests take the FUTEX_WAIT fallback).
+      skip=(-- --skip stat_any_finds_the_slot_of_the_id
+        --skip a_forked_child_counts_as_an_attachment_unless_kept_out_of_forks)
+    fi
+    log "core crate tests on $triple$([ "$arch" = aarch64 ] && echo " (qemu-aarch64; left out under emulation: ${skip[*]:2})" | sed 's/ --skip / and /g')"
+    musl_cargo "$arch" "$triple" "$linker" yes test -p sysv-shm --target-dir "$TARGET_DIR/test" "${skip[@]}"
   done
 }
 

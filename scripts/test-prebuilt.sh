@@ -128,14 +128,18 @@ elif binfmt_arm64; then
   #   process list (attachers' command lines start with the qemu interpreter),
   #   and stat's SHM_STAT_ANY fallback, a shmctl command qemu-user refuses.
   # A file added to __test__ is not run here until it is listed.
+  # Two tests of listed files are left out too, for the same SHM_STAT_ANY /
+  # SEM_STAT_ANY reason: restoring a mode-0 object's mode (the owner may not
+  # IPC_STAT it) and listing sets a user may not read.
   QEMU_FILES=(shared-memory cross-process lifetime loader permissions semaphore
     interop-ipcs interop-c interop-python futex)
+  QEMU_LEFT_OUT=(--match '!*set mode 0 (no read permission*' --match '!listSemaphores lists every set*')
   files=()
   for f in "${QEMU_FILES[@]}"; do
     [ -f "__test__/$f.spec.mjs" ] || { echo "test-prebuilt: QEMU_FILES names __test__/$f.spec.mjs, which is gone" >&2; exit 1; }
     files+=("__test__/$f.spec.mjs")
   done
-  SYSV_SHM_UNDER_QEMU=1 PATH="$tmp/arm64-bin:$PATH" "$NODE_ARM64" "${AVA[@]}" "${files[@]}"
+  SYSV_SHM_UNDER_QEMU=1 PATH="$tmp/arm64-bin:$PATH" "$NODE_ARM64" "${AVA[@]}" "${QEMU_LEFT_OUT[@]}" "${files[@]}"
   done_step "arm64 (qemu): ava"
 else
   echo "SKIPPED: binfmt_misc cannot run arm64 programs here, so ava (which starts workers and children"
