@@ -48,14 +48,14 @@
 use std::collections::HashMap;
 use std::mem;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::{timespec, AsyncOutcome, Entry, OnDone};
+use super::{futex_wake_private, timespec, AsyncOutcome, Entry, OnDone};
 use crate::error::{Error, Result};
 use crate::wait::{wait_strategy, wake_signal, Timer, WaitStrategy};
 
@@ -70,8 +70,9 @@ struct Wait {
     /// The futex word's address, to find the waits of a range.
     addr: usize,
     state: Mutex<State>,
-    /// Set by the thread just before it first sleeps (see `until_armed`).
-    armed: AtomicBool,
+    /// [`ARMED`] once the thread is about to sleep on the cell or is done
+    /// with the wait; [`AWAITED`] while `until_armed` sleeps on it.
+    armed: AtomicU32,
     /// Set when the thread has left the wait for good (tests).
     #[cfg_attr(not(test), allow(dead_code))]
     released: AtomicBool,
@@ -85,6 +86,13 @@ struct State {
     /// Whether a canceller armed `worker`, which its thread must then disarm.
     fired: bool,
 }
+
+/// `Wait::armed`: the thread has not got that far yet.
+const UNARMED: u32 = 0;
+/// `Wait::armed`: the thread is about to sleep on the cell, or is done.
+const ARMED: u32 = 1;
+/// `Wait::armed`: not yet, and `until_armed` sleeps on the word.
+const AWAITED: u32 = 2;
 
 impl Wait {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -111,19 +119,52 @@ impl Wait {
     }
 
     /// Waits (at most 1 ms, as the `futex_waitv` path does) until the thread
-    /// is about to sleep on the cell or the wait is over.
+    /// is about to sleep on the cell or the wait is over: spins briefly, then
+    /// sleeps on `armed` (private futex), so that the thread it waits for can
+    /// have this CPU (a spinning caller can hold it up for the whole 1 ms).
     fn until_armed(&self) {
-        let start = Instant::now();
-        let mut spins = 0u32;
-        while !self.armed.load(Ordering::SeqCst) {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else if start.elapsed() > Duration::from_millis(1) {
+        for _ in 0..64 {
+            if self.is_armed() {
                 return;
-            } else {
-                std::thread::yield_now();
             }
+            std::hint::spin_loop();
+        }
+        let deadline = Instant::now() + Duration::from_millis(1);
+        if self
+            .armed
+            .compare_exchange(UNARMED, AWAITED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        while !self.is_armed() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let ts = timespec(left);
+            // SAFETY: `armed` lives as long as `self`; `ts` outlives the call.
+            // FUTEX_WAIT only reads the word and the timespec.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.armed.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    AWAITED,
+                    &ts as *const libc::timespec,
+                )
+            };
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst) == ARMED
+    }
+
+    /// Marks the wait armed (see `until_armed`) and wakes whoever waits for that.
+    fn arm(&self) {
+        if self.armed.swap(ARMED, Ordering::SeqCst) == AWAITED {
+            futex_wake_private(&self.armed);
         }
     }
 }
@@ -157,7 +198,7 @@ unsafe fn start_wait(entry: Entry) -> Result<Arc<Wait>> {
             worker: None,
             fired: false,
         }),
-        armed: AtomicBool::new(false),
+        armed: AtomicU32::new(UNARMED),
         released: AtomicBool::new(false),
     });
     // Listed before a thread can see it, so that `cancel_range` finds it.
@@ -260,6 +301,8 @@ type Settled = Option<(OnDone, AsyncOutcome)>;
 /// thread (`None`: sleep in slices).
 fn serve(wait: &Wait, timer: Option<Timer>) -> Settled {
     let settled = serve_until_done(wait, timer);
+    // Settled (or taken) before it ever slept: `until_armed` need not wait.
+    wait.arm();
     wait.released.store(true, Ordering::SeqCst);
     settled
 }
@@ -310,7 +353,7 @@ fn serve_until_done(wait: &Wait, timer: Option<Timer>) -> Settled {
             }
             (e.addr as usize, e.expected, e.deadline)
         };
-        wait.armed.store(true, Ordering::SeqCst);
+        wait.arm();
         let mut left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if timer.is_none() {
             left = Some(left.map_or(SLICE, |l| l.min(SLICE)));
@@ -494,7 +537,7 @@ mod tests {
         // which would otherwise sleep in FUTEX_WAIT forever (no timeout).
         let (w, rx) = wait_on(&map, 16, None);
         until("the thread to sleep", || {
-            w.armed.load(Ordering::SeqCst) && word(&map, 20).load(Ordering::SeqCst) == 1
+            w.is_armed() && word(&map, 20).load(Ordering::SeqCst) == 1
         });
         assert!(cancel_any(w.id));
         assert_eq!(rx.try_recv().unwrap(), AsyncOutcome::Cancelled);
@@ -507,7 +550,7 @@ mod tests {
         // Detached: the range is given up, then really unmapped; the thread
         // must neither touch it nor stay asleep.
         let (w, rx) = wait_on(&map, 24, None);
-        until("the thread to sleep", || w.armed.load(Ordering::SeqCst));
+        until("the thread to sleep", || w.is_armed());
         let (start, len) = (map.as_ptr() as usize, map.len());
         assert_eq!(cancel_range_any(start, len), 1);
         assert_eq!(rx.try_recv().unwrap(), AsyncOutcome::Detached);
@@ -529,9 +572,7 @@ mod tests {
         });
         // Each sleeps on its own cell: waking one cell wakes exactly one.
         for k in (0..n).rev() {
-            until("the thread asleep", || {
-                waits[k].0.armed.load(Ordering::SeqCst)
-            });
+            until("the thread asleep", || waits[k].0.is_armed());
             word(&map, 8 * k).store(1, Ordering::SeqCst);
             map.notify(8 * k, u32::MAX).unwrap();
             assert_eq!(waits[k].1.recv().unwrap(), AsyncOutcome::Ok);
