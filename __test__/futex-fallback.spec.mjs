@@ -6,6 +6,7 @@ import './fixtures/force-fallback.mjs'
 import './futex.spec.mjs'
 import './channel.spec.mjs'
 
+import { readdirSync, readFileSync } from 'node:fs'
 import { release } from 'node:os'
 
 import test from 'ava'
@@ -13,6 +14,7 @@ import test from 'ava'
 import { IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
 import { asleepInFutex, fallbackSleepers, run, runNode, threadsNamed, until } from './fixtures/procs.mjs'
+import { runNodeAsNobody } from './helpers.mjs'
 
 function segment(t, size = 4096) {
   const shm = SharedMemory.create(IPC_PRIVATE, size)
@@ -99,4 +101,45 @@ test.serial('detach ends every pending wait and frees their threads; a new wait 
   // A pooled thread serves the next wait (no new thread).
   t.is(await other.waitAsync(0, 0, 1), 'timed-out')
   t.true(threadsNamed(process.pid, 'sysv-shm-futex').every((tid) => threads.has(tid)))
+})
+
+/** How many threads (of any process) run as uid `uid` now: what RLIMIT_NPROC counts. */
+function threadsOfUser(uid) {
+  let n = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const real = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]
+      if (Number(real) === uid) n += readdirSync(`/proc/${pid}/task`).length
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n
+}
+
+test('out of threads (RLIMIT_NPROC): waitAsync throws EAGAIN, pending waits still resolve, freed threads serve again', async (t) => {
+  // As nobody (root is not held to RLIMIT_NPROC), with room for Node's own threads and a few more
+  // (on top of nobody's threads elsewhere, e.g. another test file's children).
+  const r = await runNodeAsNobody(
+    `const seg = SharedMemory.create(IPC_PRIVATE, 800)
+seg.remove()
+const i32 = new Int32Array(seg.buffer.buffer, seg.buffer.byteOffset, 200)
+const waits = []
+let err
+for (let k = 0; k < 100; k++) {
+  try { waits.push(seg.waitAsync(8 * k, 0)) } catch (e) { err = e; break }
+}
+for (let k = 0; k < waits.length; k++) { Atomics.store(i32, 2 * k, 1); seg.notify(8 * k) }
+const results = await Promise.all(waits)
+const after = await seg.waitAsync(8 * 99, 0, 1)
+seg.detach()
+console.log(JSON.stringify({ started: waits.length, name: err?.name, code: err?.code, syscall: err?.syscall,
+  allOk: results.every((x) => x === 'ok'), after }))`,
+    { wrap: ['prlimit', `--nproc=${threadsOfUser(65534) + 40}`], env: { SYSV_SHM_FUTEX_WAITV: '0' } },
+  )
+  t.is(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.true(out.started > 0 && out.started < 100, `started ${out.started}`)
+  t.like(out, { name: 'ShmError', code: 'EAGAIN', syscall: 'pthread_create', allOk: true, after: 'timed-out' })
 })

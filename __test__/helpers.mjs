@@ -100,12 +100,12 @@ export function runNode(code, { env, argv = [], nodeArgs = [], wrap = [], pkg = 
   return once(child, 'close').then(([code, signal]) => ({ code, signal, stdout, stderr }))
 }
 
-/** Like runNode, but run as the unprivileged user nobody (uid/gid 65534). */
+/** Like runNode, but run as the unprivileged user nobody (uid/gid 65534); `wrap` goes before setpriv. */
 export function runNodeAsNobody(code, opts = {}) {
   return runNode(code, {
     ...opts,
     pkg: publicPkg(),
-    wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+    wrap: [...(opts.wrap ?? []), 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
   })
 }
 
