@@ -38,8 +38,10 @@
 //! `FUTEX_WAIT` that was about to start: it only reads it, fails with
 //! `EFAULT` if it is unmapped, and the timer signal ends that sleep).
 //!
-//! Costs against `futex_waitv`: a thread (256 KiB of reserved stack) per
-//! pending wait instead of one per 127, and a thread hand-off per wait.
+//! Costs against `futex_waitv`: a thread (256 KiB of reserved stack, about
+//! 12 KiB resident) per pending wait instead of one per 127, and a hand-off
+//! to a pooled thread per wait: a `waitAsync`/`notify` round trip between two
+//! Node processes measured 40 µs against 24 µs (`npm run bench`).
 //!
 //! # References
 //! - [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)
