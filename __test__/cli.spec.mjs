@@ -37,6 +37,9 @@ function ipcsRows(text) {
   return rows
 }
 
+/** A time as `ipcs -t` prints it under LC_ALL=C: `Dec  1 19:21:13`, `Nov 27 04:24:25` or `Not set`. */
+const IPCS_TIME = /Not set|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/g
+
 /** Rows of a table whose first column is the shmid (`ipcs -m -c/-p/-t`), as arrays of words. */
 function ipcsById(text) {
   const rows = new Map()
@@ -168,7 +171,9 @@ test.serial('ls -l shows what ipcs -m -c, -p and -t show: creator and owner name
     t.deepEqual([cuser, cgroup, owner, group], [cuidName, cgidName, uidName, gidName])
     const [, , ipcsCpid, ipcsLpid] = p.get(id).split(/\s+/)
     t.deepEqual([cpid, lpid], [ipcsCpid, ipcsLpid])
-    const times = tm.get(id).slice(22).trim().split(/ {2,}/)
+    // `ipcs -t` pads a one-digit day with a space (`Dec  1 19:21:13`): pick
+    // the times out by their shape, not by the spaces between columns.
+    const times = tm.get(id).match(IPCS_TIME)
     t.deepEqual([attached, detached, changed].map(fmt), times, `times of ${id}`)
     t.truthy(status)
   }
