@@ -3,6 +3,7 @@
  * @internal
  * @module
  */
+/// <reference types="node" preserve="true" />
 import { constants } from 'node:os'
 import type { ParseArgsConfig } from 'node:util'
 
