@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// The install test: installs the three tarballs of artifacts/ (`npm run
+// The install test: installs the five tarballs of artifacts/ (`npm run
 // pack:all`) the way a user would, with no compiler anywhere.
 //
 // 1. Starts verdaccio (scripts/setup-cross.sh installs it) on 127.0.0.1, with
 //    the sysv-shm* packages local only (never proxied) and everything else
-//    proxied to the npm registry, and publishes the three tarballs to it.
+//    proxied to the npm registry, and publishes the five tarballs to it.
 // 2. x64: in an empty folder, with a PATH that holds only `node` and `npm`
 //    and a fresh HOME and npm cache, `npm install sysv-shm`; checks that
 //    exactly one platform package (sysv-shm-linux-x64-gnu) and nothing else
