@@ -131,7 +131,7 @@ async function help(words: string[]): Promise<number> {
  * that value (keys may be negative decimals, as C's signed `key_t` prints them),
  * where `parseArgs` would call it ambiguous.
  */
-export function joinNegativeValues(args: string[], options: Options): string[] {
+function joinNegativeValues(args: string[], options: Options): string[] {
   const takesValue = new Set<string>()
   for (const [name, o] of Object.entries(options)) {
     if (o.type !== 'string') continue
