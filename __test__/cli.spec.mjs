@@ -528,7 +528,7 @@ test('usage errors exit 2 with a message on stderr and nothing on stdout', async
     [['rm', '--older-than', '1h'], /add --orphans/],
     [['rm', '--orphans', '5'], /--orphans takes no ids or keys/],
     [['dump', '1', '--offset=-1'], /--offset must be a number/],
-    [['dump', '1', '--offset', '-1'], /Option '--offset' argument is ambiguous/],
+    [['dump', '1', '--offset', '-1'], /^sysv-shm dump: --offset must be a number in decimal or 0x hex, not "-1"\n/],
     [['ftok', '/tmp'], /give a path and a project id/],
     [['ftok', '/tmp', '0'], /a project id must be 1 to 255/],
     [['ftok', '/tmp', '256'], /a project id must be 1 to 255/],

@@ -84,11 +84,15 @@ for (const arch of ['x64', 'arm64']) {
   })
 }
 
-test('a missing platform package: says to reinstall with optional dependencies', (t) => {
+test('a missing platform package: names it with the version to install, and both causes', (t) => {
   const r = load(layout())
   t.not(r.status, 0)
   t.true(r.stderr.includes(`the package sysv-shm-${triple} could not be loaded`), r.out)
+  // Cause 1: optional dependencies omitted.
   t.regex(r.stderr, /--omit=optional/)
+  // Cause 2: not fetched (offline, a mirror without it): install it by name, at this version.
+  t.regex(r.stderr, /registry mirror/)
+  t.true(r.stderr.includes(`\`npm install sysv-shm-${triple}@${version}\``), r.out)
 })
 
 test('a platform package whose binary cannot load: says so, with the cause', (t) => {

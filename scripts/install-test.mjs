@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// The install test: installs the three tarballs of artifacts/ (`npm run
+// The install test: installs the five tarballs of artifacts/ (`npm run
 // pack:all`) the way a user would, with no compiler anywhere.
 //
 // 1. Starts verdaccio (scripts/setup-cross.sh installs it) on 127.0.0.1, with
 //    the sysv-shm* packages local only (never proxied) and everything else
-//    proxied to the npm registry, and publishes the three tarballs to it.
+//    proxied to the npm registry, and publishes the five tarballs to it.
 // 2. x64: in an empty folder, with a PATH that holds only `node` and `npm`
 //    and a fresh HOME and npm cache, `npm install sysv-shm`; checks that
 //    exactly one platform package (sysv-shm-linux-x64-gnu) and nothing else
-//    came with it, and that no package has an install script. Then installs
+//    came with it but the typings' dependency (@types/node, and its own), and
+//    that no package has an install script. Then installs
 //    typescript and @types/node, type-checks a .ts and a .mts file with tsc
 //    (with a @ts-expect-error that only holds if the types are really loaded),
 //    and runs: a CommonJS file, an ESM file, the two compiled files and
@@ -217,12 +218,20 @@ log: { type: stdout, format: pretty, level: warn }
     run('npm', ['install', ...platformFlags, pkg.name], { env, cwd: dir })
     log(`${label}: npm install ${[...platformFlags, pkg.name].join(' ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 
-    check(`${label}: exactly one platform package, ${p.packageName}, and no install script`, () => {
+    check(`${label}: exactly one platform package, ${p.packageName}, the typings' dependencies and no install script`, () => {
       const lock = JSON.parse(readFileSync(join(dir, 'node_modules', '.package-lock.json'), 'utf8'))
       const installed = Object.keys(lock.packages).map((k) => k.replace(/^node_modules\//, ''))
+      // The root's `dependencies` (@types/node, for the typings) and theirs.
+      const wanted = new Set([pkg.name, p.packageName])
+      for (let todo = Object.keys(pkg.dependencies ?? {}); todo.length; ) {
+        const name = todo.pop()
+        if (wanted.has(name)) continue
+        wanted.add(name)
+        todo.push(...Object.keys(lock.packages[`node_modules/${name}`]?.dependencies ?? {}))
+      }
       assert(
-        JSON.stringify(installed.sort()) === JSON.stringify([pkg.name, p.packageName].sort()),
-        `installed: ${installed.join(', ')}`,
+        JSON.stringify(installed.sort()) === JSON.stringify([...wanted].sort()),
+        `installed: ${installed.join(', ')}; expected: ${[...wanted].sort().join(', ')}`,
       )
       const platformDirs = readdirSync(join(dir, 'node_modules')).filter((d) => d.startsWith(`${pkg.name}-`))
       assert(JSON.stringify(platformDirs) === JSON.stringify([p.packageName]), `node_modules has ${platformDirs.join(', ')}`)

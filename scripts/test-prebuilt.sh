@@ -3,9 +3,9 @@
 # on an x86_64 Debian machine (run as root; CI runs it after `npm test`).
 #
 #   1. scripts/setup-cross.sh          arm64 Rust std, qemu, napi-rs toolchains, arm64 Node, verdaccio
-#   2. npm run artifacts               both release binaries, glibc 2.17 sysroot, into npm/<platform>/,
+#   2. npm run artifacts               the four release binaries (glibc 2.17 sysroot; musl) into npm/<platform>/,
 #                                      then scripts/check-glibc.sh: ELF machine, no symbol above GLIBC_2.17
-#   3. npm run pack:all                the three tarballs in artifacts/
+#   3. npm run pack:all                the five tarballs in artifacts/
 #   4. x64 release binary, natively:   the full ava suite, and scripts/smoke.mjs
 #   5. arm64 release binary, qemu:     scripts/smoke.mjs (children started through qemu-aarch64-static),
 #                                      and the ava files qemu-user can run (QEMU_FILES below), under the
@@ -49,7 +49,7 @@ step "setup (scripts/setup-cross.sh)"
 bash scripts/setup-cross.sh
 done_step setup
 
-step "build both release binaries and check them (npm run artifacts: scripts/artifacts.mjs + check-glibc.sh)"
+step "build the four release binaries and check them (npm run artifacts: scripts/artifacts.mjs + check-glibc.sh, musl.sh)"
 node scripts/artifacts.mjs
 done_step "artifacts (x64 + arm64 glibc release builds, check-glibc; x64 + arm64 musl builds, scripts/musl.sh check)"
 

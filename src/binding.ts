@@ -53,10 +53,14 @@ function load(): typeof Native {
     binding = require(name)
   } catch (cause) {
     if (isMissing(cause, name)) {
+      const wanted = ownVersion() === undefined ? name : `${name}@${ownVersion()}`
       throw new Error(
-        `sysv-shm: the package ${name} could not be loaded; reinstall without ` +
-          `--omit=optional (or --no-optional) so npm installs it. (A node_modules installed ` +
-          `on another machine needs \`npm install --os=linux --cpu=${process.arch} --libc=${libc}\`.)`,
+        `sysv-shm: the package ${name} could not be loaded: it holds the prebuilt binary for ${triple} ` +
+          `and is not installed. Either optional dependencies were left out (npm install --omit=optional, ` +
+          `--no-optional, or an omit=optional setting): reinstall without that; or npm could not fetch it ` +
+          `(offline, or a registry mirror that does not carry it; npm skips an optional dependency it cannot get, ` +
+          `silently): install it by name, \`npm install ${wanted}\`. (A node_modules installed on another ` +
+          `machine needs \`npm install --os=linux --cpu=${process.arch} --libc=${libc}\`.)`,
         { cause },
       )
     }
@@ -76,10 +80,19 @@ function isMissing(error: unknown, name: string): boolean {
   return e?.code === 'MODULE_NOT_FOUND' && String(e.message).includes(`'${name}'`)
 }
 
+/** This package's version, from its manifest; `undefined` if that cannot be read. */
+function ownVersion(): string | undefined {
+  try {
+    return (require('../../package.json') as { version: string }).version
+  } catch {
+    return undefined
+  }
+}
+
 /** A platform package of another version than this one may not match its JS: say so. */
 function warnOnVersionMismatch(name: string): void {
   try {
-    const own = (require('../../package.json') as { version: string }).version
+    const own = ownVersion()
     const theirs = (require(`${name}/package.json`) as { version: string }).version
     if (own !== theirs) {
       process.emitWarning(`sysv-shm ${own} loaded ${name} ${theirs}; reinstall so that both have the same version.`)

@@ -2,6 +2,8 @@
  * `Channel`: a single-producer single-consumer message ring in one System V segment.
  * @module
  */
+/// <reference types="node" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
 import type { ChannelHandle } from '../binding'
 
 import { native } from './binding'

@@ -8,6 +8,7 @@
  * @internal
  * @module
  */
+/// <reference types="node" preserve="true" />
 import { native } from './binding'
 import { ShmError } from './errors'
 import * as check from './validate'

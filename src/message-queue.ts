@@ -2,6 +2,7 @@
  * The `MessageQueue` class and the system-wide view of queues (`ipcs -q`).
  * @module
  */
+/// <reference types="node" preserve="true" />
 import type { NativeErrorInfo, NativeOutcome, NativeQueueStat } from '../binding'
 
 import { native } from './binding'

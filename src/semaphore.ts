@@ -2,6 +2,7 @@
  * `Semaphore`: a System V semaphore set (`semget`, `semop`/`semtimedop`, `semctl`).
  * @module
  */
+/// <reference types="node" preserve="true" />
 import type { NativeSemOp, NativeSemStat } from '../binding'
 
 import { native } from './binding'

@@ -2,6 +2,8 @@
  * The `SharedMemory` class and the system-wide views of segments.
  * @module
  */
+/// <reference types="node" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
 import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
 

@@ -4,6 +4,7 @@
  * @internal
  * @module
  */
+/// <reference types="node" preserve="true" />
 
 type Coded<E extends Error> = E & { code: string }
 

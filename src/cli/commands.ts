@@ -1,19 +1,20 @@
 /**
- * The commands of `sysv-shm`: ls, stat, rm, limits, dump, ftok; sem (src/cli/semaphores.ts).
+ * The commands of `sysv-shm`: ls, stat, rm, limits, dump, ftok; sem (src/cli/semaphores.ts),
+ * queue (src/cli/queues.ts).
  * @internal
  * @module
  */
-import { constants } from 'node:os'
+/// <reference types="node" preserve="true" />
 import type { ParseArgsConfig } from 'node:util'
 
 import { ShmError } from '../errors'
 import { SharedMemory, ftok, limits, listSegments, type SegmentInfo } from '../shared-memory'
 import * as f from './format'
 import { HexDump } from './hexdump'
-import { describe, err, failureJson, out, type Hints } from './io'
+import { byKey, describe, err, failureJson, out, type Hints } from './io'
 import { attachers, pidState } from './procs'
-import { UsageError, parseDuration, parseId, parseKey, parseProjId, parseUint } from './parse'
-import { lsQueues } from './queues'
+import { UsageError, noPrivateKey, parseDuration, parseId, parseKey, parseProjId, parseUint } from './parse'
+import { lsQueues, queue } from './queues'
 import { lsSemaphores, sem } from './semaphores'
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -44,19 +45,10 @@ function noPositionals(positionals: string[]): void {
 
 const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
 
-/** Segments whose key is `key`, that is, the one live segment of that key if any. */
-function byKey(key: number): SegmentInfo {
-  const s = listSegments().find((seg) => seg.key >>> 0 === key && !seg.removed)
-  if (!s) {
-    throw new ShmError(`no segment has key ${f.hexKey(key)}`, 'ENOENT', { errno: constants.errno.ENOENT })
-  }
-  return s
-}
 
-function noPrivateKey(key: number): number {
-  if (key === 0) throw new UsageError('key 0 is IPC_PRIVATE, which names no segment: give the id')
-  return key
-}
+
+/** The segments not marked removed: a key names one of these at most. */
+const liveSegments = (): SegmentInfo[] => listSegments().filter((seg) => !seg.removed)
 
 /** `IPC_STAT` of a segment, or where that is refused (no read permission), what `SHM_STAT_ANY` shows, as `ipcs` does. */
 function statAny(id: number): SegmentInfo {
@@ -75,8 +67,8 @@ function statAny(id: number): SegmentInfo {
 function target(values: Values, positionals: string[]): { id: number; subject: string } {
   if (typeof values.key === 'string') {
     if (positionals.length) throw new UsageError('give an id or --key, not both')
-    const key = noPrivateKey(parseKey(values.key))
-    return { id: byKey(key).id, subject: `key ${f.hexKey(key)}` }
+    const key = noPrivateKey(parseKey(values.key), 'segment')
+    return { id: byKey(liveSegments(), key, 'segment').id, subject: `key ${f.hexKey(key)}` }
   }
   if (positionals.length !== 1) throw new UsageError(positionals.length ? 'give one id' : 'give an id or --key KEY')
   const id = parseId(positionals[0]!)
@@ -124,7 +116,7 @@ const FILTER_HELP = `  --key KEY          only the segment(s) of this key (0x he
 export const ls: Command = {
   summary: 'list segments, like ipcs -m (-q: message queues, -s: semaphore sets)',
   help: `Usage: sysv-shm ls [-l] [--json] [--human] [filters]
-       sysv-shm ls -q [-l] [--json] [--human] [--key KEY] [--mine] [--older-than DUR]
+       sysv-shm ls -q [-l] [--json] [--human] [--key KEY] [--mine] [--empty] [--older-than DUR]
        sysv-shm ls -s [-l] [--json] [--key KEY] [--mine] [--older-than DUR]
 
 Lists every shared memory segment of this IPC namespace, like ipcs -m, in the
@@ -135,7 +127,8 @@ locked: SHM_LOCK).
 With -q, lists the message queues instead, like ipcs -q: key, msqid, owner,
 permissions, used-bytes and messages; -l adds group, max-bytes (msg_qbytes),
 creator, the pids of the last send and receive, and the last send, receive
-and change times. --older-than counts from the last send, receive or change.
+and change times. --older-than counts from the last send, receive or change;
+--empty keeps the queues that hold no message (sysv-shm queue ls is the same).
 
 With -s, lists the semaphore sets instead, like ipcs -s (and sysv-shm sem ls):
 key, semid, owner, permissions and nsems; -l adds group, creator, and the
@@ -149,6 +142,7 @@ Options:
   --json             print a JSON array of segments with every field (see docs/guide.md)
   --human            sizes as 4.0 KiB instead of bytes
 ${FILTER_HELP}
+  --empty            with -q: only queues that hold no message
   -h, --help         show this help
 `,
   options: {
@@ -159,6 +153,7 @@ ${FILTER_HELP}
     key: { type: 'string' },
     mine: { type: 'boolean' },
     orphans: { type: 'boolean' },
+    empty: { type: 'boolean' },
     'older-than': { type: 'string' },
     ...JSON_OPTION,
   },
@@ -166,6 +161,7 @@ ${FILTER_HELP}
     noPositionals(positionals)
     if (values.queues && values.semaphores) throw new UsageError('give -q (queues) or -s (semaphore sets), not both')
     if (values.queues) return lsQueues(values)
+    if (values.empty) throw new UsageError('--empty is about message queues (no message): add -q')
     if (values.semaphores) {
       if (values.human) throw new UsageError('--human formats sizes; semaphore sets have none')
       return lsSemaphores(values)
@@ -352,7 +348,7 @@ Options:
       }
     } else {
       const ids = positionals.map(parseId)
-      const parsedKeys = keys.map((k) => noPrivateKey(parseKey(k)))
+      const parsedKeys = keys.map((k) => noPrivateKey(parseKey(k), 'segment'))
       for (const id of ids) todo.push({ segment: null, subject: `shmid ${id}`, id })
       for (const key of parsedKeys) todo.push({ segment: null, subject: `key ${f.hexKey(key)}`, key })
     }
@@ -363,7 +359,7 @@ Options:
     for (const r of todo) {
       try {
         let s = r.segment
-        if (r.key !== undefined) s = byKey(r.key)
+        if (r.key !== undefined) s = byKey(liveSegments(), r.key, 'segment')
         else if (!orphans) s = tryStat(r.id!)
         else if (s) {
           // Between the listing and now a process may have attached it, or
@@ -547,4 +543,5 @@ export const COMMANDS: Record<string, Command> = {
   dump,
   ftok: ftokCommand,
   sem,
+  queue,
 }

@@ -3,6 +3,7 @@
  * @internal
  * @module
  */
+/// <reference types="node" preserve="true" />
 
 const hex2 = (b: number): string => (b < 16 ? '0' : '') + b.toString(16)
 const offsetText = (n: number): string => n.toString(16).padStart(8, '0')

@@ -5,8 +5,10 @@
  * @module
  */
 import { once } from 'node:events'
+import { constants } from 'node:os'
 
 import { ShmError } from '../errors'
+import { hexKey } from './format'
 
 /** Writes to stdout, waiting for the pipe to drain when it is full. */
 export async function out(text: string): Promise<void> {
@@ -71,4 +73,11 @@ export function failureJson(e: unknown): FailureJson {
     syscall: null,
     message: e instanceof Error ? e.message : String(e),
   }
+}
+
+/** The object of OBJECTS (a listing) whose key is `key`, else a `ShmError` ENOENT naming the `kind`. */
+export function byKey<T extends { key: number }>(objects: T[], key: number, kind: string): T {
+  const found = objects.find((o) => o.key >>> 0 === key)
+  if (!found) throw new ShmError(`no ${kind} has key ${hexKey(key)}`, 'ENOENT', { errno: constants.errno.ENOENT })
+  return found
 }

@@ -7,11 +7,13 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 
 import { COMMANDS, type Command } from './commands'
 import { err, out } from './io'
 import { UsageError } from './parse'
+
+type Options = NonNullable<ParseArgsConfig['options']>
 
 /** Exit codes of the command line. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const
@@ -33,7 +35,7 @@ function mainHelp(): string {
   return `Usage: sysv-shm <command> [options]
 
 System V shared memory segments: list, inspect, remove, dump; kernel limits; ftok keys;
-message queues (ls -q) and semaphore sets (sem ls|stat|rm, ls -s).
+message queues (queue ls|stat|rm, ls -q) and semaphore sets (sem ls|stat|rm, ls -s).
 
 Commands:
 ${list}
@@ -124,12 +126,76 @@ async function help(words: string[]): Promise<number> {
   return EXIT.ok
 }
 
+/**
+ * `--key -2` as `--key=-2`: a negative number after an option that takes a value is
+ * that value (keys may be negative decimals, as C's signed `key_t` prints them),
+ * where `parseArgs` would call it ambiguous.
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const takesValue = new Set<string>()
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== 'string') continue
+    takesValue.add(`--${name}`)
+    if (o.short) takesValue.add(`-${o.short}`)
+  }
+  const joined: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === '--') {
+      joined.push(...args.slice(i))
+      break
+    }
+    const next = args[i + 1]
+    if (takesValue.has(arg) && next !== undefined && /^-[0-9]/.test(next)) {
+      joined.push(arg.startsWith('--') ? `${arg}=${next}` : `${arg}${next}`)
+      i++
+    } else joined.push(arg)
+  }
+  return joined
+}
+
+/**
+ * The message of a `parseArgs` error in this command line's words: Node's text
+ * suggests quoting that makes no sense here (`as in '-- "-q"'`).
+ */
+function usageMessage(e: Error & { code?: unknown }, label: string, options: Options): string {
+  const option = /'(-[^' ]*)/.exec(e.message)?.[1]
+  const names = Object.entries(options)
+    .map(([name, o]) => (o.short ? `-${o.short}, --${name}` : `--${name}`))
+    .join(', ')
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `Unknown option '${option}'; ${label} takes ${names}${MOVED[`${label} ${option}`] ?? ''}`
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const o = option?.replace(/^--?/, '')
+      const entry = o === undefined ? undefined : Object.entries(options).find(([name, v]) => name === o || v.short === o)
+      if (entry && entry[1].type === 'boolean') return `option '--${entry[0]}' takes no value`
+      return `option '${option}' needs a value`
+    }
+    default:
+      return e.message.split('\n')[0]!
+  }
+}
+
+/** Options of other commands that users reach for: where that command lives. */
+const MOVED: Record<string, string> = {
+  'rm -q': "; message queues: 'sysv-shm queue rm'",
+  'rm --queues': "; message queues: 'sysv-shm queue rm'",
+  'stat -q': "; message queues: 'sysv-shm queue stat'",
+  'stat --queues': "; message queues: 'sysv-shm queue stat'",
+  'rm -s': "; semaphore sets: 'sysv-shm sem rm'",
+  'rm --semaphores': "; semaphore sets: 'sysv-shm sem rm'",
+  'stat -s': "; semaphore sets: 'sysv-shm sem stat'",
+  'stat --semaphores': "; semaphore sets: 'sysv-shm sem stat'",
+}
+
 /** Parses the options of `command` and runs it; `label` names it in messages (`ls`, `sem ls`). */
 async function runCommand(label: string, command: Command, args: string[]): Promise<number> {
+  const options: Options = { ...command.options, help: { type: 'boolean', short: 'h' } }
   try {
     const { values, positionals } = parseArgs({
-      args,
-      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      args: joinNegativeValues(args, options),
+      options,
       allowPositionals: true,
       strict: true,
     })
@@ -137,10 +203,11 @@ async function runCommand(label: string, command: Command, args: string[]): Prom
       await out(command.help)
       return EXIT.ok
     }
-    return await command.run(values, positionals)
+    return await command.run(values as Parameters<Command['run']>[0], positionals)
   } catch (e) {
     if (e instanceof UsageError || isParseArgsError(e)) {
-      err(`sysv-shm ${label}: ${e.message}\nRun 'sysv-shm ${label} --help' for usage.`)
+      const message = e instanceof UsageError ? e.message : usageMessage(e, label, options)
+      err(`sysv-shm ${label}: ${message}\nRun 'sysv-shm ${label} --help' for usage.`)
       return EXIT.usage
     }
     const code = (e as { code?: unknown } | null)?.code

@@ -49,6 +49,12 @@ export function parseKey(text: string): number {
   return parseUint(s, 'a key', 0xffff_ffff)
 }
 
+/** A key given to name one object: 0 (IPC_PRIVATE) names none, `kind` says of what. */
+export function noPrivateKey(key: number, kind: string): number {
+  if (key === 0) throw new UsageError(`key 0 is IPC_PRIVATE, which names no ${kind}: give the id`)
+  return key
+}
+
 /**
  * An ftok project id: 1 to 255 in decimal or hex, or one non-digit character
  * (`A` is 65), as C programs write `ftok(path, 'A')`.

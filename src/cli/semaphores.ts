@@ -4,18 +4,16 @@
  * @internal
  * @module
  */
-import { constants } from 'node:os'
-import type { ParseArgsConfig } from 'node:util'
 
 import { ShmError } from '../errors'
 import { Semaphore, listSemaphores, type SemaphoreInfo } from '../semaphore'
 import type { Command } from './commands'
 import * as f from './format'
-import { describe, err, failureJson, out, type Hints } from './io'
-import { UsageError, parseDuration, parseId, parseKey } from './parse'
+import { commandGroup } from './group'
+import { byKey, describe, err, failureJson, out, type Hints } from './io'
+import { UsageError, noPrivateKey, parseDuration, parseId, parseKey } from './parse'
 import { pidState } from './procs'
 
-type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>
 
 const HINTS: Hints = {
@@ -166,17 +164,7 @@ ${FILTERS}
   },
 }
 
-function noPrivateKey(key: number): number {
-  if (key === 0) throw new UsageError('key 0 is IPC_PRIVATE, which names no semaphore set: give the id')
-  return key
-}
 
-/** The live set of `key`. */
-function byKey(key: number): SemaphoreInfo {
-  const s = listSemaphores().find((x) => x.key >>> 0 === key)
-  if (!s) throw new ShmError(`no semaphore set has key ${f.hexKey(key)}`, 'ENOENT', { errno: constants.errno.ENOENT })
-  return s
-}
 
 /** `IPC_STAT`, or where that is refused (no read permission), what `SEM_STAT_ANY` lists, as `ipcs` does; `readable` tells which. */
 function statAny(id: number): { info: SemaphoreInfo; readable: boolean } {
@@ -226,10 +214,10 @@ Options:
     let id: number
     if (typeof values.key === 'string') {
       if (positionals.length) throw new UsageError('give an id or --key, not both')
-      const key = noPrivateKey(parseKey(values.key))
+      const key = noPrivateKey(parseKey(values.key), 'semaphore set')
       subject = `key ${f.hexKey(key)}`
       try {
-        id = byKey(key).id
+        id = byKey(listSemaphores(), key, 'semaphore set').id
       } catch (e) {
         err(`sysv-shm sem stat: ${describe(subject, e)}`)
         return 1
@@ -324,7 +312,7 @@ Options:
     json: { type: 'boolean' },
   },
   async run(values, positionals) {
-    const keys = ((values.key as string[] | undefined) ?? []).map((k) => noPrivateKey(parseKey(k)))
+    const keys = ((values.key as string[] | undefined) ?? []).map((k) => noPrivateKey(parseKey(k), 'semaphore set'))
     const ids = positionals.map(parseId)
     if (!ids.length && !keys.length) throw new UsageError('give ids or --key KEY')
     const dryRun = values['dry-run'] === true
@@ -338,7 +326,7 @@ Options:
     for (const r of todo) {
       try {
         let s: SemaphoreInfo | null = null
-        if (r.key !== undefined) s = byKey(r.key)
+        if (r.key !== undefined) s = byKey(listSemaphores(), r.key, 'semaphore set')
         else {
           try {
             s = statAny(r.id!).info
@@ -365,25 +353,10 @@ Options:
   },
 }
 
-const SUBCOMMANDS: Record<string, Command> = { ls, stat, rm }
-
-export const sem: Command = {
-  summary: 'semaphore sets: ls, stat, rm (like ipcs -s, ipcs -s -i, ipcrm -s)',
-  help: `Usage: sysv-shm sem <subcommand> [options]
-
-System V semaphore sets.
-
-Subcommands:
-${Object.entries(SUBCOMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(4)}  ${c.summary}`)
-  .join('\n')}
-
-Run 'sysv-shm sem <subcommand> --help' (or 'sysv-shm help sem <subcommand>')
-for its options. 'sysv-shm ls -s' is 'sysv-shm sem ls'.
-`,
-  options: {} satisfies Options,
-  run() {
-    return Promise.reject(new UsageError('give a subcommand: ls, stat or rm'))
-  },
-  subcommands: SUBCOMMANDS,
-}
+export const sem: Command = commandGroup(
+  'sem',
+  'semaphore sets: ls, stat, rm (like ipcs -s, ipcs -s -i, ipcrm -s)',
+  'System V semaphore sets.',
+  'ls -s',
+  { ls, stat, rm },
+)
