@@ -255,7 +255,9 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       return true
     }
     if (off < 0) return false
-    const len = this.#native.nextLength()
+    // The length read with the offset (one read of the record header): a peer that rewrites the
+    // header meanwhile cannot widen the view past the published record.
+    const len = this.#native.peekedLength
     try {
       read(ring.subarray(off, off + len))
     } finally {
