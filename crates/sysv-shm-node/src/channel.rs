@@ -69,9 +69,14 @@ impl ChannelHandle {
         )
     }
 
-    /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`.
+    /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`:
+    /// the core's closed error (`EPIPE` of `channel_send`), or any error once
+    /// the closed word is set (it may have been cleared again since: a peer
+    /// can write it).
     fn send_error(&self, env: &Env, ch: &Channel, e: sysv_shm::Error) -> Error {
-        if ch.is_closed() {
+        let closed =
+            e.syscall() == Some("channel_send") && e.errno() == Some(sysv_shm::Errno::EPIPE);
+        if closed || ch.is_closed() {
             self.closed_error(env)
         } else {
             throw(env, e)
