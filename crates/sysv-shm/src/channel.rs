@@ -74,6 +74,9 @@ pub const HEADER_SIZE: usize = 512;
 /// Bytes of a record header (length and a zero word).
 pub const RECORD_HEADER: usize = 8;
 
+/// No reservation to commit: never a valid head (not a multiple of 8).
+const NO_RESERVATION: u64 = u64::MAX;
+
 const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 4;
 const OFF_CAPACITY: usize = 8;
@@ -174,6 +177,9 @@ pub struct Channel {
     cached_tail: AtomicU64,
     /// The receiver's last view of `head`.
     cached_head: AtomicU64,
+    /// `head` at the last [`Reserve::At`], for [`Channel::commit`]
+    /// ([`NO_RESERVATION`] when there is none).
+    reserved: AtomicU64,
     strategy: std::sync::Mutex<WaitStrategy>,
 }
 
@@ -292,6 +298,7 @@ impl Channel {
             capacity,
             cached_tail: AtomicU64::new(0),
             cached_head: AtomicU64::new(0),
+            reserved: AtomicU64::new(NO_RESERVATION),
             strategy: std::sync::Mutex::new(WaitStrategy::default()),
         }
     }
@@ -599,6 +606,7 @@ impl Channel {
         if start + len > self.capacity as usize {
             return Ok(Reserve::Split);
         }
+        self.reserved.store(head, Ordering::Relaxed);
         Ok(Reserve::At(start))
     }
 
@@ -624,15 +632,26 @@ impl Channel {
     /// receiver if it sleeps.
     ///
     /// # Errors
-    /// `InvalidArgument` without room for the record (no reservation),
-    /// [`Error::ChannelCorrupt`] as for [`Channel::try_send_raw`].
+    /// `InvalidArgument` without a reservation (each [`Reserve::At`] allows
+    /// one commit); [`Error::ChannelCorrupt`] as for [`Channel::try_send_raw`],
+    /// and if `head` moved since the reservation.
     pub fn commit(&self, len: usize) -> Result<()> {
         let need = self.check_len(len)?;
-        let Some(head) = self.room(need)? else {
+        let reserved = self.reserved.swap(NO_RESERVATION, Ordering::Relaxed);
+        if reserved == NO_RESERVATION {
             return Err(Error::InvalidArgument(format!(
                 "commit of {len} bytes without a reservation on channel {}",
                 self.map.id()
             )));
+        }
+        // With `head` where it was, the cached tail still shows the room the
+        // reservation found: only a peer that moved `head` takes it away.
+        let Some(head) = self.room(need)?.filter(|&h| h == reserved) else {
+            let now = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+            return Err(self.corrupt(
+                "head",
+                format!("head moved from {reserved} to {now} between reserve and commit"),
+            ));
         };
         // SAFETY: `head` is a multiple of 8 with room for the record (checked).
         unsafe { self.write_header(head, len) };

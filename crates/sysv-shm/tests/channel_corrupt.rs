@@ -145,7 +145,6 @@ fn head_more_than_a_ring_ahead_of_tail_is_an_error_on_both_sides() {
             "{msg}"
         );
         corrupt(ch.try_send(b"x"), "head");
-        corrupt(ch.commit(1), "head");
         corrupt(ch.pending_bytes(), "head");
     }
     // 2^63 ahead, and head = u64::MAX - 7 behind a tail of 0 (wrapping: 8
@@ -156,6 +155,34 @@ fn head_more_than_a_ring_ahead_of_tail_is_an_error_on_both_sides() {
     poke64(&c, OFF_HEAD, 0);
     poke_len(&c, 56, 0);
     assert_eq!(reopen(&c).try_recv(&mut [0; 64]).unwrap(), Recv::Message(0));
+}
+
+#[test]
+fn head_moved_between_reserve_and_commit_is_corrupt_at_commit() {
+    let c = channel(64);
+    assert!(
+        matches!(c.commit(8), Err(Error::InvalidArgument(m)) if m.contains("without a reservation"))
+    );
+    // head moved between reserve and commit.
+    assert_eq!(c.try_reserve(8).unwrap(), Reserve::At(8));
+    poke64(&c, OFF_HEAD, 16);
+    poke64(&c, OFF_TAIL, 16);
+    let msg = corrupt(c.commit(8), "head");
+    assert!(
+        msg.contains("head moved from 0 to 16 between reserve and commit"),
+        "{msg}"
+    );
+    // A reservation on a new handle, then head moved by a whole ring.
+    let tx = reopen(&c);
+    assert_eq!(tx.try_reserve(40).unwrap(), Reserve::At(24));
+    poke64(&c, OFF_HEAD, 16 + 64);
+    poke64(&c, OFF_TAIL, 16 + 64);
+    let msg = corrupt(tx.commit(40), "head");
+    assert!(msg.contains("head moved from 16 to 80"), "{msg}");
+    // One commit per reservation.
+    assert_eq!(tx.try_reserve(8).unwrap(), Reserve::At(24));
+    tx.commit(8).unwrap();
+    assert!(matches!(tx.commit(8), Err(Error::InvalidArgument(_))));
 }
 
 #[test]
