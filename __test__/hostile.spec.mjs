@@ -9,10 +9,11 @@
 // A few seconds per case; SYSV_SHM_STRESS=1 (npm run test:stress) runs each for a minute.
 import { rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
-import { Channel, IPC_PRIVATE, SharedMemory } from '../dist/index.js'
+import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { compileC, run, runNode, until } from './fixtures/procs.mjs'
 
 const SECONDS = process.env.SYSV_SHM_STRESS ? 60 : 3
@@ -93,3 +94,45 @@ for (const kind of ['Node', 'C']) {
     t.is(stats.clean, 1, 'a wait on the repaired cells is woken by a notify')
   })
 }
+
+test('a send while a peer sets and clears the closed word throws ERR_CHANNEL_CLOSED, never EPIPE', async (t) => {
+  // The binding looked at the closed word again to name the error; cleared meanwhile, the core's
+  // EPIPE came through. A worker thread plays the peer: it flips the word as fast as it can.
+  const ch = Channel.create(IPC_PRIVATE, 1024)
+  ch.remove()
+  t.teardown(() => ch.detach())
+  const ctrl = segment(t, 8)
+  const peer = new Worker(
+    `const { workerData } = require('node:worker_threads')
+     const { SharedMemory } = require(workerData.pkg)
+     const seg = SharedMemory.openById(workerData.id)
+     const stop = SharedMemory.openById(workerData.ctrl)
+     const closed = new Int32Array(seg.buffer.buffer, seg.buffer.byteOffset + 20, 1)
+     const halt = new Int32Array(stop.buffer.buffer, stop.buffer.byteOffset, 1)
+     while (Atomics.load(halt, 0) === 0) for (let i = 0; i < 1000; i++) Atomics.store(closed, 0, i & 1)
+     seg.detach()
+     stop.detach()`,
+    { eval: true, workerData: { id: ch.id, ctrl: ctrl.id, pkg: new URL('../dist/index.js', import.meta.url).pathname } },
+  )
+  const halt = new Int32Array(ctrl.buffer.buffer, ctrl.buffer.byteOffset, 1)
+  t.teardown(() => {
+    Atomics.store(halt, 0, 1)
+    return peer.terminate()
+  })
+  const codes = {}
+  const msg = Buffer.from('x')
+  for (let i = 0; i < 300_000; i++) {
+    try {
+      if ((i & 1) === 0) ch.trySend(msg)
+      else ch.sendWith(1, (view) => msg.copy(view), 0)
+      ch.tryRecv()
+    } catch (e) {
+      const key = `${e instanceof ShmError ? 'ShmError' : e?.name} ${e?.code}`
+      codes[key] = (codes[key] ?? 0) + 1
+    }
+  }
+  Atomics.store(halt, 0, 1)
+  t.log(codes)
+  t.true(codes['ShmError ERR_CHANNEL_CLOSED'] > 0, 'the peer closed the channel under the sends')
+  t.deepEqual(Object.keys(codes), ['ShmError ERR_CHANNEL_CLOSED'])
+})
