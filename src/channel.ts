@@ -219,12 +219,15 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       write(scratch)
       return this.#native.send(scratch, futex.timeout(timeoutMs))
     }
-    const off = this.#native.reserve(len, futex.timeout(timeoutMs))
+    const ms = futex.timeout(timeoutMs)
+    const off = this.#native.reserve(len, ms)
     if (off === EMPTY) return false
     if (off === SPLIT) {
       const scratch = Buffer.alloc(len)
       write(scratch)
-      return this.#native.send(scratch, undefined)
+      // The room reserve found is this sender's, unless another process took it (moved head or
+      // tail): then this waits at most `timeoutMs` again, not for ever.
+      return this.#native.send(scratch, ms)
     }
     write(ring.subarray(off, off + len))
     this.#native.commit(len)
