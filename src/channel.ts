@@ -46,6 +46,11 @@ const SPLIT = -3
  * ("Channel layout") so that C or another language can be the other end.
  *
  * At most one process sends and one receives at a time; which end does which is up to you.
+ *
+ * The other end may be buggy or hostile: every send, receive, zero-copy and batch call, and
+ * `nextMessageSize()` and `pendingBytes`, check the head, tail and record header they read, and throw
+ * `ShmError` `ERR_CHANNEL_CORRUPT` (naming the word and its values) where they break the layout's
+ * rules; nothing is read or written with them. The capacity is read once, at open.
  */
 export class Channel implements Disposable, AsyncIterable<Buffer> {
   /** The shmid of the channel's segment. */
