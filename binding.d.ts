@@ -86,6 +86,11 @@ export declare class ChannelHandle {
    * empty, `-3` if it wraps (receive a copy instead).
    */
   peek(timeoutMs?: number | undefined | null): number
+  /**
+   * The length of the message the last `peek` showed in place (read with
+   * its offset, from one read of the record header).
+   */
+  get peekedLength(): number
   /** Consumes the message `peek` showed. */
   release(): boolean
   /** Marks the channel closed and wakes both sides. */

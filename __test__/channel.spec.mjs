@@ -260,6 +260,30 @@ for (const [label, env] of [
   })
 }
 
+test('sendWith of a wrapping message keeps to timeoutMs when another process takes the room meanwhile', (t) => {
+  // A wrapping message is written into a scratch buffer and then sent as a copy; a peer that fills
+  // the ring in between (here a second handle, from inside write) must not make it wait for ever.
+  const ch = channel(t, 64)
+  t.true(ch.trySend(Buffer.alloc(24)))
+  t.not(ch.tryRecv(), null) // head = tail = 32: a 30-byte payload at 40 wraps
+  const peer = Channel.openById(ch.id)
+  t.teardown(() => peer.detach())
+  let wrote = false
+  const sent = ch.sendWith(
+    30,
+    (view) => {
+      view.fill(7)
+      t.true(peer.trySend(Buffer.alloc(56)), 'the peer fills the ring')
+      wrote = true
+    },
+    50,
+  )
+  t.true(wrote)
+  t.false(sent, 'timed out: no room')
+  t.deepEqual(ch.tryRecv(), Buffer.alloc(56))
+  t.is(ch.tryRecv(), null, 'nothing of the timed-out message was sent')
+})
+
 test('sendWith writes in the shared ring itself; views die with detach', (t) => {
   const ch = channel(t, 4096)
   const rx = Channel.openById(ch.id)

@@ -48,6 +48,11 @@ const SPLIT = -3
  * ("Channel layout") so that C or another language can be the other end.
  *
  * At most one process sends and one receives at a time; which end does which is up to you.
+ *
+ * The other end may be buggy or hostile: every send, receive, zero-copy and batch call, and
+ * `nextMessageSize()` and `pendingBytes`, check the head, tail and record header they read, and throw
+ * `ShmError` `ERR_CHANNEL_CORRUPT` (naming the word and its values) where they break the layout's
+ * rules; nothing is read or written with them. The capacity is read once, at open.
  */
 export class Channel implements Disposable, AsyncIterable<Buffer> {
   /** The shmid of the channel's segment. */
@@ -221,12 +226,15 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       write(scratch)
       return this.#native.send(scratch, futex.timeout(timeoutMs))
     }
-    const off = this.#native.reserve(len, futex.timeout(timeoutMs))
+    const ms = futex.timeout(timeoutMs)
+    const off = this.#native.reserve(len, ms)
     if (off === EMPTY) return false
     if (off === SPLIT) {
       const scratch = Buffer.alloc(len)
       write(scratch)
-      return this.#native.send(scratch, undefined)
+      // The room reserve found is this sender's, unless another process took it (moved head or
+      // tail): then this waits at most `timeoutMs` again, not for ever.
+      return this.#native.send(scratch, ms)
     }
     write(ring.subarray(off, off + len))
     this.#native.commit(len)
@@ -257,7 +265,9 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       return true
     }
     if (off < 0) return false
-    const len = this.#native.nextLength()
+    // The length read with the offset (one read of the record header): a peer that rewrites the
+    // header meanwhile cannot widen the view past the published record.
+    const len = this.#native.peekedLength
     try {
       read(ring.subarray(off, off + len))
     } finally {

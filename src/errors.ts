@@ -18,6 +18,9 @@
  * - `'ERR_SHM_NO_ZERO_COPY'`: `buffer` where zero-copy views are unavailable
  *   (Electron's V8 memory cage, a segment above `buffer.constants.MAX_LENGTH`)
  *   or were turned off with `{ zeroCopy: false }`.
+ * - `'ERR_CHANNEL_CORRUPT'`: a `Channel`'s head, tail or a record header breaks the layout's
+ *   rules (another process wrote them, by a bug or on purpose); the message names the word and
+ *   its values. Nothing was read or written with them.
  * - `'ERR_SHM_TOO_MANY_ATTACHMENTS'`: this process already holds half of
  *   `vm.max_map_count` attachments; detach some (handles dropped without
  *   `detach()` are detached by GC once the event loop turns).

@@ -22,6 +22,8 @@ pub struct ChannelHandle {
     inner: Option<Arc<Channel>>,
     id: i32,
     created: bool,
+    /// The length `peek` read with the offset it returned.
+    peeked: std::cell::Cell<f64>,
 }
 
 const EMPTY: f64 = -1.0;
@@ -42,6 +44,7 @@ impl ChannelHandle {
             id: channel.attachment().id(),
             inner: Some(Arc::new(channel)),
             created,
+            peeked: std::cell::Cell::new(0.0),
         }
     }
 
@@ -66,9 +69,14 @@ impl ChannelHandle {
         )
     }
 
-    /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`.
+    /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`:
+    /// the core's closed error (`EPIPE` of `channel_send`), or any error once
+    /// the closed word is set (it may have been cleared again since: a peer
+    /// can write it).
     fn send_error(&self, env: &Env, ch: &Channel, e: sysv_shm::Error) -> Error {
-        if ch.is_closed() {
+        let closed =
+            e.syscall() == Some("channel_send") && e.errno() == Some(sysv_shm::Errno::EPIPE);
+        if closed || ch.is_closed() {
             self.closed_error(env)
         } else {
             throw(env, e)
@@ -96,33 +104,47 @@ impl ChannelHandle {
         block: bool,
     ) -> Result<Option<Unknown<'_>>> {
         let ch = self.get(env)?;
-        if block
-            && ch.next_len().is_none()
-            && !ch.wait_readable(timeout).map_err(|e| throw(env, e))?
-        {
-            return Ok(None);
-        }
-        let Some(len) = ch.next_len() else {
-            return Ok(None);
+        let mut value = None;
+        let mut failed = None;
+        let mut once = || {
+            // SAFETY: the closure returns the new buffer's memory, writable
+            // for `len` bytes (or None, and nothing is written).
+            unsafe {
+                ch.try_recv_with(|len| {
+                    let mut data = ptr::null_mut();
+                    let mut v = ptr::null_mut();
+                    // SAFETY: plain allocation of a Node Buffer in this call's scope.
+                    let status = sys::napi_create_buffer(env.raw(), len, &mut data, &mut v);
+                    if status != sys::Status::napi_ok {
+                        failed = Some(status);
+                        return None;
+                    }
+                    value = Some(v);
+                    // Node may return null for 0 bytes; nothing is copied then.
+                    Some(if data.is_null() {
+                        ptr::NonNull::dangling().as_ptr()
+                    } else {
+                        data.cast()
+                    })
+                })
+            }
+            .map_err(|e| throw(env, e))
         };
-        let mut data = ptr::null_mut();
-        let mut value = ptr::null_mut();
-        // SAFETY: plain allocation of a Node Buffer in this call's scope.
-        let status = unsafe { sys::napi_create_buffer(env.raw(), len, &mut data, &mut value) };
-        if status != sys::Status::napi_ok {
+        let mut r = once()?;
+        if block && r == Recv::Empty && ch.wait_readable(timeout).map_err(|e| throw(env, e))? {
+            r = once()?;
+        }
+        if let Some(status) = failed {
             return Err(Error::new(
                 Status::from(status),
                 "napi_create_buffer failed".to_string(),
             ));
         }
-        // SAFETY: `data` is the new buffer's memory, writable for `len` bytes
-        // (null only when `len` is 0, which copies nothing).
-        let r = unsafe { ch.try_recv_raw(data.cast(), len) }.map_err(|e| throw(env, e))?;
-        match r {
-            // SAFETY: `value` is a live Buffer made in this env during this call.
-            Recv::Message(_) => Ok(Some(unsafe {
-                Unknown::from_raw_unchecked(env.raw(), value)
-            })),
+        match (r, value) {
+            (Recv::Message(_), Some(v)) => {
+                // SAFETY: `v` is a live Buffer made in this env during this call.
+                Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), v) }))
+            }
             _ => Ok(None),
         }
     }
@@ -210,7 +232,8 @@ impl ChannelHandle {
     /// Bytes of records not yet received.
     #[napi(getter)]
     pub fn pending_bytes(&self, env: Env) -> Result<f64> {
-        Ok(self.get(&env)?.pending_bytes() as f64)
+        let ch = self.get(&env)?;
+        Ok(ch.pending_bytes().map_err(|e| throw(&env, e))? as f64)
     }
 
     /// Whether the channel was closed.
@@ -343,18 +366,20 @@ impl ChannelHandle {
                 "lengths must be a Uint32Array that does not overlap target",
             ));
         }
-        // SAFETY: `lp` is the live view's memory, 4-aligned (checked), of
-        // `lbytes` bytes, not overlapping `dst` (checked); no JS runs during
-        // this call, so nothing else aliases it meanwhile.
-        let lens = unsafe { std::slice::from_raw_parts_mut(lp.cast::<u32>(), lbytes / 4) };
-        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
-        let mut r = unsafe { ch.try_recv_many_raw(dst, cap, lens) }.map_err(|e| throw(&env, e))?;
+        // The lengths view may be shared memory (even the ring): it is only
+        // written through a raw pointer, never made a `&mut [u32]`.
+        let (lens, max) = (lp.cast::<u32>(), lbytes / 4);
+        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes;
+        // `lens` is the live view's, 4-aligned (checked), writable for `max`
+        // u32s, not overlapping `dst` (checked).
+        let mut r =
+            unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(&env, e))?;
         if r == Recv::Empty
             && timeout != Some(Duration::ZERO)
             && ch.wait_readable(timeout).map_err(|e| throw(&env, e))?
         {
             // SAFETY: as above.
-            r = unsafe { ch.try_recv_many_raw(dst, cap, lens) }.map_err(|e| throw(&env, e))?;
+            r = unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(&env, e))?;
         }
         self.recv_result(&env, r)
     }
@@ -362,7 +387,9 @@ impl ChannelHandle {
     /// The next message's length, or `-1` if there is none.
     #[napi]
     pub fn next_length(&self, env: Env) -> Result<f64> {
-        Ok(self.get(&env)?.next_len().map_or(EMPTY, |n| n as f64))
+        let ch = self.get(&env)?;
+        let len = ch.next_len().map_err(|e| throw(&env, e))?;
+        Ok(len.map_or(EMPTY, |n| n as f64))
     }
 
     /// Receives into a new Buffer if a message is there, else `null`.
@@ -481,11 +508,21 @@ impl ChannelHandle {
             p = ch.try_peek().map_err(|e| throw(&env, e))?;
         }
         Ok(match p {
-            Peek::At(off, _) => off as f64,
+            Peek::At(off, len) => {
+                self.peeked.set(len as f64);
+                off as f64
+            }
             Peek::Split(_) => SPLIT,
             Peek::Empty => EMPTY,
             Peek::Closed => CLOSED,
         })
+    }
+
+    /// The length of the message the last `peek` showed in place (read with
+    /// its offset, from one read of the record header).
+    #[napi(getter)]
+    pub fn peeked_length(&self) -> f64 {
+        self.peeked.get()
     }
 
     /// Consumes the message `peek` showed.

@@ -154,6 +154,9 @@ pub(crate) fn throw(env: &Env, e: sysv_shm::Error) -> Error {
         sysv_shm::Error::ReadOnly { .. } => {
             throw_js(env, Kind::Shm, "ERR_SHM_READ_ONLY", &message, None, None)
         }
+        sysv_shm::Error::ChannelCorrupt { .. } => {
+            throw_js(env, Kind::Shm, "ERR_CHANNEL_CORRUPT", &message, None, None)
+        }
         sysv_shm::Error::TooManyAttachments { .. } => throw_js(
             env,
             Kind::Shm,

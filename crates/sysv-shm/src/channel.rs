@@ -37,6 +37,19 @@
 //! (sequentially consistent), checks the condition again, and calls
 //! `FUTEX_WAIT(word, 1)`. The futexes are shared (not private).
 //!
+//! # What a reader checks
+//!
+//! Every word of the segment may have been written by a buggy or hostile
+//! process. The capacity is read once, when a handle opens the channel, and
+//! kept in the handle. `head` and `tail` are checked each time they are
+//! loaded: multiples of 8 and `tail <= head <= tail + C` (`head - tail <= C`
+//! in wrapping `u64` arithmetic); a record's length each time it is read:
+//! `8 + align8(len) <= head - tail`. A record header never straddles the end
+//! (8-aligned offsets), and a checked record's payload lies in the ring. A
+//! violation is [`Error::ChannelCorrupt`] naming the word and its values;
+//! nothing is read or written with a word that fails. A peer can still forge
+//! a well-formed record: a receiver gets exactly the bytes the record covers.
+//!
 //! # References
 //! - [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)
 //! - [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
@@ -60,6 +73,9 @@ pub const VERSION: u32 = 1;
 pub const HEADER_SIZE: usize = 512;
 /// Bytes of a record header (length and a zero word).
 pub const RECORD_HEADER: usize = 8;
+
+/// No reservation to commit: never a valid head (not a multiple of 8).
+const NO_RESERVATION: u64 = u64::MAX;
 
 const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 4;
@@ -135,6 +151,22 @@ pub const fn record_size(len: usize) -> usize {
     RECORD_HEADER + ((len + 7) & !7)
 }
 
+/// [`record_size`] of a length read from the segment (at most `u32::MAX`),
+/// in `u64`: it cannot overflow.
+const fn record_size64(len: usize) -> u64 {
+    RECORD_HEADER as u64 + ((len as u64 + 7) & !7)
+}
+
+/// A record the receiver checked (see `Channel::record`).
+struct Record {
+    /// `tail` once it is consumed.
+    next_tail: u64,
+    /// Payload bytes, `<= C - 8`.
+    len: usize,
+    /// Ring offset of the payload, `< C`.
+    start: usize,
+}
+
 /// A channel end: one attachment of a channel segment. Either end may send
 /// or receive, but at most one process may send and one receive at a time.
 #[derive(Debug)]
@@ -145,6 +177,9 @@ pub struct Channel {
     cached_tail: AtomicU64,
     /// The receiver's last view of `head`.
     cached_head: AtomicU64,
+    /// `head` at the last [`Reserve::At`], for [`Channel::commit`]
+    /// ([`NO_RESERVATION`] when there is none).
+    reserved: AtomicU64,
     strategy: std::sync::Mutex<WaitStrategy>,
 }
 
@@ -242,11 +277,18 @@ impl Channel {
                 probe.map.len()
             )));
         }
+        // The capacity is read once, here, and kept in the handle: a peer
+        // that rewrites the word later changes nothing.
         probe.capacity = capacity;
+        // Cached values that send both sides to their slow path (a fresh,
+        // checked load) on first use: a cached head equal to tail (empty), a
+        // cached tail a whole ring behind head (full).
         let head = probe.u64_at(OFF_HEAD).load(Ordering::Acquire);
         let tail = probe.u64_at(OFF_TAIL).load(Ordering::Acquire);
-        probe.cached_head.store(head, Ordering::Relaxed);
-        probe.cached_tail.store(tail, Ordering::Relaxed);
+        probe.cached_head.store(tail, Ordering::Relaxed);
+        probe
+            .cached_tail
+            .store(head.wrapping_sub(capacity), Ordering::Relaxed);
         Ok(probe)
     }
 
@@ -256,6 +298,7 @@ impl Channel {
             capacity,
             cached_tail: AtomicU64::new(0),
             cached_head: AtomicU64::new(0),
+            reserved: AtomicU64::new(NO_RESERVATION),
             strategy: std::sync::Mutex::new(WaitStrategy::default()),
         }
     }
@@ -297,10 +340,14 @@ impl Channel {
     }
 
     /// Bytes of records waiting to be read.
-    pub fn pending_bytes(&self) -> usize {
+    ///
+    /// # Errors
+    /// [`Error::ChannelCorrupt`] if `head` and `tail` break the layout's rules.
+    pub fn pending_bytes(&self) -> Result<usize> {
         let head = self.u64_at(OFF_HEAD).load(Ordering::Acquire);
         let tail = self.u64_at(OFF_TAIL).load(Ordering::Acquire);
-        head.wrapping_sub(tail) as usize
+        self.check_indices(head, tail)?;
+        Ok(head.wrapping_sub(tail) as usize)
     }
 
     /// Whether a side has called [`Channel::close`].
@@ -356,6 +403,44 @@ impl Channel {
         )
     }
 
+    fn corrupt(&self, field: &'static str, detail: String) -> Error {
+        Error::ChannelCorrupt {
+            id: self.map.id(),
+            field,
+            detail,
+        }
+    }
+
+    /// Checks `head` and `tail` as read from the segment: multiples of 8, and
+    /// `tail <= head <= tail + C` (in wrapping `u64` arithmetic: `head - tail`
+    /// is at most `C`).
+    fn check_indices(&self, head: u64, tail: u64) -> Result<()> {
+        let c = self.capacity;
+        if tail % 8 != 0 {
+            return Err(self.corrupt("tail", format!("tail {tail} is not a multiple of 8")));
+        }
+        if head % 8 != 0 {
+            return Err(self.corrupt("head", format!("head {head} is not a multiple of 8")));
+        }
+        if head.wrapping_sub(tail) > c {
+            return Err(if tail.wrapping_sub(head) <= c {
+                self.corrupt(
+                    "tail",
+                    format!("tail {tail} is ahead of head {head} (tail <= head <= tail + {c})"),
+                )
+            } else {
+                self.corrupt(
+                    "head",
+                    format!(
+                        "head {head} is more than the capacity {c} ahead of tail {tail} \
+                         (tail <= head <= tail + {c})"
+                    ),
+                )
+            });
+        }
+        Ok(())
+    }
+
     /// Wakes the other side if its waiting word says it sleeps (after a full
     /// fence); makes no system call otherwise.
     fn wake(&self, off: usize) -> Result<()> {
@@ -368,20 +453,42 @@ impl Channel {
         Ok(())
     }
 
-    /// Whether `need` bytes are free for the sender.
-    fn has_room(&self, head: u64, need: usize) -> bool {
-        let mut tail = self.cached_tail.load(Ordering::Relaxed);
-        if self.capacity - head.wrapping_sub(tail) >= need as u64 {
-            return true;
+    /// Where the sender may write a record of `need` bytes (`need <= C`,
+    /// from `check_len`): `Some(head)` if there is room now, `None` if the
+    /// ring is too full. Checks `head` on every call and `tail` whenever it is
+    /// loaded; the fast path is two compares against the cached tail.
+    fn room(&self, need: usize) -> Result<Option<u64>> {
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+        let limit = self.capacity - need as u64;
+        let cached = self.cached_tail.load(Ordering::Relaxed);
+        if head % 8 == 0 && head.wrapping_sub(cached) <= limit {
+            return Ok(Some(head));
         }
-        tail = self.u64_at(OFF_TAIL).load(Ordering::Acquire);
+        self.room_slow(head, limit)
+    }
+
+    #[cold]
+    fn room_slow(&self, head: u64, limit: u64) -> Result<Option<u64>> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Acquire);
+        self.check_indices(head, tail)?;
         self.cached_tail.store(tail, Ordering::Relaxed);
-        self.capacity - head.wrapping_sub(tail) >= need as u64
+        Ok((head.wrapping_sub(tail) <= limit).then_some(head))
+    }
+
+    /// Whether the sender has room for `need` bytes, for a wait's readiness:
+    /// a corrupt channel counts as ready, so that the retry reports it.
+    fn has_room(&self, need: usize) -> bool {
+        self.room(need).map_or(true, |h| h.is_some())
     }
 
     /// Sends a message if there is room now: `Ok(false)` if the ring is too
     /// full. Never blocks; makes a system call only to wake a sleeping
     /// receiver.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a message larger than [`Channel::max_message`],
+    /// `Os` `EPIPE` once closed, [`Error::ChannelCorrupt`] if `head` or
+    /// `tail` break the layout's rules.
     ///
     /// # Safety
     /// `src` must be readable for `len` bytes.
@@ -390,15 +497,14 @@ impl Channel {
         if self.is_closed() {
             return Err(self.closed_error());
         }
-        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
-        if !self.has_room(head, need) {
+        let Some(head) = self.room(need)? else {
             return Ok(false);
-        }
-        // SAFETY: there is room for the record (checked), `src` is readable
-        // (caller's contract).
+        };
+        // SAFETY: `head` is a multiple of 8 and there is room for the record
+        // (checked); `src` is readable (caller's contract).
         unsafe { self.write_record(head, src, len) };
         self.u64_at(OFF_HEAD)
-            .store(head + need as u64, Ordering::Release);
+            .store(head.wrapping_add(need as u64), Ordering::Release);
         self.wake(OFF_RX_WAITING)?;
         Ok(true)
     }
@@ -427,8 +533,7 @@ impl Channel {
             if unsafe { self.try_send_raw(src, len) }? {
                 return Ok(true);
             }
-            let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
-            let ready = || self.is_closed() || self.has_room(head, need);
+            let ready = || self.is_closed() || self.has_room(need);
             if !self.block(OFF_TX_WAITING, deadline, ready)? {
                 return Ok(false);
             }
@@ -441,26 +546,37 @@ impl Channel {
         unsafe { self.send_raw(data.as_ptr(), data.len(), timeout) }
     }
 
+    /// Writes a record header (`len`, then 0) at ring offset `head % C`.
+    ///
+    /// # Safety
+    /// `head` must be a multiple of 8 (so the header lies in the ring: `C` is
+    /// one too) and the record must be in free space.
+    unsafe fn write_header(&self, head: u64, len: usize) -> usize {
+        let at = (head % self.capacity) as usize;
+        // SAFETY: `at` is 8-aligned and `at + 8 <= C` (caller's contract);
+        // the words are written as atomics: the peer may be looking.
+        unsafe {
+            let h = self.ring().add(at);
+            (*h.cast::<AtomicU32>()).store(len as u32, Ordering::Relaxed);
+            (*h.add(4).cast::<AtomicU32>()).store(0, Ordering::Relaxed);
+        }
+        at
+    }
+
     /// Copies a record into the ring at `head`.
     ///
     /// # Safety
-    /// The record must fit in the free space; `src` readable for `len`.
+    /// As [`Channel::write_header`]; `len <= C - 8`; `src` readable for `len`.
     unsafe fn write_record(&self, head: u64, src: *const u8, len: usize) {
         let cap = self.capacity as usize;
-        let at = (head % self.capacity) as usize;
+        // SAFETY: caller's contract.
+        let at = unsafe { self.write_header(head, len) };
         let ring = self.ring();
-        // SAFETY: `at` is 8-aligned and `at + 8 <= cap` (cap and at are
-        // multiples of 8), so the header lies in the ring; the free space is
-        // the receiver's to leave alone, so plain writes race with nobody.
-        unsafe {
-            ptr::write(ring.add(at).cast::<u32>(), len as u32);
-            ptr::write(ring.add(at + 4).cast::<u32>(), 0);
-        }
         let start = (at + RECORD_HEADER) % cap;
         let first = len.min(cap - start);
-        // SAFETY: both pieces lie in the ring and in free space; `src` is
-        // readable for `len` (caller's contract). `ptr::copy` tolerates `src`
-        // being shared memory too.
+        // SAFETY: both pieces lie in the ring (`len <= C - 8`) and in free
+        // space; `src` is readable for `len` (caller's contract). `ptr::copy`
+        // tolerates `src` being shared memory too.
         unsafe {
             ptr::copy(src, ring.add(start), first);
             ptr::copy(src.add(first), ring, len - first);
@@ -475,19 +591,22 @@ impl Channel {
     /// Reserves room for a message of `len` bytes to be written in place
     /// (zero-copy): see [`Reserve`]. Nothing is visible to the receiver until
     /// [`Channel::commit`].
+    ///
+    /// # Errors
+    /// As [`Channel::try_send_raw`].
     pub fn try_reserve(&self, len: usize) -> Result<Reserve> {
         let need = self.check_len(len)?;
         if self.is_closed() {
             return Err(self.closed_error());
         }
-        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
-        if !self.has_room(head, need) {
+        let Some(head) = self.room(need)? else {
             return Ok(Reserve::Full);
-        }
+        };
         let start = ((head % self.capacity) as usize + RECORD_HEADER) % self.capacity as usize;
         if start + len > self.capacity as usize {
             return Ok(Reserve::Split);
         }
+        self.reserved.store(head, Ordering::Relaxed);
         Ok(Reserve::At(start))
     }
 
@@ -501,8 +620,7 @@ impl Channel {
             if r != Reserve::Full {
                 return Ok(r);
             }
-            let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
-            let ready = || self.is_closed() || self.has_room(head, need);
+            let ready = || self.is_closed() || self.has_room(need);
             if !self.block(OFF_TX_WAITING, deadline, ready)? {
                 return Ok(Reserve::Full);
             }
@@ -512,188 +630,271 @@ impl Channel {
     /// Publishes the message of `len` bytes written in place after
     /// [`Reserve::At`]: writes its record header, moves `head`, wakes the
     /// receiver if it sleeps.
+    ///
+    /// # Errors
+    /// `InvalidArgument` without a reservation (each [`Reserve::At`] allows
+    /// one commit); [`Error::ChannelCorrupt`] as for [`Channel::try_send_raw`],
+    /// and if `head` moved since the reservation.
     pub fn commit(&self, len: usize) -> Result<()> {
         let need = self.check_len(len)?;
-        let head = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
-        if !self.has_room(head, need) {
+        let reserved = self.reserved.swap(NO_RESERVATION, Ordering::Relaxed);
+        if reserved == NO_RESERVATION {
             return Err(Error::InvalidArgument(format!(
                 "commit of {len} bytes without a reservation on channel {}",
                 self.map.id()
             )));
         }
-        let at = (head % self.capacity) as usize;
-        // SAFETY: the record header lies in the ring (8-aligned offsets) in
-        // free space, which only the sender writes.
-        unsafe {
-            ptr::write(self.ring().add(at).cast::<u32>(), len as u32);
-            ptr::write(self.ring().add(at + 4).cast::<u32>(), 0);
-        }
+        // With `head` where it was, the cached tail still shows the room the
+        // reservation found: only a peer that moved `head` takes it away.
+        let Some(head) = self.room(need)?.filter(|&h| h == reserved) else {
+            let now = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
+            return Err(self.corrupt(
+                "head",
+                format!("head moved from {reserved} to {now} between reserve and commit"),
+            ));
+        };
+        // SAFETY: `head` is a multiple of 8 with room for the record (checked).
+        unsafe { self.write_header(head, len) };
         self.u64_at(OFF_HEAD)
-            .store(head + need as u64, Ordering::Release);
+            .store(head.wrapping_add(need as u64), Ordering::Release);
         self.wake(OFF_RX_WAITING)
+    }
+
+    /// The next record for the receiver, checked: `None` if the ring is empty.
+    /// `tail` is a multiple of 8, `0 < head - tail <= C` and the record
+    /// (`8 + align8(len)` bytes) within `head - tail`. The fast path compares
+    /// against the cached head; anything that fails there is decided on a
+    /// fresh head.
+    fn record(&self, tail: u64) -> Result<Option<Record>> {
+        let d = self.cached_head.load(Ordering::Relaxed).wrapping_sub(tail);
+        if tail % 8 == 0 && d != 0 && d <= self.capacity {
+            let len = self.len_at(tail);
+            if record_size64(len) <= d {
+                return Ok(Some(self.place(tail, len)));
+            }
+        }
+        self.record_slow(tail)
+    }
+
+    #[cold]
+    fn record_slow(&self, tail: u64) -> Result<Option<Record>> {
+        let head = self.u64_at(OFF_HEAD).load(Ordering::Acquire);
+        self.check_indices(head, tail)?;
+        self.cached_head.store(head, Ordering::Relaxed);
+        let d = head.wrapping_sub(tail);
+        if d == 0 {
+            return Ok(None);
+        }
+        let len = self.len_at(tail);
+        let size = record_size64(len);
+        if size > d {
+            return Err(self.corrupt(
+                "record length",
+                format!(
+                    "the record at tail {tail} says {len} bytes ({size} with its header and \
+                     padding), but head {head} publishes only {d} bytes"
+                ),
+            ));
+        }
+        Ok(Some(self.place(tail, len)))
+    }
+
+    /// Where the payload of a checked record lies.
+    fn place(&self, tail: u64, len: usize) -> Record {
+        let start = ((tail % self.capacity) as usize + RECORD_HEADER) % self.capacity as usize;
+        Record {
+            next_tail: tail.wrapping_add(record_size64(len)),
+            len,
+            start,
+        }
+    }
+
+    /// The payload length in the record header at `tail`.
+    fn len_at(&self, tail: u64) -> usize {
+        debug_assert!(tail % 8 == 0);
+        let at = (tail % self.capacity) as usize;
+        // SAFETY: `tail` is a multiple of 8 (every caller checks it first), and
+        // so is `C`, so the header word is aligned and inside the ring. Read as
+        // an atomic: a peer may be writing it.
+        unsafe { (*self.ring().add(at).cast::<AtomicU32>()).load(Ordering::Relaxed) as usize }
+    }
+
+    /// Copies a checked record's payload to `dst`.
+    ///
+    /// # Safety
+    /// `dst` writable for `rec.len` bytes.
+    unsafe fn copy_out(&self, rec: &Record, dst: *mut u8) {
+        if rec.len == 0 {
+            return;
+        }
+        let first = rec.len.min(self.capacity as usize - rec.start);
+        // SAFETY: `start < C` and `len <= C - 8` (the record is within
+        // `head - tail <= C`), so both pieces lie in the ring; `dst` is
+        // writable for `len` bytes (caller's contract).
+        unsafe {
+            ptr::copy(self.ring().add(rec.start), dst, first);
+            ptr::copy(self.ring(), dst.add(first), rec.len - first);
+        }
+    }
+
+    /// Moves `tail` past a consumed record and wakes the sender if it sleeps.
+    fn consume(&self, next_tail: u64) -> Result<()> {
+        self.u64_at(OFF_TAIL).store(next_tail, Ordering::Release);
+        self.wake(OFF_TX_WAITING)
+    }
+
+    /// [`Recv::Closed`] or [`Recv::Empty`] for a receiver that found nothing
+    /// at `tail` (closed counts once nothing came before the close).
+    fn nothing(&self, tail: u64) -> Result<Recv> {
+        Ok(if self.is_closed() && self.record(tail)?.is_none() {
+            Recv::Closed
+        } else {
+            Recv::Empty
+        })
     }
 
     /// Looks at the next message without consuming it (zero-copy reads): see
     /// [`Peek`]. The bytes at [`Peek::At`] stay the receiver's until
     /// [`Channel::release`].
+    ///
+    /// # Errors
+    /// [`Error::ChannelCorrupt`] if `head`, `tail` or the record header break
+    /// the layout's rules.
     pub fn try_peek(&self) -> Result<Peek> {
         let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
-        if !self.has_data(tail) {
-            return Ok(if self.is_closed() && !self.has_data(tail) {
-                Peek::Closed
-            } else {
-                Peek::Empty
+        let Some(rec) = self.record(tail)? else {
+            return Ok(match self.nothing(tail)? {
+                Recv::Closed => Peek::Closed,
+                _ => Peek::Empty,
             });
+        };
+        if rec.start + rec.len > self.capacity as usize {
+            return Ok(Peek::Split(rec.len));
         }
-        let len = self.len_at(tail);
-        if record_size(len) > self.capacity as usize {
-            return Err(Error::InvalidArgument(format!(
-                "channel {} is corrupt: a record of {len} bytes at {tail}",
-                self.map.id()
-            )));
-        }
-        let start = ((tail % self.capacity) as usize + RECORD_HEADER) % self.capacity as usize;
-        if start + len > self.capacity as usize {
-            return Ok(Peek::Split(len));
-        }
-        Ok(Peek::At(start, len))
+        Ok(Peek::At(rec.start, rec.len))
     }
 
     /// Consumes the message that [`Channel::try_peek`] showed: moves `tail`
     /// and wakes the sender if it sleeps. `Ok(false)` if there was none.
+    ///
+    /// # Errors
+    /// As [`Channel::try_peek`].
     pub fn release(&self) -> Result<bool> {
         let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
-        if !self.has_data(tail) {
+        let Some(rec) = self.record(tail)? else {
             return Ok(false);
-        }
-        let len = self.len_at(tail);
-        self.u64_at(OFF_TAIL)
-            .store(tail + record_size(len) as u64, Ordering::Release);
-        self.wake(OFF_TX_WAITING)?;
+        };
+        self.consume(rec.next_tail)?;
         Ok(true)
     }
 
     /// The payload length of the next message, if there is one.
-    pub fn next_len(&self) -> Option<usize> {
+    ///
+    /// # Errors
+    /// As [`Channel::try_peek`].
+    pub fn next_len(&self) -> Result<Option<usize>> {
         let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
-        if !self.has_data(tail) {
-            return None;
-        }
-        Some(self.len_at(tail))
+        Ok(self.record(tail)?.map(|r| r.len))
     }
 
-    fn len_at(&self, tail: u64) -> usize {
-        let at = (tail % self.capacity) as usize;
-        // SAFETY: the record at `tail` is published (head > tail, acquired in
-        // `has_data`), its header is in the ring, and the sender does not
-        // touch it until `tail` moves past it.
-        unsafe { ptr::read(self.ring().add(at).cast::<u32>()) as usize }
-    }
-
+    /// Whether a message seems to be there, for a wait's readiness (the
+    /// receive that follows checks it).
     fn has_data(&self, tail: u64) -> bool {
-        if self.cached_head.load(Ordering::Relaxed) != tail {
+        let d = self.cached_head.load(Ordering::Relaxed).wrapping_sub(tail);
+        if d != 0 && d <= self.capacity {
             return true;
         }
-        let head = self.u64_at(OFF_HEAD).load(Ordering::Acquire);
-        self.cached_head.store(head, Ordering::Relaxed);
-        head != tail
+        self.u64_at(OFF_HEAD).load(Ordering::Acquire) != tail
     }
 
-    /// Receives the next message into `dst` if there is one now. Never
-    /// blocks; makes a system call only to wake a sleeping sender.
+    /// Receives the next message if there is one now, into the memory that
+    /// `dst` returns for its length (`None`: the target is too small, the
+    /// message stays, [`Recv::TooSmall`]). The record header is read once.
+    /// Never blocks; makes a system call only to wake a sleeping sender.
+    ///
+    /// # Errors
+    /// As [`Channel::try_peek`].
+    ///
+    /// # Safety
+    /// A pointer `dst(len)` returns must be writable for `len` bytes.
+    pub unsafe fn try_recv_with(&self, dst: impl FnOnce(usize) -> Option<*mut u8>) -> Result<Recv> {
+        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+        let Some(rec) = self.record(tail)? else {
+            return self.nothing(tail);
+        };
+        let Some(to) = dst(rec.len) else {
+            return Ok(Recv::TooSmall(rec.len));
+        };
+        // SAFETY: caller's contract.
+        unsafe { self.copy_out(&rec, to) };
+        self.consume(rec.next_tail)?;
+        Ok(Recv::Message(rec.len))
+    }
+
+    /// Receives the next message into `dst` if there is one now; see
+    /// [`Channel::try_recv_with`].
     ///
     /// # Safety
     /// `dst` must be writable for `cap` bytes.
     pub unsafe fn try_recv_raw(&self, dst: *mut u8, cap: usize) -> Result<Recv> {
-        let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
-        if !self.has_data(tail) {
-            return Ok(if self.is_closed() && !self.has_data(tail) {
-                Recv::Closed
-            } else {
-                Recv::Empty
-            });
-        }
-        let len = self.len_at(tail);
-        if record_size(len) > self.capacity as usize {
-            return Err(Error::InvalidArgument(format!(
-                "channel {} is corrupt: a record of {len} bytes at {tail}",
-                self.map.id()
-            )));
-        }
-        if len > cap {
-            return Ok(Recv::TooSmall(len));
-        }
-        let ring_cap = self.capacity as usize;
-        let start = ((tail % self.capacity) as usize + RECORD_HEADER) % ring_cap;
-        let first = len.min(ring_cap - start);
-        // SAFETY: the payload is published and in the ring (two pieces at
-        // most); `dst` is writable for `cap >= len` bytes (caller's contract).
-        unsafe {
-            ptr::copy(self.ring().add(start), dst, first);
-            ptr::copy(self.ring(), dst.add(first), len - first);
-        }
-        self.u64_at(OFF_TAIL)
-            .store(tail + record_size(len) as u64, Ordering::Release);
-        self.wake(OFF_TX_WAITING)?;
-        Ok(Recv::Message(len))
+        // SAFETY: `dst` is writable for `cap >= len` bytes (caller's contract).
+        unsafe { self.try_recv_with(|len| (len <= cap).then_some(dst)) }
     }
 
     /// Receives as many waiting messages as fit, in one go: packed back to
     /// back into `dst` (`cap` bytes), their lengths into `lens` (at most
-    /// `lens.len()` messages). Moves `tail` and checks the sender's waiting
-    /// word once for the whole batch. Returns how many were received, or
+    /// `max` messages). Moves `tail` and checks the sender's waiting word once
+    /// for the whole batch. Returns how many were received, or
     /// [`Recv::TooSmall`] if even the first does not fit, or
     /// [`Recv::Empty`]/[`Recv::Closed`] when there are none.
     ///
+    /// # Errors
+    /// As [`Channel::try_peek`]; messages received before a corrupt record
+    /// are consumed and lost with it.
+    ///
     /// # Safety
-    /// `dst` must be writable for `cap` bytes.
+    /// `dst` must be writable for `cap` bytes, `lens` aligned and writable
+    /// for `max` `u32`s. Either may be shared memory (they are written
+    /// through raw pointers only), but must not overlap each other.
     pub unsafe fn try_recv_many_raw(
         &self,
         dst: *mut u8,
         cap: usize,
-        lens: &mut [u32],
+        lens: *mut u32,
+        max: usize,
     ) -> Result<Recv> {
         let start_tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
         let mut tail = start_tail;
         let mut used = 0usize;
         let mut n = 0usize;
-        while n < lens.len() && self.has_data(tail) {
-            let len = self.len_at(tail);
-            if record_size(len) > self.capacity as usize {
-                return Err(Error::InvalidArgument(format!(
-                    "channel {} is corrupt: a record of {len} bytes at {tail}",
-                    self.map.id()
-                )));
-            }
-            if len > cap - used {
+        while n < max {
+            let rec = match self.record(tail) {
+                Ok(Some(rec)) => rec,
+                Ok(None) => break,
+                Err(e) if n == 0 => return Err(e),
+                // Hand over what was received; the next call reports it.
+                Err(_) => break,
+            };
+            if rec.len > cap - used {
                 if n == 0 {
-                    return Ok(Recv::TooSmall(len));
+                    return Ok(Recv::TooSmall(rec.len));
                 }
                 break;
             }
-            let ring_cap = self.capacity as usize;
-            let start = ((tail % self.capacity) as usize + RECORD_HEADER) % ring_cap;
-            let first = len.min(ring_cap - start);
-            // SAFETY: the payload is published and in the ring; `dst + used`
-            // is writable for `cap - used >= len` bytes (caller's contract).
+            // SAFETY: `dst + used` is writable for `cap - used >= len` bytes
+            // and `lens + n` for one `u32` (`n < max`; caller's contract).
             unsafe {
-                ptr::copy(self.ring().add(start), dst.add(used), first);
-                ptr::copy(self.ring(), dst.add(used + first), len - first);
+                self.copy_out(&rec, dst.add(used));
+                ptr::write(lens.add(n), rec.len as u32);
             }
-            lens[n] = len as u32;
-            used += len;
+            used += rec.len;
             n += 1;
-            tail += record_size(len) as u64;
+            tail = rec.next_tail;
         }
         if n == 0 {
-            return Ok(if self.is_closed() && !self.has_data(start_tail) {
-                Recv::Closed
-            } else {
-                Recv::Empty
-            });
+            return self.nothing(start_tail);
         }
-        self.u64_at(OFF_TAIL).store(tail, Ordering::Release);
-        self.wake(OFF_TX_WAITING)?;
+        self.consume(tail)?;
         Ok(Recv::Message(n))
     }
 

@@ -46,6 +46,16 @@ pub enum Error {
         /// The most this process may hold (half of `vm.max_map_count`).
         limit: usize,
     },
+    /// A word of a channel segment breaks the layout's rules (another process
+    /// wrote it, by a bug or on purpose): nothing was read or written with it.
+    ChannelCorrupt {
+        /// The shmid of the channel.
+        id: i32,
+        /// The word that is wrong: `"head"`, `"tail"` or `"record length"`.
+        field: &'static str,
+        /// What was found, with the values, e.g. `"tail 12 is not a multiple of 8"`.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -107,6 +117,11 @@ impl fmt::Display for Error {
                 "this process already holds {live} attachments, the most allowed ({limit}, half of \
                  vm.max_map_count): every attachment is a memory mapping, and a process out of \
                  mappings cannot allocate memory; detach attachments that are no longer used"
+            ),
+            Error::ChannelCorrupt { id, field, detail } => write!(
+                f,
+                "channel {id} is corrupt: bad {field}: {detail} (another process wrote words \
+                 that break the channel layout; nothing was read or written with them)"
             ),
         }
     }

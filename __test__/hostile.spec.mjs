@@ -1,0 +1,144 @@
+// A hostile peer: another process (in Node, fixtures/hostile-scribbler.mjs, or in C,
+// fixtures/hostile-peer.c) writes adversarial and random values over every header word and record
+// header of a live channel, or over the value and waiter-count words of wait cells, while a Node
+// process (fixtures/hostile-child.mjs) uses the channel or the cells with every call of the API.
+// The Node process must only ever see well-formed messages (a forged record is the peer's right)
+// or typed errors (ERR_CHANNEL_CORRUPT naming the word and values, ERR_CHANNEL_CLOSED), must exit
+// normally, and, once the test has repaired the words, must move messages exactly again.
+//
+// A few seconds per case, one case at a time (each keeps two processes busy); SYSV_SHM_STRESS=1
+// (npm run test:stress) runs each for 30 s.
+import { rm } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
+
+import test from 'ava'
+
+import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
+import { compileC, run, runNode, until } from './fixtures/procs.mjs'
+
+const SECONDS = process.env.SYSV_SHM_STRESS ? 30 : 3
+
+let cPeer
+test.before(() => {
+  cPeer = compileC('hostile-peer')
+})
+test.after.always(async () => {
+  if (cPeer) await rm(cPeer, { force: true })
+})
+
+// Removed at once: they live while attached (the children open them by id).
+function segment(t, size) {
+  const shm = SharedMemory.create(IPC_PRIVATE, size)
+  shm.remove()
+  t.teardown(() => shm.detach())
+  return shm
+}
+
+function peer(kind, args, started) {
+  return kind === 'C' ? run(cPeer, args, { started }) : runNode('hostile-scribbler.mjs', args, { started })
+}
+
+/**
+ * Runs the victim and the peer on `target` (a SharedMemory over the attacked segment) for
+ * SECONDS, stops them, calls `repair`, lets the victim check the repaired segment; returns the
+ * victim's counts.
+ */
+async function attack(t, kind, mode, target, repair) {
+  const ctrl = segment(t, 8)
+  const phase = new Int32Array(ctrl.buffer.buffer, ctrl.buffer.byteOffset, 2)
+  const seed = (Math.random() * 2 ** 31) >>> 0
+  t.log(`seed ${seed}`)
+  let victimDone = false
+  // Killed if the test fails before they end (they also end when this process does).
+  const started = (child) => t.teardown(() => child.kill('SIGKILL'))
+  const victim = runNode('hostile-child.mjs', [mode, target.id, ctrl.id, seed], { started }).finally(() => (victimDone = true))
+  const scribbler = peer(kind, [mode, target.id, ctrl.id, seed ^ 0x5bd1e995], started)
+  await until(() => Atomics.load(phase, 1) === 1 || victimDone, 'the victim to open the segment')
+  await sleep(SECONDS * 1000)
+  Atomics.store(phase, 0, 1)
+  const s = await scribbler
+  t.is(s.code, 0, s.stderr)
+  t.log(`${kind} peer: ${s.stdout.trim()} writes in ${SECONDS} s`)
+  await until(() => Atomics.load(phase, 0) === 2 || victimDone, 'the victim to stop')
+  repair()
+  Atomics.store(phase, 0, 3)
+  const v = await victim
+  t.is(v.signal, null, `the victim died of ${v.signal}: ${v.stderr}`)
+  t.is(v.code, 0, v.stderr)
+  const stats = JSON.parse(v.stdout)
+  t.log(JSON.stringify(stats))
+  t.deepEqual(stats.unexpected, [])
+  return stats
+}
+
+for (const kind of ['Node', 'C']) {
+  test.serial(`channel: a ${kind} peer scribbling over head, tail, records and every header word gets ERR_CHANNEL_CORRUPT, never a crash`, async (t) => {
+    // 3584 bytes of ring: the segment ends on a page boundary, where an access past the ring faults.
+    const ch = Channel.create(IPC_PRIVATE, 3584)
+    ch.remove()
+    t.teardown(() => ch.detach())
+    const shm = SharedMemory.openById(ch.id)
+    t.teardown(() => shm.detach())
+    const header = shm.read(0, 24)
+    const stats = await attack(t, kind, 'channel', shm, () => {
+      shm.write(header, 0)
+      shm.write(Buffer.alloc(512 - 24), 24) // closed, head, tail, the waiting words
+    })
+    t.true(stats.errors.ERR_CHANNEL_CORRUPT > 0, 'the peer broke the channel')
+    t.true(stats.intact > 0, 'messages came through between the damage')
+    t.is(stats.clean, 200, 'the repaired channel moves messages exactly')
+  })
+
+  test.serial(`wait cells: a ${kind} peer scribbling over values and waiter counts leaves wait, waitAsync and notify working`, async (t) => {
+    const shm = segment(t, 64)
+    const stats = await attack(t, kind, 'cells', shm, () => shm.write(Buffer.alloc(64), 0))
+    t.true(stats.ops > 0)
+    t.is(stats.clean, 1, 'a wait on the repaired cells is woken by a notify')
+  })
+}
+
+test.serial('a send while a peer sets and clears the closed word throws ERR_CHANNEL_CLOSED, never EPIPE', async (t) => {
+  // The binding looked at the closed word again to name the error; cleared meanwhile, the core's
+  // EPIPE came through. A worker thread plays the peer: it flips the word as fast as it can.
+  const ch = Channel.create(IPC_PRIVATE, 1024)
+  ch.remove()
+  t.teardown(() => ch.detach())
+  const ctrl = segment(t, 8)
+  const peer = new Worker(
+    `const { workerData } = require('node:worker_threads')
+     const { SharedMemory } = require(workerData.pkg)
+     const seg = SharedMemory.openById(workerData.id)
+     const stop = SharedMemory.openById(workerData.ctrl)
+     const closed = new Int32Array(seg.buffer.buffer, seg.buffer.byteOffset + 20, 1)
+     const halt = new Int32Array(stop.buffer.buffer, stop.buffer.byteOffset, 2)
+     Atomics.store(halt, 1, 1)
+     while (Atomics.load(halt, 0) === 0) for (let i = 0; i < 1000; i++) Atomics.store(closed, 0, i & 1)
+     seg.detach()
+     stop.detach()`,
+    { eval: true, workerData: { id: ch.id, ctrl: ctrl.id, pkg: new URL('../dist/index.js', import.meta.url).pathname } },
+  )
+  const halt = new Int32Array(ctrl.buffer.buffer, ctrl.buffer.byteOffset, 2)
+  t.teardown(() => {
+    Atomics.store(halt, 0, 1)
+    return peer.terminate()
+  })
+  await until(() => Atomics.load(halt, 1) === 1, 'the peer thread to start')
+  const codes = {}
+  const msg = Buffer.from('x')
+  // Until the peer has closed the channel under 40,000 sends (the race is in each of them).
+  for (let i = 0; (codes['ShmError ERR_CHANNEL_CLOSED'] ?? 0) < 40_000 && i < 5_000_000; i++) {
+    try {
+      if ((i & 1) === 0) ch.trySend(msg)
+      else ch.sendWith(1, (view) => msg.copy(view), 0)
+      ch.tryRecv()
+    } catch (e) {
+      const key = `${e instanceof ShmError ? 'ShmError' : e?.name} ${e?.code}`
+      codes[key] = (codes[key] ?? 0) + 1
+    }
+  }
+  Atomics.store(halt, 0, 1)
+  t.log(codes)
+  t.true(codes['ShmError ERR_CHANNEL_CLOSED'] > 0, 'the peer closed the channel under the sends')
+  t.deepEqual(Object.keys(codes), ['ShmError ERR_CHANNEL_CLOSED'])
+})
