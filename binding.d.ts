@@ -68,9 +68,10 @@ export declare class ChannelHandle {
   /**
    * An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
    * `sendWith`/`recvWith`; it keeps the mapping alive until collected.
-   * `null` where external buffers are refused (Electron).
+   * Where there can be none (Electron, a ring above
+   * `buffer.constants.MAX_LENGTH`), a string that says why.
    */
-  ringBuffer(): ArrayBuffer | null
+  ringBuffer(): ArrayBuffer | string
   /**
    * Reserves room for `length` bytes to write in place, waiting while the
    * ring is too full: the payload's offset in the ring, `-1` on timeout,
@@ -132,10 +133,11 @@ export declare class Mapping {
   /** Whether the mapping is still attached. */
   get attached(): boolean
   /**
-   * An `ArrayBuffer` over the whole segment, with no copy; `null` when the
-   * runtime refuses external buffers (Electron) or the simulation is on.
+   * An `ArrayBuffer` over the whole segment, with no copy; where there can
+   * be none (Electron, a segment above `buffer.constants.MAX_LENGTH`), a
+   * string that says why.
    */
-  createBuffer(): ArrayBuffer | null
+  createBuffer(): ArrayBuffer | string
   /**
    * Copies from the segment at `offset` into `target`, as many bytes as fit
    * in both; returns the count.
@@ -445,6 +447,13 @@ export declare function set(id: number, options: NativeSetOptions): void
  * Called once per JS environment (main thread or worker) by `index.ts`.
  */
 export declare function setErrorClass(ctor: unknown): void
+
+/**
+ * Records `buffer.constants.MAX_LENGTH`, the largest `ArrayBuffer` this
+ * Node.js makes; no zero-copy buffer above it is attempted (the reason is
+ * returned instead). Called by `index.ts` when it loads the addon.
+ */
+export declare function setMaxBufferLength(max: number): void
 
 /** `shmctl(id, IPC_STAT)`. */
 export declare function stat(id: number): NativeStat

@@ -114,6 +114,15 @@ pub fn set_error_class(env: Env, ctor: Unknown) -> Result<()> {
     ErrorClass::register(&env, ctor)
 }
 
+/// Records `buffer.constants.MAX_LENGTH`, the largest `ArrayBuffer` this
+/// Node.js makes; no zero-copy buffer above it is attempted (the reason is
+/// returned instead). Called by `index.ts` when it loads the addon.
+#[napi]
+pub fn set_max_buffer_length(env: Env, max: f64) -> Result<()> {
+    buffer::set_max_length(to_usize(&env, "max", max)? as u64);
+    Ok(())
+}
+
 /// Checks that a JS number is a whole, non-negative, safe integer; index.ts
 /// checks first, so this only guards against direct use of the binding.
 pub(crate) fn to_usize(env: &Env, what: &str, v: f64) -> Result<usize> {
