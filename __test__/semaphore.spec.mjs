@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, ShmError, listSemaphores } from '../dist/index.js'
+import { native } from '../dist/src/binding.js'
 import { runNodeAsNobody } from './helpers.mjs'
 import { runNode, until } from './fixtures/procs.mjs'
 
@@ -33,6 +34,17 @@ test('create sets every value and marks the set initialised; values, setValue, s
   t.throws(() => sem.setValue(32768), { instanceOf: RangeError })
   t.throws(() => sem.release(1, { index: 2 }), { instanceOf: ShmError, code: 'ERANGE' })
   t.deepEqual(Semaphore.statById(sem.id).count, 3)
+})
+
+test('an index of 2**32 is a RangeError, in the TS face and in the binding: it never reads or sets semaphore 0', (t) => {
+  const sem = semaphore(t, { count: 1, initial: 7 })
+  for (const index of [2 ** 32, 2 ** 32 + 1, 2 ** 40]) {
+    t.throws(() => sem.getValue(index), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    t.throws(() => native.semGetValue(sem.id, index), { instanceOf: RangeError, message: /index/ })
+    t.throws(() => native.semSetValue(sem.id, index, 3), { instanceOf: RangeError, message: /index/ })
+    t.throws(() => native.semCounts(sem.id, index), { instanceOf: RangeError, message: /index/ })
+  }
+  t.is(sem.getValue(0), 7)
 })
 
 test('a holder killed with SIGKILL gives its unit back (SEM_UNDO)', async (t) => {

@@ -11,7 +11,7 @@ use sysv_shm::{CreateOptions, SetOptions};
 
 use crate::errors::{invalid, throw};
 use crate::futex::{pending, timeout};
-use crate::NativeSetOptions;
+use crate::{to_usize, NativeSetOptions};
 
 /// One operation of `semop`.
 #[napi(object)]
@@ -211,19 +211,21 @@ pub fn sem_cancel(id: f64) -> bool {
 
 /// `GETVAL`.
 #[napi]
-pub fn sem_get_value(env: Env, id: i32, index: u32) -> Result<u32> {
+pub fn sem_get_value(env: Env, id: i32, index: f64) -> Result<u32> {
+    let index = to_usize(&env, "index", index)?;
     SemaphoreSet::from_id(id)
-        .value(index as usize)
+        .value(index)
         .map(u32::from)
         .map_err(|e| throw(&env, e))
 }
 
 /// `SETVAL`.
 #[napi]
-pub fn sem_set_value(env: Env, id: i32, index: u32, value: u32) -> Result<()> {
+pub fn sem_set_value(env: Env, id: i32, index: f64, value: u32) -> Result<()> {
+    let index = to_usize(&env, "index", index)?;
     let value = u16::try_from(value).unwrap_or(u16::MAX);
     SemaphoreSet::from_id(id)
-        .set_value(index as usize, value)
+        .set_value(index, value)
         .map_err(|e| throw(&env, e))
 }
 
@@ -250,10 +252,11 @@ pub fn sem_set_all(env: Env, id: i32, values: Vec<u32>) -> Result<()> {
 
 /// `[GETNCNT, GETZCNT, GETPID]` of semaphore `index`.
 #[napi]
-pub fn sem_counts(env: Env, id: i32, index: u32) -> Result<Vec<i32>> {
+pub fn sem_counts(env: Env, id: i32, index: f64) -> Result<Vec<i32>> {
+    let index = to_usize(&env, "index", index)?;
     let set = SemaphoreSet::from_id(id);
-    let (n, z) = set.waiting(index as usize).map_err(|e| throw(&env, e))?;
-    let pid = set.last_pid(index as usize).map_err(|e| throw(&env, e))?;
+    let (n, z) = set.waiting(index).map_err(|e| throw(&env, e))?;
+    let pid = set.last_pid(index).map_err(|e| throw(&env, e))?;
     Ok(vec![n as i32, z as i32, pid])
 }
 

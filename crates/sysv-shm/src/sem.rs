@@ -410,9 +410,15 @@ impl SemaphoreSet {
     }
 
     fn ctl(&self, index: usize, cmd: c_int, arg: Semun, what: &str) -> Result<c_int> {
+        // Checked, not cast: `1 << 32 as c_int` would be semaphore 0.
+        let index = c_int::try_from(index).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "semaphore index {index} is out of range (a set has at most {SEM_MAX_PER_SET})"
+            ))
+        })?;
         // SAFETY: `arg` is the union semctl(2) expects for `cmd`: a value, or
         // a pointer to a live buffer of the size the command uses.
-        let r = unsafe { libc::semctl(self.id, index as c_int, cmd, arg) };
+        let r = unsafe { libc::semctl(self.id, index, cmd, arg) };
         Errno::result(r).map_err(|e| Error::os("semctl", e, format!("{what} id {}", self.id)))
     }
 
@@ -607,10 +613,48 @@ fn semget(
 mod tests {
     use super::*;
 
+    /// Removes its set when dropped, so that a failed assertion leaks none.
+    struct Guard(Option<SemaphoreSet>);
+
+    impl Guard {
+        /// `IPC_RMID` now (the drop then does nothing).
+        fn remove(&mut self) -> Result<()> {
+            self.0.take().map_or(Ok(()), |s| s.remove())
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(set) = self.0.take() {
+                // Never panics: a set already gone is nothing to remove.
+                let _ = set.remove();
+            }
+        }
+    }
+
+    /// A new private set and the guard that removes it.
+    fn private(count: usize, initial: u16, options: &CreateOptions) -> (SemaphoreSet, Guard) {
+        let (set, _) = SemaphoreSet::create(libc::IPC_PRIVATE, count, initial, options).unwrap();
+        (set, Guard(Some(set)))
+    }
+
+    #[test]
+    fn the_guard_removes_the_set_when_a_test_panics() {
+        let id = std::panic::catch_unwind(|| {
+            let (set, _guard) = private(1, 0, &CreateOptions::default());
+            std::panic::resume_unwind(Box::new(set.id()));
+        })
+        .unwrap_err();
+        let id = *id.downcast::<i32>().unwrap();
+        let gone = SemaphoreSet::from_id(id).stat().unwrap_err();
+        assert_eq!(gone.errno(), Some(Errno::EINVAL));
+    }
+
     #[test]
     fn create_values_ops_and_remove() {
         let (set, created) =
             SemaphoreSet::create(libc::IPC_PRIVATE, 3, 2, &CreateOptions::default()).unwrap();
+        let mut guard = Guard(Some(set));
         assert!(created);
         assert_eq!(set.values().unwrap(), vec![2, 2, 2]);
         assert!(set.stat().unwrap().op_time.is_some(), "initialised");
@@ -640,7 +684,7 @@ mod tests {
         };
         assert_eq!(set.op(&[zero], None).unwrap(), OpOutcome::Done);
         assert!(set.set_all(&[1]).is_err());
-        set.remove().unwrap();
+        guard.remove().unwrap();
         assert_eq!(set.value(0).unwrap_err().errno(), Some(Errno::EINVAL));
     }
 
@@ -650,11 +694,11 @@ mod tests {
             mode: 0o640,
             ..CreateOptions::default()
         };
-        let (set, _) = SemaphoreSet::create(libc::IPC_PRIVATE, 4, 1, &options).unwrap();
+        let (set, mut guard) = private(4, 1, &options);
         let listed = list_semaphores().unwrap();
         let me = listed.iter().find(|s| s.id == set.id()).cloned();
         let stat = set.stat().unwrap();
-        set.remove().unwrap();
+        guard.remove().unwrap();
         assert_eq!(me, Some(stat.clone()));
         assert_eq!((stat.count, stat.mode, stat.key), (4, 0o640, 0));
         assert!(!list_semaphores().unwrap().iter().any(|s| s.id == set.id()));
@@ -662,12 +706,34 @@ mod tests {
 
     #[test]
     fn stat_any_finds_the_slot_of_the_id() {
-        let (set, _) =
-            SemaphoreSet::create(libc::IPC_PRIVATE, 2, 0, &CreateOptions::default()).unwrap();
+        let (set, mut guard) = private(2, 0, &CreateOptions::default());
         let any = set.stat_any().map(|ds| SemInfo::from_raw(set.id(), &ds));
         let stat = set.stat().unwrap();
-        set.remove().unwrap();
+        guard.remove().unwrap();
         assert_eq!(any, Some(stat));
         assert!(set.stat_any().is_none(), "removed: the slot is empty");
+    }
+
+    #[test]
+    fn an_index_beyond_c_int_is_an_error_not_semaphore_0() {
+        let (set, _guard) = private(1, 7, &CreateOptions::default());
+        let big = 1usize << 32;
+        let got = (set.value(big), set.set_value(big, 3), set.waiting(big));
+        assert!(
+            matches!(got.0, Err(Error::InvalidArgument(_))),
+            "{:?}",
+            got.0
+        );
+        assert!(
+            matches!(got.1, Err(Error::InvalidArgument(_))),
+            "{:?}",
+            got.1
+        );
+        assert!(
+            matches!(got.2, Err(Error::InvalidArgument(_))),
+            "{:?}",
+            got.2
+        );
+        assert_eq!(set.value(0).unwrap(), 7, "semaphore 0 untouched");
     }
 }
