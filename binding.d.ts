@@ -416,8 +416,9 @@ export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: 
 
 /**
  * `semop` on a thread of its own: `{ promise, id }`; the promise resolves
- * to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`), or
- * `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
+ * to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`; also when the
+ * JS environment is torn down, so that a terminated worker's thread takes
+ * no unit), or `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
  */
 export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
 

@@ -15,6 +15,7 @@ pub mod futex;
 mod mapping;
 pub mod msg;
 pub mod semaphore;
+mod teardown;
 
 use std::path::Path;
 

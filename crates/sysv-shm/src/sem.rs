@@ -11,8 +11,7 @@
 //! - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use libc::{c_int, c_ushort};
@@ -21,6 +20,11 @@ use nix::errno::Errno;
 use crate::error::{Error, Result};
 use crate::segment::{hex_key, CreateOptions, SetOptions, MODE_MASK};
 use crate::sys;
+use crate::wait::CancelToken;
+
+/// What [`SemaphoreSet::op_async`] calls when the operation ends: the
+/// outcome, `Ok(None)` if cancelled.
+pub type OnDone = Box<dyn FnOnce(Result<Option<OpOutcome>>) + Send>;
 use crate::Key;
 
 /// `SEMVMX`: the largest value of a semaphore.
@@ -357,17 +361,30 @@ impl SemaphoreSet {
     }
 
     /// Runs [`SemaphoreSet::op`] on a thread of its own and calls `on_done`
-    /// there. The wait is made in slices of at most 100 ms so that setting
-    /// `cancel` ends it (with `Ok(None)`) within one slice; the slices are
-    /// invisible otherwise (`semtimedop` applies nothing when it times out).
+    /// there. The wait is made in slices of at most 100 ms so that
+    /// cancelling `cancel` ends it (with `Ok(None)`) within one slice; the
+    /// slices are invisible otherwise (`semtimedop` applies nothing when it
+    /// times out).
+    ///
+    /// `on_done` is called exactly once: from that thread, or, if no thread
+    /// can be started, on this one with the error returned.
+    ///
+    /// # Errors
+    /// `pthread_create` when no thread can be started.
     pub fn op_async(
         &self,
         ops: Vec<SemOp>,
         timeout: Option<Duration>,
-        cancel: Arc<AtomicBool>,
-        on_done: Box<dyn FnOnce(Result<Option<OpOutcome>>) + Send>,
+        cancel: CancelToken,
+        on_done: OnDone,
     ) -> Result<()> {
         let set = *self;
+        // Shared with the thread: a failed spawn drops the thread's closure,
+        // and `on_done` must still run (it settles a promise, frees a token).
+        let slot = Arc::new(Mutex::new(Some(on_done)));
+        let for_thread = Arc::clone(&slot);
+        let take =
+            |slot: &Mutex<Option<OnDone>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         let spawned = std::thread::Builder::new()
             .name("sysv-shm-semop".into())
             .stack_size(128 * 1024)
@@ -376,7 +393,7 @@ impl SemaphoreSet {
                 let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
                 let mut waited = false;
                 let r = loop {
-                    if cancel.load(Ordering::SeqCst) {
+                    if cancel.is_cancelled() {
                         break Ok(None);
                     }
                     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -401,11 +418,17 @@ impl SemaphoreSet {
                         other => break other.map(Some),
                     }
                 };
-                on_done(r);
+                if let Some(on_done) = take(&for_thread) {
+                    on_done(r);
+                }
             });
         spawned.map(drop).map_err(|e| {
             let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
-            Error::os("pthread_create", errno, "start a semop thread")
+            let error = || Error::os("pthread_create", errno, "start a semop thread");
+            if let Some(on_done) = take(&slot) {
+                on_done(Err(error()));
+            }
+            error()
         })
     }
 
