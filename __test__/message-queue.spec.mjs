@@ -331,6 +331,34 @@ test('maxBytes (msg_qbytes) bounds bytes and message count: trySend false, EAGAI
   t.is(q.stat().messages, 4)
 })
 
+test('a maxSize far above the message (64 KiB + 1 up to 2 GiB - 1) receives exactly the message: its bytes, its length, nothing after it', async (t) => {
+  // The receive buffer of such a maxSize is not zero-filled: only what msgrcv wrote may come back.
+  const q = newQueue(t)
+  const sizes = [64 * 1024 + 1, 1 << 20, 16 << 20, 256 << 20, 2 ** 31 - 1]
+  const big = Buffer.alloc(8000, 0xa5)
+  for (const maxSize of sizes) {
+    // A long message first, so that a reused buffer would hold its bytes past the short one's end.
+    q.send(big, { type: 2 })
+    const long = q.receive({ maxSize })
+    t.is(long.type, 2)
+    t.true(long.data.equals(big), `maxSize ${maxSize}: the 8000-byte message`)
+    for (const text of ['', 'x', 'seven b', 'eight by', 'a message of some length']) {
+      q.send(text, { type: 3 })
+      const m = q.receive({ maxSize })
+      t.is(m.type, 3)
+      t.is(m.data.length, Buffer.byteLength(text), `maxSize ${maxSize}: ${JSON.stringify(text)}`)
+      t.is(m.data.toString(), text)
+    }
+    q.send('async', { type: 4 })
+    const a = await q.receiveAsync({ maxSize })
+    t.deepEqual([a.type, a.data.toString()], [4, 'async'])
+    q.send('0123456789', { type: 5 })
+    const cut = q.receive({ maxSize, truncate: true })
+    t.deepEqual([cut.type, cut.data.toString()], [5, '0123456789'])
+  }
+  t.is(q.stat().messages, 0)
+})
+
 test('E2BIG leaves a message longer than maxSize in the queue; truncate cuts it', (t) => {
   const q = newQueue(t)
   q.send('0123456789', { type: 6 })
