@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { IPC_PRIVATE, MessageQueue, ShmError, listQueues } from '../dist/index.js'
+import { runNodeAsNobody, threadsOfUser } from './helpers.mjs'
 
 const PKG = fileURLToPath(new URL('../dist/index.js', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -516,6 +517,30 @@ test.serial('many aborts at every stage of the wait never hang and leave no wait
   t.true(waitThreads().length <= 2, 'finished waits reuse their threads')
   q.send('kept')
   t.is(q.stat().messages, 1)
+})
+
+test('out of threads (RLIMIT_NPROC): receiveAsync rejects with ShmError EAGAIN (pthread_create), the process still exits, the pending ones still cancel', async (t) => {
+  // As nobody (root is not held to RLIMIT_NPROC), with room for Node's own threads and a few more.
+  // Before, the failed call's promise was never settled and kept the event loop alive: the child
+  // never exited.
+  const r = await runNodeAsNobody(
+    `const { MessageQueue } = shm
+const q = MessageQueue.create(IPC_PRIVATE)
+const ac = new AbortController()
+const pending = []
+for (let k = 0; k < 100; k++) pending.push(q.receiveAsync({ signal: ac.signal }).then(() => 'received', (e) => [e.name, e.code, e.syscall].join(' ')))
+ac.abort()
+const results = await Promise.all(pending)
+q.remove()
+const count = {}
+for (const x of results) count[x] = (count[x] ?? 0) + 1
+console.log(JSON.stringify(count))`,
+    { wrap: ['prlimit', `--nproc=${threadsOfUser(65534) + 40}`] },
+  )
+  t.is(r.code, 0, r.stderr)
+  const count = JSON.parse(r.stdout)
+  t.deepEqual(Object.keys(count).sort(), ['AbortError ABORT_ERR ', 'ShmError EAGAIN pthread_create'])
+  t.true(count['AbortError ABORT_ERR '] > 0 && count['ShmError EAGAIN pthread_create'] > 0, JSON.stringify(count))
 })
 
 test.serial('a terminated worker cancels its pending receive', async (t) => {

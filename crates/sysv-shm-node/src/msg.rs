@@ -11,7 +11,7 @@
 //! blocked.
 
 use std::ffi::c_void;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -468,18 +468,20 @@ mod pool {
 }
 
 /// Runs `work` on a thread of its own (see [`pool`]) and settles the returned promise
-/// with its outcome on the JS thread.
+/// with its outcome on the JS thread; with `EAGAIN` from `pthread_create` if no thread
+/// could be started (the promise is settled either way: one never settled would keep
+/// the event loop alive).
 fn spawn_wait<'env>(
     env: &'env Env,
     token: &CancelToken,
     work: impl FnOnce() -> std::result::Result<Option<Message>, sysv_shm::Error> + Send + 'static,
 ) -> Result<Object<'env>> {
-    let (deferred, promise) = env.create_deferred::<NativeOutcome, _>()?;
+    type Outcome = std::result::Result<Option<Message>, sysv_shm::Error>;
+    type Resolver = Box<dyn FnOnce(Env) -> Result<NativeOutcome> + Send>;
+    let (deferred, promise) = env.create_deferred::<NativeOutcome, Resolver>()?;
     let hook = watch_teardown(env, token);
-    let on_error = hook.clone();
-    let started = pool::run(Box::new(move || {
-        let outcome = work();
-        deferred.resolve(move |env| {
+    let settle = move |outcome: Outcome| {
+        deferred.resolve(Box::new(move |env| {
             release_teardown(&env, hook);
             Ok(match outcome {
                 Ok(m) => NativeOutcome {
@@ -491,14 +493,26 @@ fn spawn_wait<'env>(
                     error: Some(error_info(e)),
                 },
             })
-        });
+        }));
+    };
+    // Shared with the job: a thread that fails to start drops the job unrun.
+    let slot = Arc::new(Mutex::new(Some(settle)));
+    let for_job = Arc::clone(&slot);
+    let take = |slot: &Mutex<Option<_>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let started = pool::run(Box::new(move || {
+        let outcome = work();
+        if let Some(settle) = take(&for_job) {
+            settle(outcome);
+        }
     }));
     if let Err(e) = started {
-        release_teardown(env, on_error);
-        return Err(Error::new(
-            Status::GenericFailure,
-            format!("could not start a thread to wait on the queue: {e}"),
-        ));
+        if let Some(settle) = take(&slot) {
+            settle(Err(sysv_shm::Error::Os {
+                syscall: "pthread_create",
+                errno: sysv_shm::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+                context: "start a thread to wait on the queue".into(),
+            }));
+        }
     }
     Ok(promise)
 }
