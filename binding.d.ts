@@ -69,9 +69,10 @@ export declare class ChannelHandle {
   /**
    * An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
    * `sendWith`/`recvWith`; it keeps the mapping alive until collected.
-   * `null` where external buffers are refused (Electron).
+   * Where there can be none (Electron, a ring above
+   * `buffer.constants.MAX_LENGTH`), a string that says why.
    */
-  ringBuffer(): ArrayBuffer | null
+  ringBuffer(): ArrayBuffer | string
   /**
    * Reserves room for `length` bytes to write in place, waiting while the
    * ring is too full: the payload's offset in the ring, `-1` on timeout,
@@ -138,10 +139,11 @@ export declare class Mapping {
   /** Whether the mapping is still attached. */
   get attached(): boolean
   /**
-   * An `ArrayBuffer` over the whole segment, with no copy; `null` when the
-   * runtime refuses external buffers (Electron) or the simulation is on.
+   * An `ArrayBuffer` over the whole segment, with no copy; where there can
+   * be none (Electron, a segment above `buffer.constants.MAX_LENGTH`), a
+   * string that says why.
    */
-  createBuffer(): ArrayBuffer | null
+  createBuffer(): ArrayBuffer | string
   /**
    * Copies from the segment at `offset` into `target`, as many bytes as fit
    * in both; returns the count.
@@ -420,8 +422,9 @@ export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: 
 
 /**
  * `semop` on a thread of its own: `{ promise, id }`; the promise resolves
- * to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`), or
- * `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
+ * to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`; also when the
+ * JS environment is torn down, so that a terminated worker's thread takes
+ * no unit), or `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
  */
 export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
 
@@ -451,6 +454,13 @@ export declare function set(id: number, options: NativeSetOptions): void
  * Called once per JS environment (main thread or worker) by `index.ts`.
  */
 export declare function setErrorClass(ctor: unknown): void
+
+/**
+ * Records `buffer.constants.MAX_LENGTH`, the largest `ArrayBuffer` this
+ * Node.js makes; no zero-copy buffer above it is attempted (the reason is
+ * returned instead). Called by `index.ts` when it loads the addon.
+ */
+export declare function setMaxBufferLength(max: number): void
 
 /** `shmctl(id, IPC_STAT)`. */
 export declare function stat(id: number): NativeStat

@@ -432,3 +432,36 @@ test('never a crash: a segment larger than the largest Buffer (buffer.constants.
   t.deepEqual(out.readAll.slice(0, 2), ['RangeError', 'ERR_OUT_OF_RANGE'])
   t.regex(out.readAll[2], /"length"/)
 })
+
+test('never a crash: a channel whose ring is larger than buffer.constants.MAX_LENGTH sends and receives by copy (was a double free, exit 134)', async (t) => {
+  // The ring is never touched beyond its first page: the segment stays sparse. A new IPC
+  // namespace has the kernel's default kernel.shmmax/shmall (far above 4 GiB).
+  const r = await runNodeInNamespace(`
+    import { constants } from 'node:buffer';
+    const { Channel } = shm;
+    const a = Channel.create(IPC_PRIVATE, constants.MAX_LENGTH + 8);
+    const b = Channel.openById(a.id);
+    const out = { capacity: a.capacity - constants.MAX_LENGTH };
+    out.sent = a.sendWith(5, (v) => v.write('hello'));
+    out.sentAgain = a.sendWith(3, (v) => v.write('abc'));
+    const got = [];
+    out.received = [b.recvWith((v) => got.push(v.toString())), b.recvWith((v) => got.push(v.toString()))];
+    out.got = got;
+    const peer = SharedMemory.openById(a.id);
+    out.peer = [peer.zeroCopy, (() => { try { return peer.buffer.length } catch (e) { return [e.code, /MAX_LENGTH/.test(e.message)] } })()];
+    a.remove(); a.detach(); b.detach(); peer.detach();
+    out.left = listSegments().length;
+    console.log(JSON.stringify(out));
+  `)
+  t.is(r.signal, null, r.stderr)
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), {
+    capacity: 8,
+    sent: true,
+    sentAgain: true,
+    received: [true, true],
+    got: ['hello', 'abc'],
+    peer: [false, ['ERR_SHM_NO_ZERO_COPY', true]],
+    left: 0,
+  })
+})

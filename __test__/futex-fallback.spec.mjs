@@ -6,7 +6,6 @@ import './fixtures/force-fallback.mjs'
 import './futex.spec.mjs'
 import './channel.spec.mjs'
 
-import { readdirSync, readFileSync } from 'node:fs'
 import { release } from 'node:os'
 
 import test from 'ava'
@@ -14,7 +13,7 @@ import test from 'ava'
 import { IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
 import { asleepInFutex, fallbackSleepers, run, runNode, threadsNamed, until } from './fixtures/procs.mjs'
-import { runNodeAsNobody } from './helpers.mjs'
+import { runNodeAsNobody, threadsOfUser } from './helpers.mjs'
 
 function segment(t, size = 4096) {
   const shm = SharedMemory.create(IPC_PRIVATE, size)
@@ -102,21 +101,6 @@ test.serial('detach ends every pending wait and frees their threads; a new wait 
   t.is(await other.waitAsync(0, 0, 1), 'timed-out')
   t.true(threadsNamed(process.pid, 'sysv-shm-futex').every((tid) => threads.has(tid)))
 })
-
-/** How many threads (of any process) run as uid `uid` now: what RLIMIT_NPROC counts. */
-function threadsOfUser(uid) {
-  let n = 0
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue
-    try {
-      const real = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]
-      if (Number(real) === uid) n += readdirSync(`/proc/${pid}/task`).length
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return n
-}
 
 test('out of threads (RLIMIT_NPROC): waitAsync throws EAGAIN, pending waits still resolve, freed threads serve again', async (t) => {
   // As nobody (root is not held to RLIMIT_NPROC), with room for Node's own threads and a few more

@@ -4,6 +4,7 @@ import test from 'ava'
 
 import { IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { asleepInFutex, compileC, futexCallsOf, run, runNode, until } from './fixtures/procs.mjs'
+import { PKG, runNode as runCode } from './helpers.mjs'
 
 // Removed at once: it lives while attached (children attach it by id), and nothing is left
 // behind even if the test is killed.
@@ -117,6 +118,64 @@ test('300 pending waitAsyncs (more than one futex_waitv can hold) all resolve', 
   const r = await runNode('futex-child.mjs', ['notify-many', shm.id, 0, 300, 2])
   t.is(r.code, 0, r.stderr)
   t.deepEqual(await Promise.all(waits), Array(300).fill('ok'))
+})
+
+// Serial, and in a child process: on the fallback its 8,000 waits are 8,000 threads, which would
+// starve the tests running beside it in this process.
+test.serial('8 worker threads starting 1,000 waitAsyncs each at the same moment: every one resolves when notified, none fails', async (t) => {
+  // The waits are started concurrently (a barrier releases all workers at once), so the calls
+  // that add them to the waiter threads' lists race; a list past 128 futexes was EINVAL from
+  // futex_waitv for all of its waits (8-30 of each worker's 1,000 here, before the fix).
+  const r = await runCode(`
+    import { Worker } from 'node:worker_threads';
+    import { native } from ${JSON.stringify(new URL('../dist/src/binding.js', import.meta.url).href)};
+    const WORKERS = 8, EACH = 1000;
+    const seg = SharedMemory.create(IPC_PRIVATE, 8 * WORKERS * EACH);
+    seg.remove();
+    const barrier = new Int32Array(new SharedArrayBuffer(4));
+    const src = \`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { SharedMemory } = require(workerData.pkg);
+      const { k, each, workers, barrier } = workerData;
+      const shm = SharedMemory.openById(workerData.id);
+      Atomics.add(barrier, 0, 1);
+      while (Atomics.load(barrier, 0) < workers) Atomics.wait(barrier, 0, Atomics.load(barrier, 0), 10);
+      const waits = [];
+      for (let i = 0; i < each; i++) waits.push(shm.waitAsync(8 * (k * each + i), 0));
+      parentPort.postMessage('started');
+      Promise.allSettled(waits).then((all) => {
+        const out = {};
+        for (const r of all) {
+          const key = r.status === 'fulfilled' ? r.value : r.reason.code + ' ' + r.reason.syscall;
+          out[key] = (out[key] ?? 0) + 1;
+        }
+        shm.detach();
+        parentPort.postMessage(out);
+      });
+    \`;
+    const workers = Array.from({ length: WORKERS }, (_, k) =>
+      new Worker(src, { eval: true, execArgv: [], workerData: { id: seg.id, pkg: ${JSON.stringify(PKG)}, barrier, k, workers: WORKERS, each: EACH } }));
+    const inboxes = workers.map((w) => {
+      const queue = [], waiting = [];
+      w.on('message', (m) => (waiting.length ? waiting.shift()(m) : queue.push(m)));
+      w.on('error', (e) => { console.error(e); process.exit(1) });
+      return () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((r) => waiting.push(r)));
+    });
+    const started = await Promise.all(inboxes.map((next) => next()));
+    const cells = new Int32Array(seg.buffer.buffer, seg.buffer.byteOffset, 2 * WORKERS * EACH);
+    for (let c = 0; c < WORKERS * EACH; c++) {
+      Atomics.store(cells, 2 * c, 1);
+      seg.notify(8 * c, 1);
+    }
+    const results = await Promise.all(inboxes.map((next) => next()));
+    seg.detach();
+    console.log(JSON.stringify({ backend: native.futexAsyncBackend(), started, results }));
+  `)
+  t.is(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.is(out.backend, process.env.SYSV_SHM_FUTEX_WAITV === '0' ? 'futex' : 'futex_waitv')
+  t.deepEqual(out.started, Array(8).fill('started'))
+  t.deepEqual(out.results, Array(8).fill({ ok: 1000 }))
 })
 
 test('waitAsync resolves not-equal and timed-out', async (t) => {

@@ -1,7 +1,7 @@
 // Shared helpers of the ava suite: child processes that use the package,
 // unique keys, and a check that a test leaves no segment behind.
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { once } from 'node:events'
@@ -198,4 +198,19 @@ export function runNodeInNamespace(code, opts = {}) {
   const wrap = ipcNamespace()
   if (!wrap) throw new Error(NO_NAMESPACE)
   return runNode(code, { ...opts, wrap: [...wrap, ...(opts.wrap ?? [])] })
+}
+
+/** How many threads (of any process) run as uid `uid` now: what RLIMIT_NPROC counts. */
+export function threadsOfUser(uid) {
+  let n = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const real = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]
+      if (Number(real) === uid) n += readdirSync(`/proc/${pid}/task`).length
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n
 }

@@ -228,12 +228,19 @@ test.serial('one segment and one semaphore set shared with C: both add 50,000 to
 
   // The counter at offset 0, read and written plainly (not with Atomics), with a little work in
   // between on both sides: only the semaphore keeps each read-add-write whole, and without it
-  // updates are lost. Cell 1 is the start flag, so the two loops overlap.
+  // updates are lost. Cell 1 is the start flag. Node holds the lock when C starts, and lets go
+  // only once C is asleep on it: C's loop is then running when Node's begins (the two overlap,
+  // whatever the scheduling), and C has had to wait at least once.
   const cells = new Int32Array(shm.buffer.buffer, shm.buffer.byteOffset, 2)
   const N = 50_000
+  lock.acquire()
   const started = c.call('wait32 4 1')
   const added = c.call(`lockedadd32 0 ${N} 0`)
   Atomics.store(cells, 1, 1)
+  await started
+  await until(() => lock.waiters().forIncrease === 1, 'C asleep on the unit Node holds')
+  t.is(cells[0], 0, 'C has added nothing yet')
+  lock.release()
   let waited = 0
   let work = 0
   for (let i = 0; i < N; i++) {
@@ -246,10 +253,10 @@ test.serial('one segment and one semaphore set shared with C: both add 50,000 to
     cells[0] = v + 1
     lock.release()
   }
-  await started
   const cWaited = Number(await added)
   t.log(`takes that had to wait: C ${cWaited}, Node ${waited} (of ${N} each)`)
-  t.true(work > 0)
+  t.true(cWaited >= 1, 'C waited for the unit Node held')
+  t.is(work, N * 4950, 'the busy work ran: 0 + 1 + ... + 99 per add')
   t.is(cells[0], 2 * N)
   t.is(await c.call('read 0 4'), Buffer.from(new Int32Array([2 * N]).buffer).toString('hex'))
   t.is(lock.value, 1, 'both gave every unit back')

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { IPC_PRIVATE, MessageQueue, ShmError, listQueues } from '../dist/index.js'
+import { runNodeAsNobody, threadsOfUser } from './helpers.mjs'
 
 const PKG = fileURLToPath(new URL('../dist/index.js', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -331,6 +332,34 @@ test('maxBytes (msg_qbytes) bounds bytes and message count: trySend false, EAGAI
   t.is(q.stat().messages, 4)
 })
 
+test('a maxSize far above the message (64 KiB + 1 up to 2 GiB - 1) receives exactly the message: its bytes, its length, nothing after it', async (t) => {
+  // The receive buffer of such a maxSize is not zero-filled: only what msgrcv wrote may come back.
+  const q = newQueue(t)
+  const sizes = [64 * 1024 + 1, 1 << 20, 16 << 20, 256 << 20, 2 ** 31 - 1]
+  const big = Buffer.alloc(8000, 0xa5)
+  for (const maxSize of sizes) {
+    // A long message first, so that a reused buffer would hold its bytes past the short one's end.
+    q.send(big, { type: 2 })
+    const long = q.receive({ maxSize })
+    t.is(long.type, 2)
+    t.true(long.data.equals(big), `maxSize ${maxSize}: the 8000-byte message`)
+    for (const text of ['', 'x', 'seven b', 'eight by', 'a message of some length']) {
+      q.send(text, { type: 3 })
+      const m = q.receive({ maxSize })
+      t.is(m.type, 3)
+      t.is(m.data.length, Buffer.byteLength(text), `maxSize ${maxSize}: ${JSON.stringify(text)}`)
+      t.is(m.data.toString(), text)
+    }
+    q.send('async', { type: 4 })
+    const a = await q.receiveAsync({ maxSize })
+    t.deepEqual([a.type, a.data.toString()], [4, 'async'])
+    q.send('0123456789', { type: 5 })
+    const cut = q.receive({ maxSize, truncate: true })
+    t.deepEqual([cut.type, cut.data.toString()], [5, '0123456789'])
+  }
+  t.is(q.stat().messages, 0)
+})
+
 test('E2BIG leaves a message longer than maxSize in the queue; truncate cuts it', (t) => {
   const q = newQueue(t)
   q.send('0123456789', { type: 6 })
@@ -488,6 +517,30 @@ test.serial('many aborts at every stage of the wait never hang and leave no wait
   t.true(waitThreads().length <= 2, 'finished waits reuse their threads')
   q.send('kept')
   t.is(q.stat().messages, 1)
+})
+
+test('out of threads (RLIMIT_NPROC): receiveAsync rejects with ShmError EAGAIN (pthread_create), the process still exits, the pending ones still cancel', async (t) => {
+  // As nobody (root is not held to RLIMIT_NPROC), with room for Node's own threads and a few more.
+  // Before, the failed call's promise was never settled and kept the event loop alive: the child
+  // never exited.
+  const r = await runNodeAsNobody(
+    `const { MessageQueue } = shm
+const q = MessageQueue.create(IPC_PRIVATE)
+const ac = new AbortController()
+const pending = []
+for (let k = 0; k < 100; k++) pending.push(q.receiveAsync({ signal: ac.signal }).then(() => 'received', (e) => [e.name, e.code, e.syscall].join(' ')))
+ac.abort()
+const results = await Promise.all(pending)
+q.remove()
+const count = {}
+for (const x of results) count[x] = (count[x] ?? 0) + 1
+console.log(JSON.stringify(count))`,
+    { wrap: ['prlimit', `--nproc=${threadsOfUser(65534) + 40}`] },
+  )
+  t.is(r.code, 0, r.stderr)
+  const count = JSON.parse(r.stdout)
+  t.deepEqual(Object.keys(count).sort(), ['AbortError ABORT_ERR ', 'ShmError EAGAIN pthread_create'])
+  t.true(count['AbortError ABORT_ERR '] > 0 && count['ShmError EAGAIN pthread_create'] > 0, JSON.stringify(count))
 })
 
 test.serial('a terminated worker cancels its pending receive', async (t) => {

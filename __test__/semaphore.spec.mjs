@@ -1,10 +1,13 @@
+import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
+import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, ShmError, listSemaphores } from '../dist/index.js'
-import { runNodeAsNobody } from './helpers.mjs'
-import { runNode, until } from './fixtures/procs.mjs'
+import { native } from '../dist/src/binding.js'
+import { PKG, runNodeAsNobody, threadsOfUser } from './helpers.mjs'
+import { runNode, threadsNamed, until } from './fixtures/procs.mjs'
 
 function semaphore(t, options) {
   const sem = Semaphore.create(IPC_PRIVATE, options)
@@ -33,6 +36,67 @@ test('create sets every value and marks the set initialised; values, setValue, s
   t.throws(() => sem.setValue(32768), { instanceOf: RangeError })
   t.throws(() => sem.release(1, { index: 2 }), { instanceOf: ShmError, code: 'ERANGE' })
   t.deepEqual(Semaphore.statById(sem.id).count, 3)
+})
+
+test('an index of 2**32 is a RangeError, in the TS face and in the binding: it never reads or sets semaphore 0', (t) => {
+  const sem = semaphore(t, { count: 1, initial: 7 })
+  for (const index of [2 ** 32, 2 ** 32 + 1, 2 ** 40]) {
+    t.throws(() => sem.getValue(index), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    t.throws(() => native.semGetValue(sem.id, index), { instanceOf: RangeError, message: /index/ })
+    t.throws(() => native.semSetValue(sem.id, index, 3), { instanceOf: RangeError, message: /index/ })
+    t.throws(() => native.semCounts(sem.id, index), { instanceOf: RangeError, message: /index/ })
+  }
+  t.is(sem.getValue(0), 7)
+})
+
+test.serial('a terminated worker cancels its pending acquireAsync: its thread ends, and a unit released after stays', async (t) => {
+  const sem = semaphore(t, { initial: 0 })
+  const worker = new Worker(
+    `const { parentPort } = require('node:worker_threads');
+     const { Semaphore } = require(${JSON.stringify(PKG)});
+     Semaphore.openById(${sem.id}).acquireAsync().then((ok) => parentPort.postMessage('acquired ' + ok));
+     parentPort.postMessage('waiting');`,
+    { eval: true },
+  )
+  const [msg] = await once(worker, 'message')
+  t.is(msg, 'waiting')
+  await until(() => sem.waiters().forIncrease === 1, 'the worker\'s semop asleep')
+  await worker.terminate()
+  // Before the fix the thread went on taking semop slices for a worker that no longer existed.
+  await until(() => threadsNamed(process.pid, 'sysv-shm-semop').length === 0, 'the semop thread of the terminated worker ended')
+  t.is(sem.waiters().forIncrease, 0)
+  sem.release()
+  t.is(sem.value, 1)
+})
+
+test('out of threads (RLIMIT_NPROC): acquireAsync throws EAGAIN and leaves nothing registered; the pending ones still cancel', async (t) => {
+  // As nobody (root is not held to RLIMIT_NPROC), with room for Node's own threads and a few more.
+  // The ids of semOpAsync count up by one per call in this process: the failed call's would be
+  // the last good one plus one, and semCancel answers whether an entry is registered under it.
+  const r = await runNodeAsNobody(
+    `import { native } from ${JSON.stringify(new URL('../dist/src/binding.js', import.meta.url).href)}
+const { Semaphore } = shm
+const sem = Semaphore.create(IPC_PRIVATE, { initial: 0 })
+const take = [{ index: 0, delta: -1, undo: false, nowait: false }]
+const pending = []
+let err
+for (let k = 0; k < 100; k++) {
+  try { pending.push(native.semOpAsync(sem.id, take, undefined)) } catch (e) { err = e; break }
+}
+const failedId = pending.at(-1).id + 1
+const leaked = native.semCancel(failedId)
+const cancelled = pending.map((p) => native.semCancel(p.id))
+const results = await Promise.all(pending.map((p) => p.promise))
+const value = sem.value
+sem.remove()
+console.log(JSON.stringify({ started: pending.length, name: err?.name, code: err?.code, syscall: err?.syscall, leaked,
+  allCancelled: cancelled.every((x) => x) && results.every((x) => x === 'cancelled'), value }))`,
+    { wrap: ['prlimit', `--nproc=${threadsOfUser(65534) + 40}`] },
+  )
+  t.is(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.true(out.started > 0 && out.started < 100, `started ${out.started}`)
+  t.like(out, { name: 'ShmError', code: 'EAGAIN', syscall: 'pthread_create', leaked: false, allCancelled: true, value: 0 })
 })
 
 test('a holder killed with SIGKILL gives its unit back (SEM_UNDO)', async (t) => {

@@ -4,6 +4,7 @@
  * @internal
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -102,6 +103,7 @@ function warnOnVersionMismatch(name: string): void {
   }
 }
 
-/** The loaded addon, with `ShmError` registered for this JS environment. */
+/** The loaded addon, with `ShmError` registered for this JS environment and Node's largest Buffer length. */
 export const native: typeof Native = load()
 native.setErrorClass(ShmError)
+native.setMaxBufferLength(bufferConstants.MAX_LENGTH)

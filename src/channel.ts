@@ -61,7 +61,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   readonly created: boolean
 
   #native: ChannelHandle
-  /** A Buffer over the ring for zero-copy calls: undefined until first needed, null if refused. */
+  /** A Buffer over the ring for zero-copy calls: undefined until first needed, null if there can be none. */
   #ring: Buffer | null | undefined = undefined
 
   private constructor(handle: ChannelHandle, options: ChannelWaitOptions) {
@@ -335,7 +335,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   #ringBuffer(): Buffer | null {
     if (this.#ring === undefined) {
       const ab = this.#native.ringBuffer()
-      this.#ring = ab === null ? null : Buffer.from(ab)
+      this.#ring = typeof ab === 'string' ? null : Buffer.from(ab)
     }
     return this.#ring
   }

@@ -169,18 +169,13 @@ export class SharedMemory implements Disposable {
     this.created = created
     this.#zeroCopy = false
     if (zeroCopy && !this.readOnly) {
-      if (this.size > bufferConstants.MAX_LENGTH) {
-        // Node refuses Buffers and ArrayBuffers above this length (4 GiB on Node 20).
-        this.#noZeroCopy = `the segment is larger than buffer.constants.MAX_LENGTH (${bufferConstants.MAX_LENGTH} bytes), the largest Buffer this Node.js makes`
+      const ab = mapping.createBuffer()
+      if (typeof ab === 'string') {
+        this.#noZeroCopy = ab
       } else {
-        const ab = mapping.createBuffer()
-        if (ab) {
-          this.#buffer = Buffer.from(ab, 0, this.size)
-          this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
-          this.#zeroCopy = true
-        } else {
-          this.#noZeroCopy = "the runtime refuses external ArrayBuffers (Electron's V8 memory cage)"
-        }
+        this.#buffer = Buffer.from(ab, 0, this.size)
+        this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
+        this.#zeroCopy = true
       }
     }
   }

@@ -5,15 +5,16 @@
 //! (`shm.readInto(shm.buffer)`), and so that a refused external buffer is
 //! seen as such instead of being silently copied.
 
+use std::any::Any;
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
 
 use crate::errors::type_error;
-use crate::mapping::Shared;
 
 /// The environment variable that makes this addon act as under Electron's
 /// V8 memory cage, where external `ArrayBuffer`s are refused.
@@ -73,32 +74,65 @@ pub(crate) fn view_bytes(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)>
 }
 
 /// Whether the external-buffer refusal of Electron is being simulated.
-pub(crate) fn simulate_no_external() -> bool {
+fn simulate_no_external() -> bool {
     std::env::var_os(SIMULATE_NO_EXTERNAL).is_some_and(|v| v == "1")
 }
 
+/// What keeps the memory under a zero-copy `ArrayBuffer` mapped: a clone of
+/// the handle's `Arc` (a mapping, a channel), dropped by the finalizer.
+pub(crate) type Keepalive = Arc<dyn Any + Send + Sync>;
+
 unsafe extern "C" fn release(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the `Box<Arc<Shared>>` leaked in `external` below; V8
+    // SAFETY: `hint` is the `Box<Keepalive>` leaked in `external` below; V8
     // calls this finalizer once.
-    drop(unsafe { Box::from_raw(hint.cast::<Arc<Shared>>()) });
+    drop(unsafe { Box::from_raw(hint.cast::<Keepalive>()) });
 }
 
-/// Makes an `ArrayBuffer` over `len` bytes at `data` that keeps `shared`
-/// (and so the mapping) alive until it is collected. `Ok(None)` when the
-/// runtime refuses external buffers (`napi_no_external_buffers_allowed`).
+/// `buffer.constants.MAX_LENGTH` of this Node.js, set by the loader
+/// (`setMaxBufferLength`); until then 2^32, the smallest of the supported
+/// versions (Node 18 and 20 on 64 bits; Node 22 takes 2^53 - 1).
+static MAX_LENGTH: AtomicU64 = AtomicU64::new(1 << 32);
+
+/// Records `buffer.constants.MAX_LENGTH`, the largest `ArrayBuffer` this
+/// Node.js makes: [`external`] makes none larger.
+pub(crate) fn set_max_length(n: u64) {
+    MAX_LENGTH.store(n, Ordering::Relaxed);
+}
+
+/// A zero-copy `ArrayBuffer`, or why there is none: a string for
+/// `ERR_SHM_NO_ZERO_COPY` messages (JS: `ArrayBuffer | string`).
+pub(crate) type ExternalOrReason<'e> = Either<Unknown<'e>, String>;
+
+/// Makes an `ArrayBuffer` over `len` bytes at `data` that holds `keep` (and
+/// so the mapping) until it is collected: the one place where this addon
+/// makes external buffers. Where there can be none, `Either::B` says why:
+/// the runtime refuses external buffers (Electron's V8 memory cage,
+/// `napi_no_external_buffers_allowed`), or `len` is above
+/// `buffer.constants.MAX_LENGTH` (checked here, before Node is asked: its
+/// refusal of a too-large buffer runs the finalizer and throws).
+///
+/// # Errors
+/// Any other failure of `napi_create_external_arraybuffer`.
 ///
 /// # Safety
-/// `data..data+len` must stay mapped while `shared` holds its attachment.
-pub(crate) unsafe fn external(
+/// `data..data+len` must stay mapped while `keep` lives, and the value must
+/// not outlive this call's handle scope (return it to JS).
+pub(crate) unsafe fn external<'v>(
     env: &Env,
-    shared: &Arc<Shared>,
+    keep: Keepalive,
     data: *mut u8,
     len: usize,
-) -> Result<Option<sys::napi_value>> {
+) -> Result<ExternalOrReason<'v>> {
     if simulate_no_external() {
-        return Ok(None);
+        return Ok(Either::B(REFUSED.to_string()));
     }
-    let hint = Box::into_raw(Box::new(Arc::clone(shared)));
+    let max = MAX_LENGTH.load(Ordering::Relaxed);
+    if len as u64 > max {
+        return Ok(Either::B(format!(
+            "it is {len} bytes, larger than buffer.constants.MAX_LENGTH ({max} bytes), the largest Buffer this Node.js makes"
+        )));
+    }
+    let hint = Box::into_raw(Box::new(keep));
     let mut out = ptr::null_mut();
     // SAFETY: the memory stays mapped while the Arc in `hint` lives (caller's
     // contract), and `release` frees `hint` when V8 collects the buffer.
@@ -113,7 +147,10 @@ pub(crate) unsafe fn external(
         )
     };
     if status == sys::Status::napi_ok {
-        return Ok(Some(out));
+        // SAFETY: `out` is a live value made in this env during this call.
+        return Ok(Either::A(unsafe {
+            Unknown::from_raw_unchecked(env.raw(), out)
+        }));
     }
     // Whether Node took the hint (and so calls the finalizer itself) depends
     // on where the call failed. napi_create_external_buffer checks first
@@ -134,7 +171,7 @@ pub(crate) unsafe fn external(
     // ever to skip the finalizer after all, the cost is one leaked `Arc`,
     // the mapping staying until `detach()` or exit, never a double free.)
     if status == sys::Status::napi_no_external_buffers_allowed {
-        Ok(None)
+        Ok(Either::B(REFUSED.to_string()))
     } else {
         Err(Error::new(
             Status::from(status),
@@ -142,6 +179,8 @@ pub(crate) unsafe fn external(
         ))
     }
 }
+
+const REFUSED: &str = "the runtime refuses external ArrayBuffers (Electron's V8 memory cage)";
 
 /// If `value` is an `ArrayBuffer` whose memory starts at `data`, detaches it
 /// so that every view of it reads as length 0. Returns whether it did.

@@ -11,7 +11,7 @@ use napi_derive::napi;
 use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy};
 use sysv_shm::{CreateOptions, Segment};
 
-use crate::buffer::{detach_if_ours, simulate_no_external, view_bytes};
+use crate::buffer::{detach_if_ours, external, view_bytes, ExternalOrReason};
 use crate::errors::{invalid, shm_error, throw};
 use crate::futex::{deferred, pending, timeout};
 use crate::to_usize;
@@ -148,16 +148,6 @@ impl ChannelHandle {
             _ => Ok(None),
         }
     }
-}
-
-unsafe extern "C" fn release_ring(
-    _env: sys::napi_env,
-    _data: *mut std::ffi::c_void,
-    hint: *mut std::ffi::c_void,
-) {
-    // SAFETY: `hint` is the `Box<Arc<Channel>>` leaked in `ring_buffer`; V8
-    // calls this finalizer once.
-    drop(unsafe { Box::from_raw(hint.cast::<Arc<Channel>>()) });
 }
 
 const SPLIT: f64 = -3.0;
@@ -432,41 +422,14 @@ impl ChannelHandle {
 
     /// An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
     /// `sendWith`/`recvWith`; it keeps the mapping alive until collected.
-    /// `null` where external buffers are refused (Electron).
-    #[napi(ts_return_type = "ArrayBuffer | null")]
-    pub fn ring_buffer(&self, env: Env) -> Result<Option<Unknown<'_>>> {
+    /// Where there can be none (Electron, a ring above
+    /// `buffer.constants.MAX_LENGTH`), a string that says why.
+    #[napi(ts_return_type = "ArrayBuffer | string")]
+    pub fn ring_buffer(&self, env: Env) -> Result<ExternalOrReason<'_>> {
         let ch = self.get(&env)?;
-        if simulate_no_external() {
-            return Ok(None);
-        }
-        let hint = Box::into_raw(Box::new(Arc::clone(ch)));
-        let mut out = ptr::null_mut();
-        // SAFETY: the ring stays mapped while the Arc in `hint` lives, and
-        // `release_ring` frees `hint` when V8 collects the buffer.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                env.raw(),
-                ch.ring_ptr().cast(),
-                ch.capacity(),
-                Some(release_ring),
-                hint.cast(),
-                &mut out,
-            )
-        };
-        if status == sys::Status::napi_ok {
-            // SAFETY: `out` is a live value made in this env during this call.
-            return Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), out) }));
-        }
-        // SAFETY: not handed over: the finalizer will never run.
-        drop(unsafe { Box::from_raw(hint) });
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            Ok(None)
-        } else {
-            Err(Error::new(
-                Status::from(status),
-                "napi_create_external_arraybuffer failed".to_string(),
-            ))
-        }
+        // SAFETY: the ring is in the channel's mapping, which the `Arc<Channel>`
+        // handed to the buffer keeps attached.
+        unsafe { external(&env, ch.clone(), ch.ring_ptr(), ch.capacity()) }
     }
 
     /// Reserves room for `length` bytes to write in place, waiting while the

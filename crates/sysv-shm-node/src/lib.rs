@@ -15,6 +15,7 @@ pub mod futex;
 mod mapping;
 pub mod msg;
 pub mod semaphore;
+mod teardown;
 
 use std::path::Path;
 
@@ -112,6 +113,15 @@ pub struct NativeSetOptions {
 #[napi]
 pub fn set_error_class(env: Env, ctor: Unknown) -> Result<()> {
     ErrorClass::register(&env, ctor)
+}
+
+/// Records `buffer.constants.MAX_LENGTH`, the largest `ArrayBuffer` this
+/// Node.js makes; no zero-copy buffer above it is attempted (the reason is
+/// returned instead). Called by `index.ts` when it loads the addon.
+#[napi]
+pub fn set_max_buffer_length(env: Env, max: f64) -> Result<()> {
+    buffer::set_max_length(to_usize(&env, "max", max)? as u64);
+    Ok(())
 }
 
 /// Checks that a JS number is a whole, non-negative, safe integer; index.ts

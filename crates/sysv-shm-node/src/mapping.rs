@@ -12,7 +12,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sysv_shm::{Attachment, Segment};
 
-use crate::buffer::{detach_if_ours, external, view_bytes};
+use crate::buffer::{detach_if_ours, external, view_bytes, ExternalOrReason};
 use crate::errors::{shm_error, throw};
 use crate::to_usize;
 
@@ -89,10 +89,11 @@ impl Mapping {
         self.shared.lock().is_some()
     }
 
-    /// An `ArrayBuffer` over the whole segment, with no copy; `null` when the
-    /// runtime refuses external buffers (Electron) or the simulation is on.
-    #[napi(ts_return_type = "ArrayBuffer | null")]
-    pub fn create_buffer(&self, env: Env) -> Result<Option<Unknown<'_>>> {
+    /// An `ArrayBuffer` over the whole segment, with no copy; where there can
+    /// be none (Electron, a segment above `buffer.constants.MAX_LENGTH`), a
+    /// string that says why.
+    #[napi(ts_return_type = "ArrayBuffer | string")]
+    pub fn create_buffer(&self, env: Env) -> Result<ExternalOrReason<'_>> {
         let guard = self.shared.lock();
         let Some(attachment) = guard.as_ref() else {
             return Err(detached(&env, self.id));
@@ -119,11 +120,13 @@ impl Mapping {
         // SAFETY: the memory stays mapped while `shared` holds the attachment,
         // and the buffer keeps a clone of `shared`; `detach()` detaches the
         // buffer before it unmaps.
-        let value = unsafe { external(&env, &self.shared, attachment.as_ptr(), attachment.len()) }?;
-        match value {
-            // SAFETY: `v` is a live value made in this env during this call.
-            Some(v) => Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), v) })),
-            None => Ok(None),
+        unsafe {
+            external(
+                &env,
+                self.shared.clone(),
+                attachment.as_ptr(),
+                attachment.len(),
+            )
         }
     }
 

@@ -11,8 +11,7 @@
 //! blocked.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -25,6 +24,7 @@ use sysv_shm::{
 
 use crate::buffer::view_bytes;
 use crate::errors::{invalid, throw};
+use crate::teardown::{release_teardown, watch_teardown};
 use crate::{millis, NativeCreated};
 
 /// `struct msqid_ds` as plain values; times are milliseconds since the
@@ -399,66 +399,6 @@ fn error_info(e: sysv_shm::Error) -> NativeErrorInfo {
     }
 }
 
-/// Cancels a pending call's token when its JS environment is torn down.
-///
-/// The hook owns one reference (leaked into its argument); the settling
-/// call holds another, so the state outlives both. Exactly one of the hook
-/// and the settling claims the hook's reference: the hook by running, the
-/// settling by unregistering the hook first.
-struct Teardown {
-    token: CancelToken,
-    claimed: AtomicBool,
-}
-
-unsafe extern "C" fn on_teardown(arg: *mut c_void) {
-    // SAFETY: `arg` is the reference leaked by `watch_teardown`. The hook runs
-    // at most once, and never after `release_teardown` unregistered it.
-    let state = unsafe { Arc::from_raw(arg.cast::<Teardown>()) };
-    if !state.claimed.swap(true, Ordering::AcqRel) {
-        state.token.cancel();
-    }
-    // Dropping `state` releases the hook's reference.
-}
-
-/// Registers the teardown hook; returns the settling's reference to the state.
-fn watch_teardown(env: &Env, token: &CancelToken) -> Option<Arc<Teardown>> {
-    let state = Arc::new(Teardown {
-        token: token.clone(),
-        claimed: AtomicBool::new(false),
-    });
-    let arg = Arc::into_raw(Arc::clone(&state)).cast_mut();
-    // SAFETY: `env` is live; `arg` is a leaked reference, released by the
-    // hook or by `release_teardown`.
-    let status =
-        unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(on_teardown), arg.cast()) };
-    if status == sys::Status::napi_ok {
-        Some(state)
-    } else {
-        // SAFETY: not registered: release the reference leaked above.
-        drop(unsafe { Arc::from_raw(arg) });
-        None
-    }
-}
-
-/// On the JS thread, when the call settles: unregisters the hook, unless it
-/// has run (the environment is going away).
-fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) {
-    let Some(state) = state else { return };
-    if state.claimed.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let arg = Arc::as_ptr(&state);
-    // SAFETY: `env` is live (we are settling in it) and the hook is still
-    // registered with exactly this function and argument.
-    let status = unsafe {
-        sys::napi_remove_env_cleanup_hook(env.raw(), Some(on_teardown), arg.cast_mut().cast())
-    };
-    if status == sys::Status::napi_ok {
-        // SAFETY: the hook is gone without having run: release its reference.
-        drop(unsafe { Arc::from_raw(arg) });
-    }
-}
-
 /// Threads for waits that may block for any time: one per pending wait
 /// (never libuv's pool, which they would starve). A thread whose wait has
 /// ended is kept for the next wait for [`pool::IDLE`], then ends: starting a
@@ -528,18 +468,20 @@ mod pool {
 }
 
 /// Runs `work` on a thread of its own (see [`pool`]) and settles the returned promise
-/// with its outcome on the JS thread.
+/// with its outcome on the JS thread; with `EAGAIN` from `pthread_create` if no thread
+/// could be started (the promise is settled either way: one never settled would keep
+/// the event loop alive).
 fn spawn_wait<'env>(
     env: &'env Env,
     token: &CancelToken,
     work: impl FnOnce() -> std::result::Result<Option<Message>, sysv_shm::Error> + Send + 'static,
 ) -> Result<Object<'env>> {
-    let (deferred, promise) = env.create_deferred::<NativeOutcome, _>()?;
+    type Outcome = std::result::Result<Option<Message>, sysv_shm::Error>;
+    type Resolver = Box<dyn FnOnce(Env) -> Result<NativeOutcome> + Send>;
+    let (deferred, promise) = env.create_deferred::<NativeOutcome, Resolver>()?;
     let hook = watch_teardown(env, token);
-    let on_error = hook.clone();
-    let started = pool::run(Box::new(move || {
-        let outcome = work();
-        deferred.resolve(move |env| {
+    let settle = move |outcome: Outcome| {
+        deferred.resolve(Box::new(move |env| {
             release_teardown(&env, hook);
             Ok(match outcome {
                 Ok(m) => NativeOutcome {
@@ -551,14 +493,26 @@ fn spawn_wait<'env>(
                     error: Some(error_info(e)),
                 },
             })
-        });
+        }));
+    };
+    // Shared with the job: a thread that fails to start drops the job unrun.
+    let slot = Arc::new(Mutex::new(Some(settle)));
+    let for_job = Arc::clone(&slot);
+    let take = |slot: &Mutex<Option<_>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let started = pool::run(Box::new(move || {
+        let outcome = work();
+        if let Some(settle) = take(&for_job) {
+            settle(outcome);
+        }
     }));
     if let Err(e) = started {
-        release_teardown(env, on_error);
-        return Err(Error::new(
-            Status::GenericFailure,
-            format!("could not start a thread to wait on the queue: {e}"),
-        ));
+        if let Some(settle) = take(&slot) {
+            settle(Err(sysv_shm::Error::Os {
+                syscall: "pthread_create",
+                errno: sysv_shm::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+                context: "start a thread to wait on the queue".into(),
+            }));
+        }
     }
     Ok(promise)
 }

@@ -1,17 +1,18 @@
 //! System V semaphore sets for JS: thin functions over `sysv_shm::sem`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sysv_shm::sem::{OpOutcome, SemInfo, SemOp, SemaphoreSet};
-use sysv_shm::{CreateOptions, SetOptions};
+use sysv_shm::{CancelToken, CreateOptions, SetOptions};
 
 use crate::errors::{invalid, throw};
 use crate::futex::{pending, timeout};
-use crate::NativeSetOptions;
+use crate::teardown::{release_teardown, watch_teardown};
+use crate::{to_usize, NativeSetOptions};
 
 /// One operation of `semop`.
 #[napi(object)]
@@ -142,16 +143,21 @@ pub fn sem_op(
         .map_err(|e| throw(&env, e))
 }
 
-fn cancels() -> &'static Mutex<HashMap<u64, Arc<AtomicBool>>> {
-    static CANCELS: OnceLock<Mutex<HashMap<u64, Arc<AtomicBool>>>> = OnceLock::new();
-    CANCELS.get_or_init(|| Mutex::new(HashMap::new()))
+/// The tokens of pending `semOpAsync`s, by the id handed to JS.
+fn cancels() -> MutexGuard<'static, HashMap<u64, CancelToken>> {
+    static CANCELS: OnceLock<Mutex<HashMap<u64, CancelToken>>> = OnceLock::new();
+    CANCELS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// `semop` on a thread of its own: `{ promise, id }`; the promise resolves
-/// to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`), or
-/// `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
+/// to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`; also when the
+/// JS environment is torn down, so that a terminated worker's thread takes
+/// no unit), or `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
 #[napi(ts_return_type = "{ promise: Promise<string>, id: number }")]
 pub fn sem_op_async<'a>(
     env: &'a Env,
@@ -163,17 +169,12 @@ pub fn sem_op_async<'a>(
     let timeout = timeout(env, timeout_ms)?;
     type Resolver = Box<dyn FnOnce(Env) -> Result<String> + Send>;
     let (deferred, promise) = env.create_deferred::<String, Resolver>()?;
-    let token = NEXT.fetch_add(1, Ordering::Relaxed);
-    let flag = Arc::new(AtomicBool::new(false));
-    cancels()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(token, flag.clone());
+    let key = NEXT.fetch_add(1, Ordering::Relaxed);
+    let token = CancelToken::new();
+    cancels().insert(key, token.clone());
+    let hook = watch_teardown(env, &token);
     let on_done = Box::new(move |r: sysv_shm::Result<Option<OpOutcome>>| {
-        cancels()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&token);
+        cancels().remove(&key);
         let s = match r {
             Ok(Some(o)) => outcome(o).to_string(),
             Ok(None) => "cancelled".to_string(),
@@ -184,25 +185,27 @@ pub fn sem_op_async<'a>(
                 _ => format!("error:EINVAL:22:semop:{e}"),
             },
         };
-        deferred.resolve(Box::new(move |_env| Ok(s)));
+        deferred.resolve(Box::new(move |env| {
+            release_teardown(&env, hook);
+            Ok(s)
+        }));
     });
+    // Without a thread, `on_done` has run here already: it took back the
+    // cancel entry and settles the (unused) promise, which unregisters the
+    // teardown hook.
     SemaphoreSet::from_id(id)
-        .op_async(list, timeout, flag, on_done)
+        .op_async(list, timeout, token, on_done)
         .map_err(|e| throw(env, e))?;
-    pending(env, promise, token)
+    pending(env, promise, key)
 }
 
 /// Cancels a pending `semOpAsync` (it resolves `"cancelled"` within 100 ms,
 /// having applied nothing). Returns whether it was pending.
 #[napi]
 pub fn sem_cancel(id: f64) -> bool {
-    match cancels()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&(id as u64))
-    {
-        Some(flag) => {
-            flag.store(true, Ordering::SeqCst);
+    match cancels().get(&(id as u64)) {
+        Some(token) => {
+            token.cancel();
             true
         }
         None => false,
@@ -211,19 +214,21 @@ pub fn sem_cancel(id: f64) -> bool {
 
 /// `GETVAL`.
 #[napi]
-pub fn sem_get_value(env: Env, id: i32, index: u32) -> Result<u32> {
+pub fn sem_get_value(env: Env, id: i32, index: f64) -> Result<u32> {
+    let index = to_usize(&env, "index", index)?;
     SemaphoreSet::from_id(id)
-        .value(index as usize)
+        .value(index)
         .map(u32::from)
         .map_err(|e| throw(&env, e))
 }
 
 /// `SETVAL`.
 #[napi]
-pub fn sem_set_value(env: Env, id: i32, index: u32, value: u32) -> Result<()> {
+pub fn sem_set_value(env: Env, id: i32, index: f64, value: u32) -> Result<()> {
+    let index = to_usize(&env, "index", index)?;
     let value = u16::try_from(value).unwrap_or(u16::MAX);
     SemaphoreSet::from_id(id)
-        .set_value(index as usize, value)
+        .set_value(index, value)
         .map_err(|e| throw(&env, e))
 }
 
@@ -250,10 +255,11 @@ pub fn sem_set_all(env: Env, id: i32, values: Vec<u32>) -> Result<()> {
 
 /// `[GETNCNT, GETZCNT, GETPID]` of semaphore `index`.
 #[napi]
-pub fn sem_counts(env: Env, id: i32, index: u32) -> Result<Vec<i32>> {
+pub fn sem_counts(env: Env, id: i32, index: f64) -> Result<Vec<i32>> {
+    let index = to_usize(&env, "index", index)?;
     let set = SemaphoreSet::from_id(id);
-    let (n, z) = set.waiting(index as usize).map_err(|e| throw(&env, e))?;
-    let pid = set.last_pid(index as usize).map_err(|e| throw(&env, e))?;
+    let (n, z) = set.waiting(index).map_err(|e| throw(&env, e))?;
+    let pid = set.last_pid(index).map_err(|e| throw(&env, e))?;
     Ok(vec![n as i32, z as i32, pid])
 }
 

@@ -11,8 +11,7 @@
 //! - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use libc::{c_int, c_ushort};
@@ -21,6 +20,11 @@ use nix::errno::Errno;
 use crate::error::{Error, Result};
 use crate::segment::{hex_key, CreateOptions, SetOptions, MODE_MASK};
 use crate::sys;
+use crate::wait::CancelToken;
+
+/// What [`SemaphoreSet::op_async`] calls when the operation ends: the
+/// outcome, `Ok(None)` if cancelled.
+pub type OnDone = Box<dyn FnOnce(Result<Option<OpOutcome>>) + Send>;
 use crate::Key;
 
 /// `SEMVMX`: the largest value of a semaphore.
@@ -357,17 +361,30 @@ impl SemaphoreSet {
     }
 
     /// Runs [`SemaphoreSet::op`] on a thread of its own and calls `on_done`
-    /// there. The wait is made in slices of at most 100 ms so that setting
-    /// `cancel` ends it (with `Ok(None)`) within one slice; the slices are
-    /// invisible otherwise (`semtimedop` applies nothing when it times out).
+    /// there. The wait is made in slices of at most 100 ms so that
+    /// cancelling `cancel` ends it (with `Ok(None)`) within one slice; the
+    /// slices are invisible otherwise (`semtimedop` applies nothing when it
+    /// times out).
+    ///
+    /// `on_done` is called exactly once: from that thread, or, if no thread
+    /// can be started, on this one with the error returned.
+    ///
+    /// # Errors
+    /// `pthread_create` when no thread can be started.
     pub fn op_async(
         &self,
         ops: Vec<SemOp>,
         timeout: Option<Duration>,
-        cancel: Arc<AtomicBool>,
-        on_done: Box<dyn FnOnce(Result<Option<OpOutcome>>) + Send>,
+        cancel: CancelToken,
+        on_done: OnDone,
     ) -> Result<()> {
         let set = *self;
+        // Shared with the thread: a failed spawn drops the thread's closure,
+        // and `on_done` must still run (it settles a promise, frees a token).
+        let slot = Arc::new(Mutex::new(Some(on_done)));
+        let for_thread = Arc::clone(&slot);
+        let take =
+            |slot: &Mutex<Option<OnDone>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         let spawned = std::thread::Builder::new()
             .name("sysv-shm-semop".into())
             .stack_size(128 * 1024)
@@ -376,7 +393,7 @@ impl SemaphoreSet {
                 let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
                 let mut waited = false;
                 let r = loop {
-                    if cancel.load(Ordering::SeqCst) {
+                    if cancel.is_cancelled() {
                         break Ok(None);
                     }
                     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -401,18 +418,30 @@ impl SemaphoreSet {
                         other => break other.map(Some),
                     }
                 };
-                on_done(r);
+                if let Some(on_done) = take(&for_thread) {
+                    on_done(r);
+                }
             });
         spawned.map(drop).map_err(|e| {
             let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
-            Error::os("pthread_create", errno, "start a semop thread")
+            let error = || Error::os("pthread_create", errno, "start a semop thread");
+            if let Some(on_done) = take(&slot) {
+                on_done(Err(error()));
+            }
+            error()
         })
     }
 
     fn ctl(&self, index: usize, cmd: c_int, arg: Semun, what: &str) -> Result<c_int> {
+        // Checked, not cast: `1 << 32 as c_int` would be semaphore 0.
+        let index = c_int::try_from(index).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "semaphore index {index} is out of range (a set has at most {SEM_MAX_PER_SET})"
+            ))
+        })?;
         // SAFETY: `arg` is the union semctl(2) expects for `cmd`: a value, or
         // a pointer to a live buffer of the size the command uses.
-        let r = unsafe { libc::semctl(self.id, index as c_int, cmd, arg) };
+        let r = unsafe { libc::semctl(self.id, index, cmd, arg) };
         Errno::result(r).map_err(|e| Error::os("semctl", e, format!("{what} id {}", self.id)))
     }
 
@@ -607,10 +636,48 @@ fn semget(
 mod tests {
     use super::*;
 
+    /// Removes its set when dropped, so that a failed assertion leaks none.
+    struct Guard(Option<SemaphoreSet>);
+
+    impl Guard {
+        /// `IPC_RMID` now (the drop then does nothing).
+        fn remove(&mut self) -> Result<()> {
+            self.0.take().map_or(Ok(()), |s| s.remove())
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(set) = self.0.take() {
+                // Never panics: a set already gone is nothing to remove.
+                let _ = set.remove();
+            }
+        }
+    }
+
+    /// A new private set and the guard that removes it.
+    fn private(count: usize, initial: u16, options: &CreateOptions) -> (SemaphoreSet, Guard) {
+        let (set, _) = SemaphoreSet::create(libc::IPC_PRIVATE, count, initial, options).unwrap();
+        (set, Guard(Some(set)))
+    }
+
+    #[test]
+    fn the_guard_removes_the_set_when_a_test_panics() {
+        let id = std::panic::catch_unwind(|| {
+            let (set, _guard) = private(1, 0, &CreateOptions::default());
+            std::panic::resume_unwind(Box::new(set.id()));
+        })
+        .unwrap_err();
+        let id = *id.downcast::<i32>().unwrap();
+        let gone = SemaphoreSet::from_id(id).stat().unwrap_err();
+        assert_eq!(gone.errno(), Some(Errno::EINVAL));
+    }
+
     #[test]
     fn create_values_ops_and_remove() {
         let (set, created) =
             SemaphoreSet::create(libc::IPC_PRIVATE, 3, 2, &CreateOptions::default()).unwrap();
+        let mut guard = Guard(Some(set));
         assert!(created);
         assert_eq!(set.values().unwrap(), vec![2, 2, 2]);
         assert!(set.stat().unwrap().op_time.is_some(), "initialised");
@@ -640,7 +707,7 @@ mod tests {
         };
         assert_eq!(set.op(&[zero], None).unwrap(), OpOutcome::Done);
         assert!(set.set_all(&[1]).is_err());
-        set.remove().unwrap();
+        guard.remove().unwrap();
         assert_eq!(set.value(0).unwrap_err().errno(), Some(Errno::EINVAL));
     }
 
@@ -650,11 +717,11 @@ mod tests {
             mode: 0o640,
             ..CreateOptions::default()
         };
-        let (set, _) = SemaphoreSet::create(libc::IPC_PRIVATE, 4, 1, &options).unwrap();
+        let (set, mut guard) = private(4, 1, &options);
         let listed = list_semaphores().unwrap();
         let me = listed.iter().find(|s| s.id == set.id()).cloned();
         let stat = set.stat().unwrap();
-        set.remove().unwrap();
+        guard.remove().unwrap();
         assert_eq!(me, Some(stat.clone()));
         assert_eq!((stat.count, stat.mode, stat.key), (4, 0o640, 0));
         assert!(!list_semaphores().unwrap().iter().any(|s| s.id == set.id()));
@@ -662,12 +729,34 @@ mod tests {
 
     #[test]
     fn stat_any_finds_the_slot_of_the_id() {
-        let (set, _) =
-            SemaphoreSet::create(libc::IPC_PRIVATE, 2, 0, &CreateOptions::default()).unwrap();
+        let (set, mut guard) = private(2, 0, &CreateOptions::default());
         let any = set.stat_any().map(|ds| SemInfo::from_raw(set.id(), &ds));
         let stat = set.stat().unwrap();
-        set.remove().unwrap();
+        guard.remove().unwrap();
         assert_eq!(any, Some(stat));
         assert!(set.stat_any().is_none(), "removed: the slot is empty");
+    }
+
+    #[test]
+    fn an_index_beyond_c_int_is_an_error_not_semaphore_0() {
+        let (set, _guard) = private(1, 7, &CreateOptions::default());
+        let big = 1usize << 32;
+        let got = (set.value(big), set.set_value(big, 3), set.waiting(big));
+        assert!(
+            matches!(got.0, Err(Error::InvalidArgument(_))),
+            "{:?}",
+            got.0
+        );
+        assert!(
+            matches!(got.1, Err(Error::InvalidArgument(_))),
+            "{:?}",
+            got.1
+        );
+        assert!(
+            matches!(got.2, Err(Error::InvalidArgument(_))),
+            "{:?}",
+            got.2
+        );
+        assert_eq!(set.value(0).unwrap(), 7, "semaphore 0 untouched");
     }
 }
