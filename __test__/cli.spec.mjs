@@ -3,7 +3,7 @@
 //
 // Tests that compare attach counts are serial: spawning a child forks this
 // process, and a fork holds this process's attachments until it execs.
-import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -11,6 +11,7 @@ import test from 'ava'
 
 import { IPC_PRIVATE, SharedMemory, ftok } from '../dist/index.js'
 
+import { AS_NOBODY, publicCli } from './helpers.mjs'
 import { CLI, ENV, HERE, Namespace, Peer, ROOT, cli, freshKey, hexKey, noLeaks, removeAll, run } from './interop/helpers.mjs'
 
 noLeaks(test)
@@ -240,26 +241,15 @@ test.serial('ls filters: --key, --orphans, --mine, --older-than', async (t) => {
   t.is(lines[1].split(/\s+/)[1], String(s.idD))
 })
 
-/** A copy of the built package that user nobody can read, wherever the checkout is. */
-function publicCopy(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'sysv-shm-cli-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  chmodSync(dir, 0o755)
-  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true })
-  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
-  const addon = `sysv-shm.${process.arch === 'x64' ? 'linux-x64-gnu' : 'linux-arm64-gnu'}.node`
-  cpSync(join(ROOT, addon), join(dir, addon))
-  return join(dir, 'dist', 'src', 'cli.js')
-}
 
 test.serial('as another user: stat falls back to what ipcs shows, dump fails with EACCES, rm with EPERM, --mine skips', async (t) => {
   const shm = SharedMemory.create(freshKey(), 64, { mode: 0o600 })
   t.teardown(() => removeAll([shm.id]))
   shm.write('secret')
   shm.detach()
-  const cliPath = publicCopy(t)
+  const cliPath = publicCli()
   const nobody = (args) =>
-    run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliPath, ...args])
+    run(AS_NOBODY[0], [...AS_NOBODY.slice(1), process.execPath, cliPath, ...args])
 
   const st = await nobody(['stat', String(shm.id), '--json'])
   t.is(st.code, 0, st.stderr)

@@ -13,6 +13,8 @@ import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, SharedMemory, ftok } from '../dist/index.js'
 
+import { AS_NOBODY } from './helpers.mjs'
+
 import {
   HERE,
   Peer,
@@ -189,7 +191,7 @@ test.serial("modes are the kernel's: a C program run as another user is refused 
     closed.detach()
     open.detach()
   })
-  const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+  const nobody = AS_NOBODY
   const c1 = cPeer(t, nobody)
   t.is((await c1.send(`open ${hexKey(closed.key)}`)).code, 'EACCES')
   const c2 = cPeer(t, nobody)
