@@ -354,6 +354,28 @@ test('rm --orphans [--older-than] removes only unattached segments (in a private
   t.deepEqual(JSON.parse((await ns.cli(['ls', '--orphans', '--json'])).stdout).map((s) => s.key), [0x33])
 })
 
+test('stat lists as attached only processes of its own IPC namespace, not one elsewhere mapping a segment of the same id', async (t) => {
+  // shmids are per IPC namespace: a process in another one (a container, another test suite
+  // run isolated) can have a segment of the same id mapped, with the same inode in its maps.
+  const shm = SharedMemory.create(IPC_PRIVATE, 64)
+  t.teardown(() => {
+    removeAll([shm.id])
+    shm.detach()
+  })
+  const ns = new Namespace()
+  t.teardown(() => ns.close())
+  const next = await ns.run(['sh', '-c', `echo ${shm.id} > /proc/sys/kernel/shm_next_id`])
+  t.is(next.code, 0, next.stderr)
+  const elsewhere = await ns.start([process.execPath, NODE_PEER], 'create 0x66 64 600\n')
+  let there
+  for (let i = 0; i < 100 && !there?.length; i++) there = JSON.parse((await ns.cli(['ls', '--json'])).stdout)
+  t.deepEqual(there.map((s) => [s.id, s.attachCount]), [[shm.id, 1]], 'the same id, attached, in the other namespace')
+  const by = (await json(['stat', String(shm.id)])).attachedBy
+  t.deepEqual(by.map((x) => x.pid), [process.pid])
+  t.false(by.some((x) => x.pid === elsewhere))
+  t.is((await ns.stop(elsewhere)).code, 0)
+})
+
 test('limits shows what ipcs -l and ipcs -u show (in a private IPC namespace)', async (t) => {
   const ns = new Namespace()
   t.teardown(() => ns.close())
