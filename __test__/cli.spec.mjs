@@ -324,9 +324,10 @@ test('rm --orphans [--older-than] removes only unattached segments (in a private
   t.teardown(() => ns.close())
   const orphan = (key, size) => ns.run([process.execPath, NODE_PEER], `create ${key} ${size} 600\ndetach\nquit\n`)
   t.is((await orphan(0x11, 100)).code, 0)
-  // 8 s apart; the threshold is set halfway, just before rm runs, so a slow
-  // machine (the CLI's own start-up) has 4 s of slack either way.
-  await new Promise((resolve) => setTimeout(resolve, 8000))
+  // 20 s apart; the threshold is set halfway, just before rm runs, so the CLI's
+  // own start-up has 10 s of slack either way. (8 s apart failed with both cores
+  // busy: a node start-up in the namespace took more than 4 s there.)
+  await new Promise((resolve) => setTimeout(resolve, 20_000))
   t.is((await orphan(0x22, 200)).code, 0)
   const made22 = Date.now()
   const holder = await ns.start([process.execPath, NODE_PEER], 'create 0x33 300 600\n')
@@ -338,7 +339,7 @@ test('rm --orphans [--older-than] removes only unattached segments (in a private
   }
   t.deepEqual(list.map((s) => [s.key, s.attachCount]), [[0x11, 0], [0x22, 0], [0x33, 1]])
 
-  const threshold = Math.round((Date.now() - made22) / 1000) + 4
+  const threshold = Math.round((Date.now() - made22) / 1000) + 10
   const old = await ns.cli(['rm', '--orphans', '--older-than', `${threshold}s`, '--json'])
   t.is(old.code, 0, old.stderr)
   t.deepEqual(JSON.parse(old.stdout).removed.map((s) => s.key), [0x11])

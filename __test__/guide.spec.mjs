@@ -42,7 +42,9 @@ test('writer.mjs, reader.mjs and reader.c exchange messages through one segment;
   const readerC = join(dir, 'reader')
   execFileSync('cc', ['-Wall', '-Wextra', '-Werror', '-o', readerC, example('reader.c')], { stdio: 'pipe' })
 
-  const writer = spawn(process.execPath, [example('writer.mjs'), dir, '4'], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] })
+  // 30 messages: the writer lives 16 s, time for both readers and the CLI to start and find the
+  // segment. (With 4 it lived 3 s, and with both cores busy the CLI found it gone.)
+  const writer = spawn(process.execPath, [example('writer.mjs'), dir, '30'], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] })
   let writerErr = ''
   writer.stderr.on('data', (d) => (writerErr += d))
   const writerDone = new Promise((resolve) => writer.on('close', resolve))

@@ -171,8 +171,16 @@ export function sh(cmd, args, opts = {}) {
   return r.stdout
 }
 
+/**
+ * How long the tests' polling helpers (eventually, until) wait for something that must happen
+ * before they call it a hang. Not a timing assertion: on a quiet machine these things take
+ * milliseconds, but with both cores busy (npm run test:loaded) a child's start-up alone took
+ * seconds, and futex's "child asleep as a waiter" gave up after 20 s. Under ava's 2 min timeout.
+ */
+export const HANG_GUARD_MS = 60_000
+
 /** Waits until fn() is truthy, polling; fails after `ms`. Not a timing assertion: a liveness bound. */
-export async function eventually(fn, ms = 10_000) {
+export async function eventually(fn, ms = HANG_GUARD_MS) {
   const end = Date.now() + ms
   for (;;) {
     const v = await fn()

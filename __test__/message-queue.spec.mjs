@@ -13,7 +13,7 @@ import test from 'ava'
 
 import { IPC_PRIVATE, MessageQueue, ShmError, listQueues } from '../dist/index.js'
 
-import { runNodeAsNobody as runNodeAsNobodyWith } from './helpers.mjs'
+import { HANG_GUARD_MS, runNodeAsNobody as runNodeAsNobodyWith } from './helpers.mjs'
 
 const PKG = fileURLToPath(new URL('../dist/index.js', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -125,8 +125,8 @@ function sh(cmd, args) {
   return r.stdout
 }
 
-/** Waits until fn() is truthy (a liveness bound, not a timing assertion). */
-async function eventually(fn, ms = 10_000) {
+/** Waits until fn() is truthy (a liveness bound, not a timing assertion: see HANG_GUARD_MS). */
+async function eventually(fn, ms = HANG_GUARD_MS) {
   const end = Date.now() + ms
   for (;;) {
     const v = await fn()
