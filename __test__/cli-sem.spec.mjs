@@ -1,16 +1,13 @@
 // `sysv-shm sem ls|stat|rm` and `ls -s`, run as real child processes and
 // checked against what ipcs -s, ipcs -s -c/-t, ipcs -s -i and ipcrm -s say
 // about the same semaphore sets, with processes really waiting on them.
-import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 
 import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, listSemaphores } from '../dist/index.js'
 
-import { runNode, eventually } from './helpers.mjs'
-import { ROOT, cli, hexKey, run } from './interop/helpers.mjs'
+import { AS_NOBODY, eventually, publicCli, runNode } from './helpers.mjs'
+import { cli, hexKey, run } from './interop/helpers.mjs'
 
 // ------------------------------------------------------------------ no set left behind
 
@@ -258,8 +255,8 @@ test.serial('filters: --key, --mine, --older-than; as another user: ls lists unr
   t.true(mine.includes(a.id) && mine.includes(b.id), 'root created b although 54321 owns it')
 
   // Another user: nobody may not read the 0640 set A, may read the 0644 set C.
-  const cliPath = publicCopy(t)
-  const nobody = (args) => run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliPath, ...args])
+  const cliPath = publicCli()
+  const nobody = (args) => run(AS_NOBODY[0], [...AS_NOBODY.slice(1), process.execPath, cliPath, ...args])
   const listed = JSON.parse((await nobody(['sem', 'ls', '--json'])).stdout).map((s) => s.id)
   t.true([a.id, b.id, c.id].every((id) => listed.includes(id)), 'SEM_STAT_ANY lists sets nobody may not read')
   t.false(JSON.parse((await nobody(['sem', 'ls', '--mine', '--json'])).stdout).some((s) => [a.id, b.id, c.id].includes(s.id)))
@@ -370,14 +367,3 @@ test('sem usage errors exit 2 with a message on stderr and nothing on stdout; --
   t.regex((await cli(['ls', '--help'])).stdout, /^ {2}-s, --semaphores/m)
 })
 
-/** The built package copied where user nobody can read it (the checkout may not be). */
-function publicCopy(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'sysv-shm-cli-sem-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  chmodSync(dir, 0o755)
-  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true })
-  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
-  const addon = `sysv-shm.${process.arch === 'x64' ? 'linux-x64-gnu' : 'linux-arm64-gnu'}.node`
-  cpSync(join(ROOT, addon), join(dir, addon))
-  return join(dir, 'dist', 'src', 'cli.js')
-}

@@ -16,6 +16,8 @@ import { ENV, ROOT, cli, hexKey, noLeaks, run } from './interop/helpers.mjs'
 noLeaks(test)
 
 const example = (name) => join(ROOT, 'examples', 'guide', name)
+/** How many messages the writer publishes, half a second apart (see the test). */
+const MESSAGES = 30
 
 /** Checks a reader's output: its first line, whole messages in order, and "bye". */
 function checkReader(t, r, name, id, writerPid) {
@@ -26,7 +28,7 @@ function checkReader(t, r, name, id, writerPid) {
   t.true(messages.length >= 1, r.stdout)
   let previous = 0
   for (const line of messages) {
-    const m = line.match(new RegExp(`^${name}: message (\\d) of 4 from pid (\\d+)$`))
+    const m = line.match(new RegExp(`^${name}: message (\\d+) of ${MESSAGES} from pid (\\d+)$`))
     t.truthy(m, `a whole message: ${line}`)
     t.is(Number(m[2]), writerPid)
     t.true(Number(m[1]) > previous)
@@ -42,7 +44,9 @@ test('writer.mjs, reader.mjs and reader.c exchange messages through one segment;
   const readerC = join(dir, 'reader')
   execFileSync('cc', ['-Wall', '-Wextra', '-Werror', '-o', readerC, example('reader.c')], { stdio: 'pipe' })
 
-  const writer = spawn(process.execPath, [example('writer.mjs'), dir, '4'], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] })
+  // MESSAGES = 30: the writer lives 16 s, time for both readers and the CLI to start and find the
+  // segment. (With 4 it lived 3 s, and with both cores busy the CLI found it gone.)
+  const writer = spawn(process.execPath, [example('writer.mjs'), dir, String(MESSAGES)], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] })
   let writerErr = ''
   writer.stderr.on('data', (d) => (writerErr += d))
   const writerDone = new Promise((resolve) => writer.on('close', resolve))

@@ -61,26 +61,37 @@ const preludeFor = (pkg) =>
   `import * as shm from ${JSON.stringify(pkg)};\nconst { SharedMemory, ShmError, ftok, listSegments, limits, IPC_PRIVATE } = shm;\n`
 const prelude = preludeFor(PKG)
 
+/** The command prefix that runs a program as the unprivileged user nobody (uid/gid 65534, no groups). */
+export const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+
 let publicCopy
 /**
- * The package copied where any user can read it (the checkout may be under
- * a private home directory), for children that run as another user.
+ * The package (dist/, package.json, the .node addon) copied where any user can
+ * read it, for every child that runs as another user (AS_NOBODY): the checkout
+ * may be in a folder only its owner can enter (a clone in `mktemp -d`, a
+ * private home). Returns the copy's dist/index.js; made once per test file,
+ * removed when the file's process exits.
  */
-function publicPkg() {
+export function publicPkg() {
   if (publicCopy) return publicCopy
   const root = dirname(dirname(PKG))
   const dest = mkdtempSync(join(tmpdir(), 'sysv-shm-pkg-'))
   cpSync(join(root, 'dist'), join(dest, 'dist'), { recursive: true })
+  cpSync(join(root, 'package.json'), join(dest, 'package.json'))
   for (const f of readdirSync(root)) if (f.endsWith('.node')) cpSync(join(root, f), join(dest, f))
   const open = (p) => {
     chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644)
     if (statSync(p).isDirectory()) for (const f of readdirSync(p)) open(join(p, f))
   }
   open(dest)
+  chmodSync(join(dest, 'dist', 'src', 'cli.js'), 0o755)
   process.on('exit', () => rmSync(dest, { recursive: true, force: true }))
   publicCopy = join(dest, 'dist', 'index.js')
   return publicCopy
 }
+
+/** The CLI (dist/src/cli.js) of publicPkg()'s copy, for running `sysv-shm` as another user. */
+export const publicCli = () => join(dirname(publicPkg()), 'src', 'cli.js')
 
 /**
  * Runs ESM code in a new node process that has the package imported as above.
@@ -105,7 +116,7 @@ export function runNodeAsNobody(code, opts = {}) {
   return runNode(code, {
     ...opts,
     pkg: publicPkg(),
-    wrap: [...(opts.wrap ?? []), 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+    wrap: [...(opts.wrap ?? []), ...AS_NOBODY],
   })
 }
 
@@ -149,16 +160,27 @@ ${code}
   }
 }
 
-/** Runs a command and returns its stdout; throws with stderr on failure. */
+/**
+ * Runs a command and returns its stdout; throws with stderr on failure. In the C locale and UTC
+ * (as interop/helpers.mjs's ENV), so what tests parse of ipcs and the like is the same everywhere.
+ */
 export function sh(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts })
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' }, ...opts })
   if (r.error) throw r.error
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`)
   return r.stdout
 }
 
+/**
+ * How long the tests' polling helpers (eventually, until) wait for something that must happen
+ * before they call it a hang. Not a timing assertion: on a quiet machine these things take
+ * milliseconds, but with both cores busy (npm run test:loaded) a child's start-up alone took
+ * seconds, and futex's "child asleep as a waiter" gave up after 20 s. Under ava's 2 min timeout.
+ */
+export const HANG_GUARD_MS = 60_000
+
 /** Waits until fn() is truthy, polling; fails after `ms`. Not a timing assertion: a liveness bound. */
-export async function eventually(fn, ms = 10_000) {
+export async function eventually(fn, ms = HANG_GUARD_MS) {
   const end = Date.now() + ms
   for (;;) {
     const v = await fn()

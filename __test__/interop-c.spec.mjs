@@ -13,6 +13,8 @@ import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, SharedMemory, ftok } from '../dist/index.js'
 
+import { AS_NOBODY, HANG_GUARD_MS } from './helpers.mjs'
+
 import {
   HERE,
   Peer,
@@ -189,7 +191,7 @@ test.serial("modes are the kernel's: a C program run as another user is refused 
     closed.detach()
     open.detach()
   })
-  const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+  const nobody = AS_NOBODY
   const c1 = cPeer(t, nobody)
   t.is((await c1.send(`open ${hexKey(closed.key)}`)).code, 'EACCES')
   const c2 = cPeer(t, nobody)
@@ -200,7 +202,7 @@ test.serial("modes are the kernel's: a C program run as another user is refused 
 })
 
 /** Waits until `fn()` is true, polling: a liveness bound, not a timing assertion. */
-async function until(fn, what, ms = 10_000) {
+async function until(fn, what, ms = HANG_GUARD_MS) {
   const end = Date.now() + ms
   while (!(await fn())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)

@@ -1,5 +1,5 @@
 // Interop with Python: sysv_ipc from PyPI (in .venv/, made by
-// scripts/setup-python.sh, which .ci/run calls) and this package use the same
+// scripts/setup-python.sh, which `npm test` runs first as its pretest) and this package use the same
 // kernel segments: each side creates by key, the other opens it, both write
 // and read; they agree on ftok keys, struct layout, IPC_STAT and removal.
 // And semaphores, both ways: sysv_ipc.Semaphore made by Python and used by
@@ -63,7 +63,7 @@ if (why && !ci && !hasPython3()) {
   test.skip(`interop-python: SKIPPED: python3 is not installed (${why}); install python3 and run scripts/setup-python.sh`, () => {})
 } else if (why) {
   test('interop-python: the Python environment is ready', (t) => {
-    t.fail(`${why}. Run \`bash scripts/setup-python.sh\` (it makes .venv/ with sysv_ipc; .ci/run calls it).`)
+    t.fail(`${why}. Run \`bash scripts/setup-python.sh\` (it makes .venv/ with sysv_ipc; npm test's pretest runs it and says above why it could not).`)
   })
 } else {
   register()

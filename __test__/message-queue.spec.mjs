@@ -14,6 +14,8 @@ import test from 'ava'
 import { IPC_PRIVATE, MessageQueue, ShmError, listQueues } from '../dist/index.js'
 import { runNodeAsNobody, threadsOfUser } from './helpers.mjs'
 
+import { HANG_GUARD_MS, runNodeAsNobody as runNodeAsNobodyWith } from './helpers.mjs'
+
 const PKG = fileURLToPath(new URL('../dist/index.js', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const LIMITS = MessageQueue.limits()
@@ -61,7 +63,8 @@ function runNode(code, { env, wrap = [] } = {}) {
   const child = spawn(args[0], args.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   return collect(child)
 }
-const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+/** Runs code as the user nobody, with the package copy nobody can read (helpers.mjs, runNodeAsNobody). */
+const runNodeAsNobody = (code) => runNodeAsNobodyWith(`const { MessageQueue, listQueues } = shm;\n${code}`)
 
 /** Every child process started here, killed at the end if still running. */
 const children = new Set()
@@ -123,8 +126,8 @@ function sh(cmd, args) {
   return r.stdout
 }
 
-/** Waits until fn() is truthy (a liveness bound, not a timing assertion). */
-async function eventually(fn, ms = 10_000) {
+/** Waits until fn() is truthy (a liveness bound, not a timing assertion: see HANG_GUARD_MS). */
+async function eventually(fn, ms = HANG_GUARD_MS) {
   const end = Date.now() + ms
   for (;;) {
     const v = await fn()
@@ -725,33 +728,31 @@ test('1000 messages of 3 types from a child arrive complete and in order per typ
 test('permissions: nobody gets EACCES without mode bits, EPERM for owner-only calls and for maxBytes above msgmnb', async (t) => {
   const q = newQueue(t)
   const key = uniqueKey()
-  const r1 = await runNode(
+  const r1 = await runNodeAsNobody(
     `const q = MessageQueue.openById(${q.id});
      const codes = [];
      for (const f of [() => q.trySend('x'), () => q.tryReceive(), () => q.remove(), () => q.set({ mode: 0o666 })]) {
        try { f(); codes.push('ok') } catch (e) { codes.push(e.code) }
      }
      console.log(JSON.stringify(codes));`,
-    { wrap: asNobody },
   )
   t.is(r1.code, 0, r1.stderr)
   t.deepEqual(JSON.parse(r1.stdout), ['EACCES', 'EACCES', 'EPERM', 'EPERM'])
   // Others may write but not read: a mailbox.
   q.set({ mode: 0o602 })
-  const r2 = await runNode(
+  const r2 = await runNodeAsNobody(
     `const q = MessageQueue.openById(${q.id});
      const codes = [q.key];
      try { codes.push(q.trySend('from nobody', { type: 9 })) } catch (e) { codes.push(e.code) }
      try { q.tryReceive(); codes.push('ok') } catch (e) { codes.push(e.code) }
      try { q.stat(); codes.push('ok') } catch (e) { codes.push(e.code) }
      console.log(JSON.stringify(codes));`,
-    { wrap: asNobody },
   )
   t.is(r2.code, 0, r2.stderr)
   t.deepEqual(JSON.parse(r2.stdout), [0, true, 'EACCES', 'EACCES'])
   t.is(q.receive({ type: 9 }).data.toString(), 'from nobody')
   const over = LIMITS.defaultMaxBytes + 1
-  const r3 = await runNode(
+  const r3 = await runNodeAsNobody(
     `const out = {};
      try { MessageQueue.create(${key}, { maxBytes: ${over} }) } catch (e) { out.create = e.code }
      out.leftAfterCreate = listQueues().filter((i) => i.key === ${key}).length;
@@ -763,7 +764,6 @@ test('permissions: nobody gets EACCES without mode bits, EPERM for owner-only ca
        out.uid = q.stat().uid;
      } finally { q.remove() }
      console.log(JSON.stringify(out));`,
-    { wrap: asNobody },
   )
   t.is(r3.code, 0, r3.stderr)
   t.deepEqual(JSON.parse(r3.stdout), {

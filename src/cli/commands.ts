@@ -231,7 +231,7 @@ export const stat: Command = {
 Shows one segment: key, size (bytes and pages), permissions, owner and
 creator, creator and last pid (and whether they still run), attach count and
 the processes that have it attached (from /proc/PID/maps: all of them for
-root, your own otherwise), status, and the last attach, detach and change
+root, your own otherwise; in this IPC namespace only), status, and the last attach, detach and change
 times. Without permission to read the segment it shows what the kernel lists
 for everyone (as ipcs does).
 

@@ -6,7 +6,7 @@
  * @internal
  * @module
  */
-import { readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 
 /** A process with the segment attached, as `stat` shows it. */
 export interface Attacher {
@@ -17,9 +17,21 @@ export interface Attacher {
   command: string | null
 }
 
+/** `/proc/PID/ns/ipc` (`ipc:[INODE]`), or `null` where it cannot be read. */
+function ipcNamespace(pid: string): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/ipc`)
+  } catch {
+    return null
+  }
+}
+
 /**
  * The processes that have segment `id` attached, in pid order. Only processes
- * whose maps this user may read are seen (all of them for root).
+ * whose maps this user may read are seen (all of them for root), and only
+ * those in this process's IPC namespace: shmids are per namespace, so a
+ * process in another one (a container) may map a different segment of the
+ * same id.
  */
 export function attachers(id: number): Attacher[] {
   const out: Attacher[] = []
@@ -30,6 +42,7 @@ export function attachers(id: number): Attacher[] {
   } catch {
     return out
   }
+  const ours = ipcNamespace('self')
   for (const pid of pids) {
     let maps: string
     try {
@@ -44,6 +57,9 @@ export function attachers(id: number): Attacher[] {
       if (fields[4] === inode && fields[5]?.startsWith('/SYSV')) mappings++
     }
     if (mappings === 0) continue
+    // Where the namespace cannot be read (it can whenever the maps can), keep the process.
+    const ns = ours === null ? null : ipcNamespace(pid)
+    if (ns !== null && ns !== ours) continue
     let command: string | null = null
     try {
       command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ') || null
