@@ -222,6 +222,33 @@ export function runNodeInNamespace(code, opts = {}) {
   return runNode(code, { ...opts, wrap: [...wrap, ...(opts.wrap ?? [])] })
 }
 
+let limitedRuns = 0
+/**
+ * Like runNodeAsNobody, but with RLIMIT_NPROC set to room for Node's own
+ * threads plus `extra` (a child that must run out of threads), and as a uid of
+ * its own rather than nobody: RLIMIT_NPROC counts every thread of the user on
+ * the machine, so other children run as nobody meanwhile (this suite's other
+ * files, another suite on the same machine) would use up the room and Node
+ * itself would fail to start. The uid is unique to this test process and call,
+ * and has no other processes.
+ */
+export function runNodeWithThreadLimit(code, { extra = 40, ...opts } = {}) {
+  const uid = 1_000_000 + ((process.pid * 16 + limitedRuns++) % 1_000_000_000)
+  return runNode(code, {
+    ...opts,
+    pkg: publicPkg(),
+    wrap: [
+      ...(opts.wrap ?? []),
+      'prlimit',
+      `--nproc=${threadsOfUser(uid) + extra}`,
+      'setpriv',
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      '--clear-groups',
+    ],
+  })
+}
+
 /** How many threads (of any process) run as uid `uid` now: what RLIMIT_NPROC counts. */
 export function threadsOfUser(uid) {
   let n = 0
