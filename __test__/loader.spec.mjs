@@ -3,7 +3,8 @@
 // platforms get one clear error. Each case runs in a child process, on a copy
 // of dist/ that has no local .node beside it.
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,9 +14,14 @@ import test from 'ava'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const SUPPORTED = 'linux-x64-gnu, linux-arm64-gnu'
-const triple = `linux-${process.arch}-gnu`
-// The binary under test: the override (test:prebuilt sets it to a release build), else the local build.
-const binary = process.env.SYSV_SHM_BINDING_PATH ?? join(root, `sysv-shm.${triple}.node`)
+// This process's platform as the loader (src/binding.ts) tells it: musl under a musl Node.
+const libc = process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl'
+const triple = `linux-${process.arch}-${libc}`
+// The binary under test: the override (test:prebuilt sets it to a release build), the local
+// build, else the installed platform package (test:runtimes puts the musl one on NODE_PATH).
+const local = join(root, `sysv-shm.${triple}.node`)
+const binary =
+  process.env.SYSV_SHM_BINDING_PATH ?? (existsSync(local) ? local : createRequire(import.meta.url).resolve(`sysv-shm-${triple}`))
 
 const work = mkdtempSync(join(tmpdir(), 'sysv-shm-loader-'))
 test.after.always(() => rmSync(work, { recursive: true, force: true }))
@@ -43,6 +49,7 @@ function layout({ platformPackage } = {}) {
 function load(entry, preload = '', code = 'm.listSegments(); console.log("loaded")') {
   const env = { ...process.env }
   delete env.SYSV_SHM_BINDING_PATH
+  delete env.NODE_PATH // the layout alone decides which platform package there is
   const script = `${preload}\nconst m = require(${JSON.stringify(entry)});\n${code}`
   const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8', timeout: 60_000 })
   return { ...r, out: r.stdout + r.stderr }
