@@ -27,7 +27,7 @@ const work = mkdtempSync(join(tmpdir(), 'sysv-shm-loader-'))
 test.after.always(() => rmSync(work, { recursive: true, force: true }))
 
 let n = 0
-/** An installed-like layout: <dir>/app/node_modules/{sysv-shm, sysv-shm-<triple>?}. Returns the entry point. */
+/** An installed-like layout: <dir>/app/node_modules/{sysv-shm, sysv-shm-<triple>?} (this process's triple unless given). Returns the entry point. */
 function layout({ platformPackage } = {}) {
   const dir = join(work, String(++n), 'app')
   const pkg = join(dir, 'node_modules', 'sysv-shm')
@@ -35,10 +35,11 @@ function layout({ platformPackage } = {}) {
   cpSync(join(root, 'dist'), join(pkg, 'dist'), { recursive: true })
   copyFileSync(join(root, 'package.json'), join(pkg, 'package.json'))
   if (platformPackage) {
-    const dest = join(dir, 'node_modules', `sysv-shm-${triple}`)
+    const t = platformPackage.triple ?? triple
+    const dest = join(dir, 'node_modules', `sysv-shm-${t}`)
     mkdirSync(dest, { recursive: true })
-    const file = `sysv-shm.${triple}.node`
-    writeFileSync(join(dest, 'package.json'), JSON.stringify({ name: `sysv-shm-${triple}`, version: platformPackage.version ?? version, main: file }))
+    const file = `sysv-shm.${t}.node`
+    writeFileSync(join(dest, 'package.json'), JSON.stringify({ name: `sysv-shm-${t}`, version: platformPackage.version ?? version, main: file }))
     if (platformPackage.garbage) writeFileSync(join(dest, file), 'not an ELF file')
     else copyFileSync(binary, join(dest, file))
   }
@@ -58,7 +59,7 @@ function load(entry, preload = '', code = 'm.listSegments(); console.log("loaded
 const fake = (platform, arch, musl = false) => `
 Object.defineProperty(process, 'platform', { value: ${JSON.stringify(platform)} });
 Object.defineProperty(process, 'arch', { value: ${JSON.stringify(arch)} });
-${musl ? "process.report.getReport = () => ({ header: {} });" : ''}`
+process.report.getReport = () => ({ header: ${musl ? '{}' : "{ glibcVersionRuntime: '2.36' }"} });`
 
 test('the platform package is loaded when there is no local build', (t) => {
   const r = load(layout({ platformPackage: {} }))
@@ -83,7 +84,8 @@ for (const [platform, arch, musl, name] of [
 
 for (const arch of ['x64', 'arm64']) {
   test(`musl (linux-${arch}-musl) is supported: without its package, the error names it and --libc=musl`, (t) => {
-    const r = load(layout({ platformPackage: {} }), fake('linux', arch, true))
+    // The glibc package is there (as on a glibc machine), whatever libc this process has.
+    const r = load(layout({ platformPackage: { triple: `linux-${process.arch}-gnu` } }), fake('linux', arch, true))
     t.not(r.status, 0)
     t.true(r.stderr.includes(`the package sysv-shm-linux-${arch}-musl could not be loaded`), r.out)
     t.true(r.stderr.includes('--libc=musl'), r.out)
@@ -102,7 +104,7 @@ test('a platform package whose binary cannot load: says so, with the cause', (t)
   const r = load(layout({ platformPackage: { garbage: true } }))
   t.not(r.status, 0)
   t.true(r.stderr.includes(`the package sysv-shm-${triple} is installed but its binary failed to load`), r.out)
-  t.regex(r.stderr, /glibc 2\.17/)
+  t.regex(r.stderr, libc === 'musl' ? /needs Linux with musl libc/ : /glibc 2\.17/)
 })
 
 test('a platform package of another version: loads, with a warning', (t) => {
