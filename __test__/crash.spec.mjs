@@ -362,9 +362,14 @@ for (const zeroCopy of [true, false]) {
     const r = await runNode(
       `
       let n = 0, error;
-      try {
-        for (;;) { const s = SharedMemory.openById(${shm.id}, { zeroCopy: ${zeroCopy} }); s.write('x', n % 4000); n++; }
-      } catch (e) { error = e }
+      // In a function that returns: on Node 22 (V8 12.4) a loop at module top
+      // level keeps its last handle reachable from the running frame, so GC could not free it.
+      const fill = () => {
+        try {
+          for (;;) { const s = SharedMemory.openById(${shm.id}, { zeroCopy: ${zeroCopy} }); s.write('x', n % 4000); n++; }
+        } catch (e) { error = e }
+      };
+      fill();
       const at = SharedMemory.statById(${shm.id}).attachCount;
       // The process still works: it can allocate, and once the event loop turns GC detaches the handles.
       const big = Buffer.alloc(64 << 20, 1);

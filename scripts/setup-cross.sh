@@ -40,16 +40,7 @@ TOOLCHAINS=(
 log() { printf 'setup-cross: %s\n' "$*"; }
 die() { printf 'setup-cross: %s\n' "$*" >&2; exit 1; }
 
-# Prints the path of the tarball of NAME@VERSION, fetched with `npm pack` into
-# DIR, after checking its integrity.
-fetch_pkg() {
-  local name=$1 version=$2 integrity=$3 dir=$4 file got
-  file="$dir/$(npm pack "$name@$version" --pack-destination "$dir" --silent | tail -n1)"
-  got=$(node -e 'const c = require("node:crypto"), fs = require("node:fs")
-    process.stdout.write("sha512-" + c.createHash("sha512").update(fs.readFileSync(process.argv[1])).digest("base64"))' "$file")
-  [ "$got" = "$integrity" ] || die "$name@$version: integrity $got, expected $integrity"
-  printf '%s\n' "$file"
-}
+source scripts/lib/fetch.sh # fetch_pkg, npm_ci_into
 
 # --- 1. Debian packages -------------------------------------------------------
 part_apt() {
@@ -118,12 +109,7 @@ part_node_arm64() {
 
 part_registry() {
   local reg="$TOOLS/registry"
-  if ! cmp -s scripts/registry/package-lock.json "$reg/package-lock.json" || [ ! -x "$reg/node_modules/.bin/verdaccio" ]; then
-    log "installing verdaccio into $reg"
-    mkdir -p "$reg"
-    cp scripts/registry/package.json scripts/registry/package-lock.json "$reg/"
-    (cd "$reg" && npm ci --no-audit --no-fund --silent)
-  fi
+  npm_ci_into scripts/registry "$reg"
   log "verdaccio in $reg"
 }
 

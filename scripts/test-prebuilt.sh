@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 TOOLS="${SYSV_SHM_TOOLS:-$HOME/.cache/sysv-shm-tools}"
 NODE_ARM64="$TOOLS/node-arm64/bin/node"
-QEMU=/usr/bin/qemu-aarch64-static
+source scripts/lib/qemu.sh # QEMU, QEMU_FILES, binfmt_arm64
 t_start=$SECONDS
 times=()
 step() {
@@ -39,8 +39,7 @@ before=$(segments)
 tmp=$(mktemp -d /tmp/sysv-shm-prebuilt.XXXXXX)
 binfmt_restore=()
 cleanup() {
-  local i
-  for ((i = ${#binfmt_restore[@]} - 1; i >= 0; i--)); do eval "${binfmt_restore[$i]}" || true; done
+  binfmt_undo
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -82,32 +81,11 @@ SYSV_SHM_BINDING_PATH="$tmp/sysv-shm.linux-arm64-gnu.node" SYSV_SHM_SMOKE_WRAP="
   "$QEMU" "$NODE_ARM64" scripts/smoke.mjs --expect-arch arm64
 done_step "arm64 (qemu): smoke"
 
-# Lets the kernel run arm64 programs through qemu (binfmt_misc), as
-# docker/setup-qemu-action does; records how to undo each change.
-binfmt_arm64() {
-  local dir=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
-  [ "$(id -u)" = 0 ] && [ -f "$conf" ] || return 1
-  if [ ! -e "$dir/register" ]; then
-    mount -t binfmt_misc binfmt_misc "$dir" 2>/dev/null || return 1
-    binfmt_restore+=("umount $dir")
-  fi
-  if [ -e "$dir/qemu-aarch64" ]; then
-    if ! grep -qx enabled "$dir/qemu-aarch64"; then
-      echo 1 >"$dir/qemu-aarch64" || return 1
-      binfmt_restore+=("echo 0 > $dir/qemu-aarch64")
-    fi
-  else
-    cat "$conf" >"$dir/register" 2>/dev/null || return 1
-    binfmt_restore+=("echo -1 > $dir/qemu-aarch64")
-  fi
-  [ "$("$NODE_ARM64" -p process.arch 2>/dev/null)" = arm64 ]
-}
-
 step "arm64 release binary under qemu: the ava suite (the files qemu-user can run)"
 if [ "${SYSV_SHM_SKIP_QEMU_AVA:-0}" = 1 ]; then
   echo "SKIPPED: SYSV_SHM_SKIP_QEMU_AVA=1; the smoke test above covered the arm64 binary."
   done_step "arm64 (qemu): ava SKIPPED (SYSV_SHM_SKIP_QEMU_AVA=1)"
-elif binfmt_arm64; then
+elif binfmt_arm64 "$NODE_ARM64"; then
   # As on an arm64 machine: `node` on PATH is the arm64 one (the CLI's shebang,
   # examples), and the binary sits where a dev checkout has its local build
   # (tests copy it from there for peers run as nobody). Removed right after.
@@ -115,32 +93,9 @@ elif binfmt_arm64; then
   ln -sfn "$NODE_ARM64" "$tmp/arm64-bin/node"
   cp "$tmp/sysv-shm.linux-arm64-gnu.node" sysv-shm.linux-arm64-gnu.node
   binfmt_restore=("rm -f '$PWD/sysv-shm.linux-arm64-gnu.node'" "${binfmt_restore[@]}")
-  # The spec files that qemu-user (7.2) can run. Left out, and run natively on
-  # arm64 in .github/workflows/release.yml:
-  # - message-queue: receiveAsync's cancellation needs a signal to interrupt
-  #   a thread blocked in msgrcv; its synchronous path across processes is in
-  #   scripts/smoke.mjs;
-  # - futex-fallback: futex and channel run here anyway on that fallback
-  #   (qemu-user answers futex_waitv with ENOSYS, so waitAsync and recvAsync
-  #   take the FUTEX_WAIT path without SYSV_SHM_FUTEX_WAITV=0);
-  # - cli, guide: they assume native speed (the guide's writer is done before a
-  #   Node under qemu has started its reader; rm --older-than 3s) or a native
-  #   process list (attachers' command lines start with the qemu interpreter),
-  #   and stat's SHM_STAT_ANY fallback, a shmctl command qemu-user refuses.
-  # A file added to __test__ is not run here until it is listed.
-  # Two tests of listed files are left out too, for the same SHM_STAT_ANY /
-  # SEM_STAT_ANY reason: restoring a mode-0 object's mode (the owner may not
-  # IPC_STAT it) and listing sets a user may not read; and the tests that
-  # count a process's futex calls under strace, as qemu makes thousands of its own.
-  QEMU_FILES=(shared-memory cross-process lifetime loader permissions semaphore
-    interop-ipcs interop-c interop-python futex channel)
-  QEMU_LEFT_OUT=(--match '!*set mode 0 (no read permission*' --match '!listSemaphores lists every set*'
-    --match '!*(strace)')
-  files=()
-  for f in "${QEMU_FILES[@]}"; do
-    [ -f "__test__/$f.spec.mjs" ] || { echo "test-prebuilt: QEMU_FILES names __test__/$f.spec.mjs, which is gone" >&2; exit 1; }
-    files+=("__test__/$f.spec.mjs")
-  done
+  # The files qemu-user can run, and the tests left out: QEMU_FILES in scripts/lib/qemu.sh.
+  qemu_list=$(qemu_files)
+  mapfile -t files <<<"$qemu_list"
   SYSV_SHM_UNDER_QEMU=1 PATH="$tmp/arm64-bin:$PATH" "$NODE_ARM64" "${AVA[@]}" "${QEMU_LEFT_OUT[@]}" "${files[@]}"
   done_step "arm64 (qemu): ava"
 else
@@ -148,8 +103,7 @@ else
   echo "with process.execPath) cannot run under qemu; the smoke test above covered the arm64 binary."
   done_step "arm64 (qemu): ava SKIPPED (no binfmt_misc)"
 fi
-for ((i = ${#binfmt_restore[@]} - 1; i >= 0; i--)); do eval "${binfmt_restore[$i]}"; done
-binfmt_restore=()
+binfmt_undo
 
 step "install test (scripts/install-test.mjs)"
 node scripts/install-test.mjs
