@@ -340,7 +340,12 @@ export interface NativeSemCreated {
 
 /** One operation of `semop`. */
 export interface NativeSemOp {
+  /**
+   * A number, not a `u32`: napi-rs converts with `ToUint32`, which wraps
+   * 2**32 to 0 (semaphore 0) before any check could see it.
+   */
   index: number
+  /** A number, for the same reason (`ToInt32` wraps too). */
   delta: number
   undo: boolean
   nowait: boolean

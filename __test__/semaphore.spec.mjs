@@ -45,6 +45,10 @@ test('an index of 2**32 is a RangeError, in the TS face and in the binding: it n
     t.throws(() => native.semGetValue(sem.id, index), { instanceOf: RangeError, message: /index/ })
     t.throws(() => native.semSetValue(sem.id, index, 3), { instanceOf: RangeError, message: /index/ })
     t.throws(() => native.semCounts(sem.id, index), { instanceOf: RangeError, message: /index/ })
+    // semop's operations too: a u32 field would have wrapped these to semaphore 0.
+    for (const op of [{ index, delta: -1 }, { index: 0, delta: 2 ** 32 - 1 }, { index: 0.5, delta: -1 }, { index: 0, delta: -1.5 }]) {
+      t.throws(() => native.semOp(sem.id, [{ ...op, undo: false, nowait: true }], undefined), { instanceOf: RangeError, message: /semop index/ })
+    }
   }
   t.is(sem.getValue(0), 7)
 })

@@ -17,8 +17,11 @@ use crate::{to_usize, NativeSetOptions};
 /// One operation of `semop`.
 #[napi(object)]
 pub struct NativeSemOp {
-    pub index: u32,
-    pub delta: i32,
+    /// A number, not a `u32`: napi-rs converts with `ToUint32`, which wraps
+    /// 2**32 to 0 (semaphore 0) before any check could see it.
+    pub index: f64,
+    /// A number, for the same reason (`ToInt32` wraps too).
+    pub delta: f64,
     pub undo: bool,
     pub nowait: bool,
 }
@@ -70,14 +73,21 @@ pub struct NativeSemCreated {
 fn ops(env: &Env, ops: &[NativeSemOp]) -> Result<Vec<SemOp>> {
     ops.iter()
         .map(|o| {
-            if o.index > u32::from(u16::MAX) || o.delta < -32767 || o.delta > 32767 {
+            let whole = |v: f64| v.is_finite() && v.fract() == 0.0;
+            let index_ok = whole(o.index) && (0.0..=f64::from(u16::MAX)).contains(&o.index);
+            let delta_ok = whole(o.delta) && (-32767.0..=32767.0).contains(&o.delta);
+            if !index_ok || !delta_ok {
                 return Err(invalid(
                     env,
                     "ERR_OUT_OF_RANGE",
-                    &format!("semop index {} delta {} out of range", o.index, o.delta),
+                    &format!(
+                        "semop index {} (0 to 65535) delta {} (-32767 to 32767) out of range",
+                        o.index, o.delta
+                    ),
                 ));
             }
             Ok(SemOp {
+                // Both checked above: whole numbers within the target types.
                 index: o.index as u16,
                 delta: o.delta as i16,
                 undo: o.undo,
