@@ -145,6 +145,13 @@ export declare class Mapping {
    */
   createBuffer(): ArrayBuffer | string
   /**
+   * A `SharedArrayBuffer` over the whole segment, with no copy
+   * (`node_api_create_external_sharedarraybuffer`, where the runtime has
+   * it); where there can be none, a string that says why. It keeps the
+   * attachment until it is collected, `detach()` or not.
+   */
+  createSharedBuffer(): SharedArrayBuffer | string
+  /**
    * Copies from the segment at `offset` into `target`, as many bytes as fit
    * in both; returns the count.
    */
@@ -162,7 +169,9 @@ export declare class Mapping {
   /**
    * Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of
    * this mapping it is detached first, so its views read as length 0.
-   * Idempotent.
+   * While a `SharedArrayBuffer` of this mapping may be reachable, the
+   * handle reads as detached at once and the `shmdt` waits for that
+   * buffer's finalizer. Idempotent.
    */
   detach(buffer?: ArrayBuffer | null): void
 }

@@ -12,7 +12,7 @@
 // executable named deno* is started as `deno run -A`. SYSV_SHM_BINDING_PATH
 // picks the .node as for the rest of the package. Leaves no IPC object.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
@@ -366,6 +366,71 @@ parentPort.postMessage(n);\n`,
   s.remove()
   s.detach()
 })
+
+// shm.sharedBuffer where the runtime exports node_api_create_external_sharedarraybuffer (Bun 1.4.4,
+// Node 22.23.5/24.19/26.12 and newer), decided apart from the package: whether the runtime's binary
+// names the function. Elsewhere (Deno 2.9.6) the error that says so.
+const SAB_CALL = 'node_api_create_external_sharedarraybuffer'
+const hasSabCall = readFileSync(process.execPath).includes(SAB_CALL)
+await scenario(
+  hasSabCall
+    ? 'sharedBuffer: the main thread and a worker write and read one mapping; Atomics.wait in the worker, Atomics.notify in main; detach() with the worker still holding it'
+    : `sharedBuffer: ERR_SHM_NO_SHARED_ARRAY_BUFFER (${runtime} has no ${SAB_CALL})`,
+  async () => {
+    const s = SharedMemory.create(IPC_PRIVATE, 4096)
+    cleanups.push(() => s.attached && (s.remove(), s.detach()))
+    if (!hasSabCall) {
+      const e = throwsCode(() => s.sharedBuffer, ShmError, 'ERR_SHM_NO_SHARED_ARRAY_BUFFER', 'sharedBuffer')
+      check(e.message.includes(SAB_CALL), `the message names the call: ${e.message}`)
+      s.remove()
+      s.detach()
+      return
+    }
+    check(workerThreads?.Worker, 'node:worker_threads has Worker')
+    const sab = s.sharedBuffer
+    check(sab instanceof SharedArrayBuffer, 'a SharedArrayBuffer')
+    check(s.sharedBuffer === sab, 'the same object each time')
+    const i32 = new Int32Array(sab)
+    const dir = mkdtempSync(join(tmpdir(), 'sysv-shm-conf-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'sab-worker.mjs')
+    writeFileSync(
+      file,
+      `import { parentPort } from 'node:worker_threads';
+parentPort.once('message', (sab) => {
+  const u8 = new Uint8Array(sab), i32 = new Int32Array(sab);
+  u8[100] = 42;
+  Atomics.store(i32, 0, 1);
+  Atomics.notify(i32, 0);
+  const woke = Atomics.wait(i32, 1, 0);
+  for (let i = 0; i < 1000; i++) Atomics.add(i32, 3, 1);
+  parentPort.postMessage({ woke, seen: u8[101] });
+});\n`,
+    )
+    const w = new workerThreads.Worker(file)
+    const reply = new Promise((resolve, reject) => {
+      w.once('message', resolve)
+      w.once('error', reject)
+    })
+    w.postMessage(sab)
+    for (let i = 0; i < 6000 && Atomics.load(i32, 0) !== 1; i++) await sleep(10)
+    eq(Atomics.load(i32, 0), 1, "the worker's flag")
+    eq(s.read(100, 1)[0], 42, "the worker's write, read from the segment by the copy API")
+    s.write(Buffer.from([99]), 101)
+    const other = SharedMemory.openById(s.id, { zeroCopy: false })
+    cleanups.push(() => other.attached && (other.remove(), other.detach()))
+    s.detach() // the worker still holds the buffer: the shmdt waits for its collection
+    check(!s.attached, 'the handle reads as detached at once')
+    let woken = 0
+    for (let i = 0; i < 6000 && (woken = Atomics.notify(i32, 1, 1)) === 0; i++) await sleep(10)
+    eq(woken, 1, 'Atomics.notify woke the worker')
+    eq(await reply, { woke: 'ok', seen: 99 }, 'the worker woke and saw the main thread write')
+    await w.terminate()
+    eq(other.read(12, 4).readInt32LE(0), 1000, "the worker's writes after detach() are in the segment")
+    other.remove()
+    other.detach()
+  },
+)
 
 console.log(`conformance: ${passed} passed, ${failed} failed`)
 process.exit(failed === 0 ? 0 : 1)

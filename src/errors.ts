@@ -18,6 +18,10 @@
  * - `'ERR_SHM_NO_ZERO_COPY'`: `buffer` where zero-copy views are unavailable
  *   (Electron's V8 memory cage, a segment above `buffer.constants.MAX_LENGTH`)
  *   or were turned off with `{ zeroCopy: false }`.
+ * - `'ERR_SHM_NO_SHARED_ARRAY_BUFFER'`: `sharedBuffer` where the runtime has no
+ *   `node_api_create_external_sharedarraybuffer` (Node.js 18 and 20, Deno: it needs
+ *   Node.js 22.23.5, 24.19 or 26.12 or newer, or Bun 1.4.4), refuses external buffers
+ *   (Electron), or the segment is above `buffer.constants.MAX_LENGTH`; the message says which.
  * - `'ERR_CHANNEL_CORRUPT'`: a `Channel`'s head, tail or a record header breaks the layout's
  *   rules (another process wrote them, by a bug or on purpose); the message names the word and
  *   its values. Nothing was read or written with them.

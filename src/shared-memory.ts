@@ -155,6 +155,7 @@ export class SharedMemory implements Disposable {
 
   #native: Mapping
   #buffer: Buffer | null = null
+  #sharedBuffer: SharedArrayBuffer | null = null
   #i32: Int32Array | null = null
   #zeroCopy: boolean
   /** Why there is no zero-copy buffer, for the error of `buffer`. */
@@ -310,6 +311,48 @@ export class SharedMemory implements Disposable {
     return this.#buffer
   }
 
+  /**
+   * The whole segment as a `SharedArrayBuffer`, with no copy, made on first access (whatever the
+   * `zeroCopy` option) and the same object on every access. Post it to worker threads
+   * (`worker.postMessage(shm.sharedBuffer)`): every thread then reads and writes the one mapping,
+   * with no copy, and `Atomics.wait`/`waitAsync`/`notify` work on it between threads of this
+   * process (between processes, use {@link SharedMemory.wait}). What other processes write shows
+   * here at once.
+   *
+   * Needs `node_api_create_external_sharedarraybuffer`: Node.js 22.23.5, 24.19 and 26.12 or newer,
+   * and Bun 1.4.4, have it; Node.js 18 and 20 and Deno do not.
+   *
+   * Lifetime: a `SharedArrayBuffer` cannot be detached, so once this was read,
+   * {@link SharedMemory.detach} ends the handle at once (`attached` is `false`, its methods throw
+   * `ERR_SHM_DETACHED`) but the segment stays attached (`shmdt` waits, `stat().attachCount` still
+   * counts it) until every `SharedArrayBuffer` of it, in every thread, is garbage-collected.
+   *
+   * @throws {ShmError} `ERR_SHM_DETACHED`; `ERR_SHM_READ_ONLY` on a read-only attachment (a write
+   * through it would crash the process); `ERR_SHM_NO_SHARED_ARRAY_BUFFER` where the runtime lacks
+   * the call, refuses external buffers (Electron's memory cage), or the segment is above
+   * `buffer.constants.MAX_LENGTH`; the message says which.
+   */
+  get sharedBuffer(): SharedArrayBuffer {
+    this.#live()
+    if (this.readOnly) {
+      throw new ShmError(
+        `segment ${this.id} is attached read-only: a SharedArrayBuffer is writable, and a write would crash the process; use read()`,
+        'ERR_SHM_READ_ONLY',
+      )
+    }
+    if (this.#sharedBuffer === null) {
+      const sab = this.#native.createSharedBuffer()
+      if (typeof sab === 'string') {
+        throw new ShmError(
+          `segment ${this.id} has no sharedBuffer: ${sab} (this is ${runtime()}); use buffer or read()/write()`,
+          'ERR_SHM_NO_SHARED_ARRAY_BUFFER',
+        )
+      }
+      this.#sharedBuffer = sab
+    }
+    return this.#sharedBuffer
+  }
+
   /** Copies `length` bytes from `offset` (default: to the end) out of the segment. */
   read(offset = 0, length?: number): Buffer {
     this.#live()
@@ -459,10 +502,15 @@ export class SharedMemory implements Disposable {
     return futex.settle(this.#native.waitAsync(off, value, ms), signal, this.id)
   }
 
-  /** Detaches now (`shmdt`); the `buffer` and its views become length 0. Idempotent. */
+  /**
+   * Detaches now (`shmdt`); the `buffer` and its views become length 0. Idempotent. Once
+   * {@link SharedMemory.sharedBuffer} was read, the handle is detached at once but the `shmdt`
+   * waits until every `SharedArrayBuffer` of it is garbage-collected (see there).
+   */
   detach(): void {
     const ab = (this.#buffer?.buffer as ArrayBuffer | undefined) ?? null
     this.#buffer = null
+    this.#sharedBuffer = null
     this.#i32 = null
     this.#native.detach(ab)
   }
@@ -486,6 +534,14 @@ export class SharedMemory implements Disposable {
       throw new ShmError(`segment ${this.id} has been detached from this handle`, 'ERR_SHM_DETACHED')
     }
   }
+}
+
+/** The runtime and its version, for messages: `Node.js v20.19.0`, `Bun 1.4.4`, `Deno 2.9.6`. */
+function runtime(): string {
+  const v = process.versions as Record<string, string | undefined>
+  if (v.bun) return `Bun ${v.bun}`
+  if (v.deno) return `Deno ${v.deno}`
+  return `Node.js ${process.version}`
 }
 
 /** Every segment of this IPC namespace, as `ipcs -m` lists them. */

@@ -11,7 +11,7 @@ use napi_derive::napi;
 use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy};
 use sysv_shm::{CreateOptions, Segment};
 
-use crate::buffer::{detach_if_ours, external, view_bytes, ExternalOrReason};
+use crate::buffer::{detach_if_ours, external, view_bytes, BufferKind, ExternalOrReason};
 use crate::errors::{invalid, shm_error, throw};
 use crate::futex::{deferred, pending, timeout};
 use crate::to_usize;
@@ -429,7 +429,15 @@ impl ChannelHandle {
         let ch = self.get(&env)?;
         // SAFETY: the ring is in the channel's mapping, which the `Arc<Channel>`
         // handed to the buffer keeps attached.
-        unsafe { external(&env, ch.clone(), ch.ring_ptr(), ch.capacity()) }
+        unsafe {
+            external(
+                &env,
+                BufferKind::ArrayBuffer,
+                ch.clone(),
+                ch.ring_ptr(),
+                ch.capacity(),
+            )
+        }
     }
 
     /// Reserves room for `length` bytes to write in place, waiting while the

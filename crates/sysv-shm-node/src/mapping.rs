@@ -4,15 +4,20 @@
 //! `ArrayBuffer`, so that it is detached when both are garbage-collected and
 //! never while a view could still read it. `detach()` detaches the
 //! `ArrayBuffer` first (its views become length 0), then the mapping.
+//!
+//! A `SharedArrayBuffer` cannot be detached: while one made by
+//! `createSharedBuffer` may be reachable, `detach()` only ends the handle
+//! and parks the attachment in the buffer's [`SabPin`], whose drop (the
+//! buffer's finalizer, on any thread) is the `shmdt`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sysv_shm::{Attachment, Segment};
 
-use crate::buffer::{detach_if_ours, external, view_bytes, ExternalOrReason};
+use crate::buffer::{detach_if_ours, external, view_bytes, BufferKind, ExternalOrReason};
 use crate::errors::{shm_error, throw};
 use crate::to_usize;
 
@@ -29,6 +34,15 @@ impl Shared {
     }
 }
 
+/// What the `SharedArrayBuffer`s of a mapping hold: the mapping's
+/// [`Shared`] (the attachment, until `detach()`), then, after `detach()`,
+/// the attachment itself. Dropped by the last buffer's finalizer, which may
+/// run on any thread: that drop is the `shmdt`.
+pub(crate) struct SabPin {
+    _shared: Arc<Shared>,
+    detached: Mutex<Option<Attachment>>,
+}
+
 /// One attachment of a segment (`shmat`), detached by `detach()` or when it
 /// and its buffer are garbage-collected.
 #[napi]
@@ -40,6 +54,8 @@ pub struct Mapping {
     address: usize,
     /// Whether `create_buffer` has handed out the one zero-copy buffer.
     buffer_made: AtomicBool,
+    /// The pin of the `SharedArrayBuffer`s made, while any may be reachable.
+    sab_pin: Mutex<Weak<SabPin>>,
 }
 
 #[napi]
@@ -59,6 +75,7 @@ impl Mapping {
             read_only,
             address: attachment.as_ptr() as usize,
             buffer_made: AtomicBool::new(false),
+            sab_pin: Mutex::new(Weak::new()),
             shared: Arc::new(Shared {
                 attachment: Mutex::new(Some(attachment)),
             }),
@@ -123,7 +140,53 @@ impl Mapping {
         unsafe {
             external(
                 &env,
+                BufferKind::ArrayBuffer,
                 self.shared.clone(),
+                attachment.as_ptr(),
+                attachment.len(),
+            )
+        }
+    }
+
+    /// A `SharedArrayBuffer` over the whole segment, with no copy
+    /// (`node_api_create_external_sharedarraybuffer`, where the runtime has
+    /// it); where there can be none, a string that says why. It keeps the
+    /// attachment until it is collected, `detach()` or not.
+    #[napi(ts_return_type = "SharedArrayBuffer | string")]
+    pub fn create_shared_buffer(&self, env: Env) -> Result<ExternalOrReason<'_>> {
+        let guard = self.shared.lock();
+        let Some(attachment) = guard.as_ref() else {
+            return Err(detached(&env, self.id));
+        };
+        if self.read_only {
+            // JS can write to any SharedArrayBuffer: over SHM_RDONLY that
+            // write would be a SIGSEGV.
+            return Err(shm_error(
+                &env,
+                "ERR_SHM_READ_ONLY",
+                &format!(
+                    "segment {} is attached read-only: no writable SharedArrayBuffer is handed out",
+                    self.id
+                ),
+            ));
+        }
+        let mut slot = self.sab_pin.lock().unwrap_or_else(|p| p.into_inner());
+        let pin = slot.upgrade().unwrap_or_else(|| {
+            Arc::new(SabPin {
+                _shared: self.shared.clone(),
+                detached: Mutex::new(None),
+            })
+        });
+        *slot = Arc::downgrade(&pin);
+        // SAFETY: the memory stays mapped while `pin` lives: it holds
+        // `shared`, which holds the attachment until `detach()`, and
+        // `detach()` moves the attachment into the pin while the pin lives.
+        // Dropping the pin (on any thread) only detaches.
+        unsafe {
+            external(
+                &env,
+                BufferKind::SharedArrayBuffer,
+                pin,
                 attachment.as_ptr(),
                 attachment.len(),
             )
@@ -173,7 +236,9 @@ impl Mapping {
 
     /// Detaches now (`shmdt`). If `buffer` is the zero-copy `ArrayBuffer` of
     /// this mapping it is detached first, so its views read as length 0.
-    /// Idempotent.
+    /// While a `SharedArrayBuffer` of this mapping may be reachable, the
+    /// handle reads as detached at once and the `shmdt` waits for that
+    /// buffer's finalizer. Idempotent.
     #[napi(ts_args_type = "buffer?: ArrayBuffer | null")]
     pub fn detach(&self, env: Env, buffer: Option<Unknown>) -> Result<()> {
         if let Some(buffer) = buffer.as_ref() {
@@ -181,10 +246,23 @@ impl Mapping {
         }
         // Pending `waitAsync`s end (as detached) before the memory goes away.
         sysv_shm::futex::cancel_range(self.address, self.size);
-        let taken = self.shared.lock().take();
-        match taken {
-            Some(attachment) => attachment.detach().map_err(|e| throw(&env, e)),
-            None => Ok(()),
+        let Some(attachment) = self.shared.lock().take() else {
+            return Ok(());
+        };
+        let pin = self
+            .sab_pin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade();
+        match pin {
+            // A SharedArrayBuffer may still be reachable: the last drop of
+            // its pin (its finalizer, or this `pin` if that ran meanwhile)
+            // detaches.
+            Some(pin) => {
+                *pin.detached.lock().unwrap_or_else(|p| p.into_inner()) = Some(attachment);
+                Ok(())
+            }
+            None => attachment.detach().map_err(|e| throw(&env, e)),
         }
     }
 }
