@@ -171,7 +171,10 @@ export declare class Mapping {
    * this mapping it is detached first, so its views read as length 0.
    * While a `SharedArrayBuffer` of this mapping may be reachable, the
    * handle reads as detached at once and the `shmdt` waits for that
-   * buffer's finalizer. Idempotent.
+   * buffer's finalizer. Idempotent. Throws `ERR_SHM_BUFFER_LIVE`, and
+   * stays attached, if the zero-copy `ArrayBuffer` of this mapping was
+   * made, is not `buffer` and is not yet collected: its views could still
+   * reach the memory.
    */
   detach(buffer?: ArrayBuffer | null): void
 }

@@ -5,6 +5,7 @@
 // synchronous loop that drops handles, the simulated Electron mode): every
 // child here must exit normally, with no signal.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
 
 import test from 'ava'
 
@@ -409,6 +410,42 @@ test('kill -9 of a process in the middle of a large write() leaves the segment i
   // The segment is whole and writable.
   shm.write(Buffer.alloc(shm.size, 7))
   t.true(shm.read().every((b) => b === 7))
+})
+
+test('never a crash: the binding never unmaps under a zero-copy ArrayBuffer that was not handed back to detach', async (t) => {
+  // index.ts always passes its buffer to detach(); direct use of the binding may not. Before, the
+  // mapping was unmapped under the live ArrayBuffer and the next write through it was a SIGSEGV.
+  const binding = JSON.stringify(new URL('./src/binding.js', pathToFileURL(PKG)).href)
+  const r = await runNode(`
+    const { native } = await import(${binding});
+    const E = (f) => { try { const r = f(); return r === undefined ? 'ok' : r } catch (e) { return [e.constructor.name, e.code ?? null] } };
+    const s = SharedMemory.create(IPC_PRIVATE, 4096);
+    s.remove();
+    const m = native.Mapping.attach(s.id, false);
+    const ab = m.createBuffer();
+    const out = { first: E(() => m.detach(null)), other: E(() => m.detach(new ArrayBuffer(8))) };
+    new Uint8Array(ab)[100] = 42;
+    out.seen = s.read(100, 1)[0];
+    out.attached = s.stat().attachCount;
+    out.handedBack = E(() => m.detach(ab));
+    out.length = ab.byteLength;
+    out.after = s.stat().attachCount;
+    out.again = E(() => m.detach(null));
+    s.detach();
+    console.log(JSON.stringify(out));
+  `)
+  t.is(r.signal, null, r.stderr)
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), {
+    first: ['ShmError', 'ERR_SHM_BUFFER_LIVE'],
+    other: ['ShmError', 'ERR_SHM_BUFFER_LIVE'],
+    seen: 42,
+    attached: 2,
+    handedBack: 'ok',
+    length: 0,
+    after: 1,
+    again: 'ok',
+  })
 })
 
 test('never a crash: a segment larger than the largest Buffer (buffer.constants.MAX_LENGTH) is used through the copy API', async (t) => {

@@ -255,7 +255,11 @@ export class SharedMemory implements Disposable {
       if (o.parties > 0) mapping.removeIfAttached(o.parties)
       return new SharedMemory(mapping, key ?? native.stat(id).key, o.created, o.zeroCopy)
     } catch (err) {
-      mapping?.detach(null)
+      try {
+        mapping?.detach(null)
+      } catch {
+        // A zero-copy buffer already made keeps the mapping until it is collected.
+      }
       if (o.created) {
         try {
           native.remove(id)

@@ -34,6 +34,12 @@ impl Shared {
     }
 }
 
+/// What the zero-copy `ArrayBuffer`'s finalizer holds: the attachment
+/// stays while it lives (see `Mapping::detach`).
+struct BufferPin {
+    _shared: Arc<Shared>,
+}
+
 /// What the `SharedArrayBuffer`s of a mapping hold: the mapping's
 /// [`Shared`] (the attachment, until `detach()`), then, after `detach()`,
 /// the attachment itself. Dropped by the last buffer's finalizer, which may
@@ -54,6 +60,10 @@ pub struct Mapping {
     address: usize,
     /// Whether `create_buffer` has handed out the one zero-copy buffer.
     buffer_made: AtomicBool,
+    /// What the zero-copy `ArrayBuffer` holds while it is not collected: a
+    /// live `Weak` means its views may still read and write the mapping
+    /// unless `detach()` detached the buffer.
+    buffer_pin: Mutex<Weak<BufferPin>>,
     /// The pin of the `SharedArrayBuffer`s made, while any may be reachable.
     sab_pin: Mutex<Weak<SabPin>>,
 }
@@ -75,6 +85,7 @@ impl Mapping {
             read_only,
             address: attachment.as_ptr() as usize,
             buffer_made: AtomicBool::new(false),
+            buffer_pin: Mutex::new(Weak::new()),
             sab_pin: Mutex::new(Weak::new()),
             shared: Arc::new(Shared {
                 attachment: Mutex::new(Some(attachment)),
@@ -134,14 +145,18 @@ impl Mapping {
                 ),
             ));
         }
-        // SAFETY: the memory stays mapped while `shared` holds the attachment,
-        // and the buffer keeps a clone of `shared`; `detach()` detaches the
-        // buffer before it unmaps.
+        let pin = Arc::new(BufferPin {
+            _shared: self.shared.clone(),
+        });
+        *self.buffer_pin.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&pin);
+        // SAFETY: the memory stays mapped while `shared` holds the
+        // attachment, and `detach()` unmaps only once the buffer is detached
+        // (its views cut off) or collected (`pin` dropped).
         unsafe {
             external(
                 &env,
                 BufferKind::ArrayBuffer,
-                self.shared.clone(),
+                pin,
                 attachment.as_ptr(),
                 attachment.len(),
             )
@@ -238,11 +253,35 @@ impl Mapping {
     /// this mapping it is detached first, so its views read as length 0.
     /// While a `SharedArrayBuffer` of this mapping may be reachable, the
     /// handle reads as detached at once and the `shmdt` waits for that
-    /// buffer's finalizer. Idempotent.
+    /// buffer's finalizer. Idempotent. Throws `ERR_SHM_BUFFER_LIVE`, and
+    /// stays attached, if the zero-copy `ArrayBuffer` of this mapping was
+    /// made, is not `buffer` and is not yet collected: its views could still
+    /// reach the memory.
     #[napi(ts_args_type = "buffer?: ArrayBuffer | null")]
     pub fn detach(&self, env: Env, buffer: Option<Unknown>) -> Result<()> {
-        if let Some(buffer) = buffer.as_ref() {
-            detach_if_ours(&env, buffer, self.address as *mut u8);
+        let buffer_live = {
+            let mut pin = self.buffer_pin.lock().unwrap_or_else(|p| p.into_inner());
+            if buffer
+                .as_ref()
+                .is_some_and(|b| detach_if_ours(&env, b, self.address as *mut u8))
+            {
+                *pin = Weak::new();
+            }
+            pin.strong_count() > 0
+        };
+        // The zero-copy buffer, neither detached above nor collected, could
+        // still read and write the mapping: never unmap under it (`index.ts`
+        // always passes it back; this guards direct use of the binding).
+        if buffer_live && self.shared.lock().is_some() {
+            return Err(shm_error(
+                &env,
+                "ERR_SHM_BUFFER_LIVE",
+                &format!(
+                    "segment {} stays attached: detach() needs the zero-copy ArrayBuffer this mapping \
+                     handed out, which may still be reachable",
+                    self.id
+                ),
+            ));
         }
         // Pending `waitAsync`s end (as detached) before the memory goes away.
         sysv_shm::futex::cancel_range(self.address, self.size);
