@@ -441,6 +441,9 @@ mod pool {
             .name("sysv-msg-wait".into())
             .stack_size(256 * 1024)
             .spawn(move || {
+                // Stray signals (SIGCHLD of the application's children) go to
+                // its own threads, not into this thread's msgrcv as EINTR.
+                sysv_shm::wait::block_stray_signals();
                 job();
                 loop {
                     idle().push((id, tx.clone()));

@@ -108,6 +108,28 @@ pub fn wake_signal() -> libc::c_int {
     libc::SIGRTMAX() - 6
 }
 
+/// Blocks every signal in the calling thread: `pthread_sigmask(SIG_SETMASK,
+/// all)`. For a thread that only waits on behalf of sysv-shm: the
+/// process-directed signals of the application (`SIGCHLD` of its children,
+/// `SIGINT`, ...) then go to its own threads instead of interrupting this
+/// one's blocking call with `EINTR`. The wake-up signal is unblocked for the
+/// span of each wait that uses it, as on any thread.
+///
+/// # References
+/// - [pthread_sigmask(3)](https://man7.org/linux/man-pages/man3/pthread_sigmask.3.html)
+/// - [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html): `msgrcv`, `msgsnd` and
+///   `semop` are never restarted after a handler, whatever `SA_RESTART` says.
+pub fn block_stray_signals() {
+    // SAFETY: an all-zero sigset_t is a valid object for sigfillset.
+    let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; the mask changed is the calling
+    // thread's own.
+    unsafe {
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, ptr::null_mut());
+    }
+}
+
 extern "C" fn on_wake_signal(_: libc::c_int) {}
 
 /// Installs the no-op handler once; false if the signal belongs to someone else.
