@@ -284,6 +284,37 @@ test('sendWith of a wrapping message keeps to timeoutMs when another process tak
   t.is(ch.tryRecv(), null, 'nothing of the timed-out message was sent')
 })
 
+for (const [how, inner] of [
+  ['send', (ch, m) => ch.send(m)],
+  ['trySend', (ch, m) => ch.trySend(m)],
+  ['sendWith', (ch, m) => ch.sendWith(m.length, (view) => m.copy(view))],
+]) {
+  test(`sendWith whose write calls ${how} on the same channel throws a RangeError; the message sent inside arrives intact`, async (t) => {
+    // The send inside write takes the reserved room (it writes where the view is): the commit
+    // must say so, not blame another process (ERR_CHANNEL_CORRUPT) or lose a message silently.
+    const ch = channel(t, 4096)
+    const m = Buffer.from('sent inside the write callback')
+    t.throws(
+      () =>
+        ch.sendWith(5, (view) => {
+          view.write('outer')
+          t.true(inner(ch, m))
+        }),
+      { instanceOf: RangeError, code: 'ERR_INVALID_ARG_VALUE', message: /cancelled by a message sent/ },
+    )
+    t.true(ch.sendWith(4, (view) => view.write('next')), 'the handle sends again')
+    ch.close()
+    // Another process receives exactly these two (and nothing of the cancelled one).
+    const rx = await runNode('channel-child.mjs', ['recv', ch.id, 'recv'])
+    t.is(rx.code, 0, rx.stderr)
+    const sum = new Checksum()
+    sum.add(m)
+    sum.add(Buffer.from('next'))
+    t.is(rx.stdout.trim(), sum.toString())
+    t.is(ch.pendingBytes, 0)
+  })
+}
+
 test('sendWith writes in the shared ring itself; views die with detach', (t) => {
   const ch = channel(t, 4096)
   const rx = Channel.openById(ch.id)

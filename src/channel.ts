@@ -216,6 +216,10 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    * would wrap around the end of the ring (or zero-copy views are refused, as in Electron), `write`
    * gets a scratch Buffer that is then copied in. Returns `false` if `timeoutMs` elapsed first.
    * A ring whose capacity is a multiple of `8 + length` (rounded up to 8) never wraps a message.
+   *
+   * @throws {RangeError} `ERR_INVALID_ARG_VALUE` if `write` sent a message on this same channel: that
+   * message is written where the view is (it arrives as sent, provided `write` does not write the
+   * view after sending) and this one is not sent.
    */
   sendWith(length: number, write: (view: Buffer) => void, timeoutMs?: number): boolean {
     const len = check.integer('length', length, 0, this.maxMessageSize)
@@ -266,7 +270,8 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     }
     if (off < 0) return false
     // The length read with the offset (one read of the record header): a peer that rewrites the
-    // header meanwhile cannot widen the view past the published record.
+    // header meanwhile cannot widen the view past the published record, and release consumes the
+    // record peek showed.
     const len = this.#native.peekedLength
     try {
       read(ring.subarray(off, off + len))

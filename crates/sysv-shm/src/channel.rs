@@ -180,6 +180,17 @@ pub struct Channel {
     /// `head` at the last [`Reserve::At`], for [`Channel::commit`]
     /// ([`NO_RESERVATION`] when there is none).
     reserved: AtomicU64,
+    /// Reservations cancelled (by a send or a reserve on this handle before
+    /// their commit) since the last reserve made with none pending: the
+    /// commits still owed to them fail. Nested `sendWith`s cancel one each.
+    cancelled: AtomicU64,
+    /// The payload length of that reservation.
+    reserved_len: AtomicU64,
+    /// `tail` of the record the last [`Channel::try_peek`] showed, for
+    /// [`Channel::release`] ([`NO_RESERVATION`] when none).
+    peeked: AtomicU64,
+    /// `tail` once that record is consumed, as checked when it was shown.
+    peeked_next: AtomicU64,
     strategy: std::sync::Mutex<WaitStrategy>,
 }
 
@@ -299,6 +310,10 @@ impl Channel {
             cached_tail: AtomicU64::new(0),
             cached_head: AtomicU64::new(0),
             reserved: AtomicU64::new(NO_RESERVATION),
+            reserved_len: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            peeked: AtomicU64::new(NO_RESERVATION),
+            peeked_next: AtomicU64::new(0),
             strategy: std::sync::Mutex::new(WaitStrategy::default()),
         }
     }
@@ -483,7 +498,8 @@ impl Channel {
 
     /// Sends a message if there is room now: `Ok(false)` if the ring is too
     /// full. Never blocks; makes a system call only to wake a sleeping
-    /// receiver.
+    /// receiver. A message sent cancels this handle's reservation (see
+    /// [`Channel::commit`]): it is written where the reserved bytes are.
     ///
     /// # Errors
     /// `InvalidArgument` for a message larger than [`Channel::max_message`],
@@ -500,6 +516,8 @@ impl Channel {
         let Some(head) = self.room(need)? else {
             return Ok(false);
         };
+        // The record goes where a reservation's bytes are: it ends it.
+        self.cancel_reservation();
         // SAFETY: `head` is a multiple of 8 and there is room for the record
         // (checked); `src` is readable (caller's contract).
         unsafe { self.write_record(head, src, len) };
@@ -590,11 +608,18 @@ impl Channel {
 
     /// Reserves room for a message of `len` bytes to be written in place
     /// (zero-copy): see [`Reserve`]. Nothing is visible to the receiver until
-    /// [`Channel::commit`].
+    /// [`Channel::commit`]. Each call cancels the handle's previous
+    /// reservation, and so does a message sent on this handle before the
+    /// commit (it is written where the reserved bytes are).
     ///
     /// # Errors
     /// As [`Channel::try_send_raw`].
     pub fn try_reserve(&self, len: usize) -> Result<Reserve> {
+        if self.reserved.load(Ordering::Relaxed) == NO_RESERVATION {
+            self.cancelled.store(0, Ordering::Relaxed);
+        } else {
+            self.cancel_reservation();
+        }
         let need = self.check_len(len)?;
         if self.is_closed() {
             return Err(self.closed_error());
@@ -606,8 +631,18 @@ impl Channel {
         if start + len > self.capacity as usize {
             return Ok(Reserve::Split);
         }
+        self.reserved_len.store(len as u64, Ordering::Relaxed);
         self.reserved.store(head, Ordering::Relaxed);
         Ok(Reserve::At(start))
+    }
+
+    /// Cancels the reservation of this handle, if there is one: its commit
+    /// then fails instead of publishing bytes that a send overwrote.
+    fn cancel_reservation(&self) {
+        if self.reserved.load(Ordering::Relaxed) != NO_RESERVATION {
+            self.reserved.store(NO_RESERVATION, Ordering::Relaxed);
+            self.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// [`Channel::try_reserve`], waiting (by the strategy) while the ring is
@@ -629,29 +664,61 @@ impl Channel {
 
     /// Publishes the message of `len` bytes written in place after
     /// [`Reserve::At`]: writes its record header, moves `head`, wakes the
-    /// receiver if it sleeps.
+    /// receiver if it sleeps. `len` may be smaller than the length reserved
+    /// (the payload starts at the same offset), not larger.
     ///
     /// # Errors
     /// `InvalidArgument` without a reservation (each [`Reserve::At`] allows
-    /// one commit); [`Error::ChannelCorrupt`] as for [`Channel::try_send_raw`],
-    /// and if `head` moved since the reservation.
+    /// one commit), for a reservation that a message sent on this handle or a
+    /// new reserve cancelled (nothing is sent), and for `len` larger than
+    /// reserved (the reservation stays); [`Error::ChannelCorrupt`] as for
+    /// [`Channel::try_send_raw`], and if `head` moved (or `tail` moved back)
+    /// since the reservation.
     pub fn commit(&self, len: usize) -> Result<()> {
         let need = self.check_len(len)?;
-        let reserved = self.reserved.swap(NO_RESERVATION, Ordering::Relaxed);
+        let id = self.map.id();
+        let reserved = self.reserved.load(Ordering::Relaxed);
         if reserved == NO_RESERVATION {
+            let cancelled = self.cancelled.load(Ordering::Relaxed);
+            if cancelled == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "commit of {len} bytes without a reservation on channel {id}"
+                )));
+            }
+            self.cancelled.store(cancelled - 1, Ordering::Relaxed);
             return Err(Error::InvalidArgument(format!(
-                "commit of {len} bytes without a reservation on channel {}",
-                self.map.id()
+                "commit of {len} bytes on channel {id}: the reservation was cancelled by a \
+                 message sent (or a new reserve) on this handle before the commit, which wrote \
+                 where the reserved bytes were; nothing was sent"
             )));
         }
+        let reserved_len = self.reserved_len.load(Ordering::Relaxed);
+        if len as u64 > reserved_len {
+            return Err(Error::InvalidArgument(format!(
+                "commit of {len} bytes on channel {id}, more than the {reserved_len} reserved"
+            )));
+        }
+        self.reserved.store(NO_RESERVATION, Ordering::Relaxed);
         // With `head` where it was, the cached tail still shows the room the
-        // reservation found: only a peer that moved `head` takes it away.
+        // reservation found (`need` is at most what it reserved): only a peer
+        // that moved `head`, or `tail` back, takes it away.
         let Some(head) = self.room(need)?.filter(|&h| h == reserved) else {
             let now = self.u64_at(OFF_HEAD).load(Ordering::Relaxed);
-            return Err(self.corrupt(
-                "head",
-                format!("head moved from {reserved} to {now} between reserve and commit"),
-            ));
+            let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
+            return Err(if now != reserved {
+                self.corrupt(
+                    "head",
+                    format!("head moved from {reserved} to {now} between reserve and commit"),
+                )
+            } else {
+                self.corrupt(
+                    "tail",
+                    format!(
+                        "tail {tail} moved back between reserve and commit: the {need} bytes \
+                         reserved at head {reserved} are no longer free"
+                    ),
+                )
+            });
         };
         // SAFETY: `head` is a multiple of 8 with room for the record (checked).
         unsafe { self.write_header(head, len) };
@@ -761,6 +828,7 @@ impl Channel {
     /// [`Error::ChannelCorrupt`] if `head`, `tail` or the record header break
     /// the layout's rules.
     pub fn try_peek(&self) -> Result<Peek> {
+        self.peeked.store(NO_RESERVATION, Ordering::Relaxed);
         let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
         let Some(rec) = self.record(tail)? else {
             return Ok(match self.nothing(tail)? {
@@ -768,6 +836,8 @@ impl Channel {
                 _ => Peek::Empty,
             });
         };
+        self.peeked_next.store(rec.next_tail, Ordering::Relaxed);
+        self.peeked.store(tail, Ordering::Relaxed);
         if rec.start + rec.len > self.capacity as usize {
             return Ok(Peek::Split(rec.len));
         }
@@ -776,15 +846,23 @@ impl Channel {
 
     /// Consumes the message that [`Channel::try_peek`] showed: moves `tail`
     /// and wakes the sender if it sleeps. `Ok(false)` if there was none.
+    /// With `tail` where the peek found it, this is the record it showed, of
+    /// the length it showed (a peer that rewrote its header since changes
+    /// nothing); otherwise the record at `tail` is read and checked again.
     ///
     /// # Errors
     /// As [`Channel::try_peek`].
     pub fn release(&self) -> Result<bool> {
         let tail = self.u64_at(OFF_TAIL).load(Ordering::Relaxed);
-        let Some(rec) = self.record(tail)? else {
-            return Ok(false);
+        let next = if self.peeked.swap(NO_RESERVATION, Ordering::Relaxed) == tail {
+            self.peeked_next.load(Ordering::Relaxed)
+        } else {
+            let Some(rec) = self.record(tail)? else {
+                return Ok(false);
+            };
+            rec.next_tail
         };
-        self.consume(rec.next_tail)?;
+        self.consume(next)?;
         Ok(true)
     }
 
@@ -1101,6 +1179,87 @@ mod tests {
         assert!(c.try_reserve(57).is_err());
         assert_eq!(c.try_reserve(56).unwrap(), Reserve::Split);
         assert_eq!(c.try_reserve(40).unwrap(), Reserve::At(16));
+    }
+
+    #[test]
+    fn a_send_or_a_new_reserve_before_commit_cancels_the_reservation() {
+        let c = channel(64);
+        let mut out = [0u8; 64];
+        // A send on the same handle between reserve and commit (a `sendWith`
+        // whose write callback sends) writes where the reserved bytes are.
+        assert_eq!(c.try_reserve(5).unwrap(), Reserve::At(8));
+        // SAFETY: the reserved payload range is in the ring.
+        unsafe { ptr::copy(b"outer".as_ptr(), c.ring_ptr().add(8), 5) };
+        assert!(c.try_send(b"inner message").unwrap());
+        let e = c.commit(5).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument(m) if m.contains("cancelled by a message sent")),
+            "{e:?}"
+        );
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(13));
+        assert_eq!(&out[..13], b"inner message");
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Empty, "nothing else");
+        // The error ends it: a commit after it has no reservation.
+        assert!(
+            matches!(c.commit(5), Err(Error::InvalidArgument(m)) if m.contains("without a reservation"))
+        );
+        // A send that writes nothing (the ring is too full) leaves it.
+        assert!(c.try_send(b"x").unwrap()); // head 40
+        assert_eq!(c.try_reserve(8).unwrap(), Reserve::At(48));
+        assert!(!c.try_send(&[0; 48]).unwrap());
+        c.commit(8).unwrap();
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(1));
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(8));
+        assert!(c.try_send(&[0; 8]).unwrap()); // head = tail + 16 = 72
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(8));
+        // A new reserve replaces it, also one that finds no contiguous room.
+        assert_eq!(c.try_reserve(8).unwrap(), Reserve::At(16));
+        assert_eq!(c.try_reserve(50).unwrap(), Reserve::Split);
+        assert!(matches!(c.commit(8), Err(Error::InvalidArgument(m)) if m.contains("cancelled")));
+        assert_eq!(c.try_reserve(4).unwrap(), Reserve::At(16));
+        assert_eq!(c.try_reserve(2).unwrap(), Reserve::At(16));
+        c.commit(2).unwrap();
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(2));
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Empty);
+        // Nested (a sendWith inside a sendWith's callback): the inner one is
+        // sent, the outer commit fails, then there is nothing to commit.
+        assert_eq!(c.try_reserve(3).unwrap(), Reserve::At(32));
+        assert_eq!(c.try_reserve(3).unwrap(), Reserve::At(32));
+        // SAFETY: the reserved payload range is in the ring.
+        unsafe { ptr::copy(b"abc".as_ptr(), c.ring_ptr().add(32), 3) };
+        c.commit(3).unwrap();
+        assert!(matches!(c.commit(3), Err(Error::InvalidArgument(m)) if m.contains("cancelled")));
+        assert!(
+            matches!(c.commit(3), Err(Error::InvalidArgument(m)) if m.contains("without a reservation"))
+        );
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(3));
+        assert_eq!(&out[..3], b"abc");
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Empty);
+    }
+
+    #[test]
+    fn commit_takes_at_most_the_length_reserved() {
+        let c = channel(64);
+        assert!(c.try_send(&[1; 24]).unwrap());
+        let mut out = [0u8; 64];
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(24));
+        assert!(c.try_send(&[2; 24]).unwrap());
+        // tail 32, head 64: 32 bytes free, reserve(8) takes 16 of them.
+        assert_eq!(c.try_reserve(8).unwrap(), Reserve::At(8));
+        let e = c.commit(40).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument(m) if m.contains("commit of 40 bytes") && m.contains("more than the 8 reserved")),
+            "{e:?}"
+        );
+        // The reservation stays for a commit that fits it; a shorter one is
+        // fine (the payload starts at the same offset).
+        // SAFETY: the reserved payload range is in the ring.
+        unsafe { ptr::write_bytes(c.ring_ptr().add(8), 3, 8) };
+        c.commit(6).unwrap();
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(24));
+        assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(6));
+        assert_eq!(out[..6], [3; 6]);
+        assert_eq!(c.pending_bytes().unwrap(), 0);
     }
 
     #[test]

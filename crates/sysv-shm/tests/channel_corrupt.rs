@@ -27,6 +27,55 @@ fn channel(cap: usize) -> Channel {
     c
 }
 
+/// An anonymous `PROT_NONE` page of this test, unmapped on drop.
+struct Guard(*mut libc::c_void);
+
+fn page() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY: a mapping of one page that this test made and nothing else uses.
+        unsafe { libc::munmap(self.0, page()) };
+    }
+}
+
+/// [`channel`], attached right below a `PROT_NONE` page: an access past the
+/// (page-rounded) end of the segment faults. shmat places an attachment right
+/// below the lowest mapping or at the top of a gap, so the page after it is
+/// usually mapped and such an access would go unnoticed. Here the kernel
+/// places a guard page first and the channel right below it; tries where
+/// something else (another test's thread) took the room are kept until the
+/// end, so that the next lands elsewhere.
+fn guarded_channel(cap: usize) -> (Channel, Guard) {
+    let mut tried = Vec::new();
+    for _ in 0..64 {
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page(),
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap of a guard page");
+        let guard = Guard(p);
+        let c = channel(cap);
+        let end =
+            (c.attachment().as_ptr() as usize + c.attachment().len()).next_multiple_of(page());
+        if end == p as usize {
+            return (c, guard);
+        }
+        tried.push((c, guard));
+    }
+    panic!("no attachment of a channel right below a guard page in 64 tries");
+}
+
 fn poke64(c: &Channel, off: usize, v: u64) {
     c.attachment().write(off, &v.to_ne_bytes()).unwrap();
 }
@@ -62,8 +111,9 @@ fn corrupt<T: std::fmt::Debug>(r: Result<T, Error>, field: &str) -> String {
 fn head_and_tail_at_c_minus_4_is_an_error_not_a_write_past_the_ring() {
     // The reproduction of issue 11: a ring of 3584 bytes ends its segment
     // on a page boundary; head = tail = 3580 made the sender write the record
-    // header at ring offset 3580, 4 bytes past the end (SIGSEGV).
-    let c = channel(3584);
+    // header at ring offset 3580, 4 bytes past the end: a SIGSEGV with the
+    // guard page after it (and a write into another mapping without).
+    let (c, _guard) = guarded_channel(3584);
     poke64(&c, OFF_HEAD, 3580);
     poke64(&c, OFF_TAIL, 3580);
     let msg = corrupt(c.try_send(b"hello"), "tail");
@@ -186,6 +236,33 @@ fn head_moved_between_reserve_and_commit_is_corrupt_at_commit() {
 }
 
 #[test]
+fn release_consumes_the_record_peek_showed_whatever_its_header_says_since() {
+    // recvWith shows the payload that peek found, then releases it: a peer
+    // rewriting the length word in between must not make release consume
+    // another length (or fail) after the receiver was shown the message.
+    let c = channel(3584);
+    assert!(c.try_send(&[5; 20]).unwrap());
+    assert!(c.try_send(&[6; 100]).unwrap());
+    for len in [4000, 0, 200] {
+        assert_eq!(c.try_peek().unwrap(), Peek::At(8, 20));
+        poke_len(&c, 0, len);
+        assert!(c.release().unwrap(), "length word {len}");
+        assert_eq!(c.pending_bytes().unwrap(), 112, "length word {len}");
+        // Back as it was, for the next round.
+        poke64(&c, OFF_TAIL, 0);
+        poke_len(&c, 0, 20);
+        assert_eq!(c.pending_bytes().unwrap(), 144);
+    }
+    // Without a peek (or with tail moved since), release reads the record.
+    let mut out = [0u8; 128];
+    assert_eq!(c.try_peek().unwrap(), Peek::At(8, 20));
+    assert_eq!(c.try_recv(&mut out).unwrap(), Recv::Message(20));
+    assert!(c.release().unwrap());
+    assert_eq!(c.pending_bytes().unwrap(), 0);
+    assert!(!c.release().unwrap());
+}
+
+#[test]
 fn the_capacity_word_is_read_once_at_open() {
     let c = channel(64);
     poke64(&c, OFF_CAPACITY, 8);
@@ -258,7 +335,7 @@ fn any_head_tail_and_length_gives_a_valid_result_or_channel_corrupt() {
         ..ProptestConfig::default()
     };
     proptest!(config, |((c, head, tail, len, send) in state())| {
-        let ch = channel(c as usize);
+        let (ch, _guard) = guarded_channel(c as usize);
         poke64(&ch, OFF_HEAD, head);
         poke64(&ch, OFF_TAIL, tail);
         poke_len(&ch, (tail % c) as usize & !7, len);
