@@ -5,10 +5,10 @@
  * @module
  */
 /// <reference types="node" preserve="true" />
-import type { ParseArgsConfig } from 'node:util'
 
 import { ShmError } from '../errors'
 import { SharedMemory, ftok, limits, listSegments, type SegmentInfo } from '../shared-memory'
+import type { Command, Options, Values } from './command'
 import * as f from './format'
 import { HexDump } from './hexdump'
 import { byKey, describe, err, failureJson, out, type Hints } from './io'
@@ -16,19 +16,6 @@ import { attachers, pidState } from './procs'
 import { UsageError, noPrivateKey, parseDuration, parseId, parseKey, parseProjId, parseUint } from './parse'
 import { lsQueues, queue } from './queues'
 import { lsSemaphores, sem } from './semaphores'
-
-type Options = NonNullable<ParseArgsConfig['options']>
-type Values = Record<string, string | boolean | string[] | boolean[] | undefined>
-
-/** One subcommand: its options for `parseArgs`, its help, and what it does. */
-export interface Command {
-  summary: string
-  help: string
-  options: Options
-  run(values: Values, positionals: string[]): Promise<number>
-  /** A command of subcommands (`sem ls`, `sem stat`): `run` is not called, the subcommand's is. */
-  subcommands?: Record<string, Command>
-}
 
 const JSON_OPTION = { json: { type: 'boolean' } } as const satisfies Options
 

@@ -4,7 +4,7 @@
  * @internal
  * @module
  */
-import type { Command } from './commands'
+import type { Command } from './command'
 import { UsageError } from './parse'
 
 /**

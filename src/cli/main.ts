@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 
-import { COMMANDS, type Command } from './commands'
+import type { Command } from './command'
+import { COMMANDS } from './commands'
 import { err, out } from './io'
 import { UsageError } from './parse'
 

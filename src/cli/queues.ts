@@ -7,7 +7,7 @@
 
 import { ShmError } from '../errors'
 import { MessageQueue, listQueues, type QueueInfo } from '../message-queue'
-import type { Command } from './commands'
+import type { Command } from './command'
 import * as f from './format'
 import { commandGroup } from './group'
 import { byKey, describe, err, failureJson, out, type Hints } from './io'
