@@ -7,7 +7,7 @@ import type { NativeErrorInfo, NativeMsgStat, NativeOutcome } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
-import { date, perm } from './ipc'
+import { date, perm, type IpcInfo } from './ipc'
 import * as check from './validate'
 
 /** Options of {@link MessageQueue.create}. */
@@ -99,19 +99,7 @@ export interface QueueMessage {
 }
 
 /** A queue as `msgctl(IPC_STAT)` and `ipcs -q` describe it (`struct msqid_ds`). */
-export interface QueueInfo {
-  /** The msqid. */
-  id: number
-  /** The key, unsigned 32-bit as `ipcs` prints it; `0` for `IPC_PRIVATE`. */
-  key: number
-  /** Permission bits (`0o600`, …). */
-  mode: number
-  /** Owner user and group. */
-  uid: number
-  gid: number
-  /** Creator user and group. */
-  cuid: number
-  cgid: number
+export interface QueueInfo extends IpcInfo {
   /** Messages in the queue (`msg_qnum`). */
   messages: number
   /** Bytes of text in the queue (`msg_cbytes`); types are not counted. */

@@ -8,7 +8,7 @@ import type { NativeSemOp, NativeSemStat } from '../binding'
 import { native } from './binding'
 import { ShmError } from './errors'
 import * as futex from './futex'
-import { date, perm } from './ipc'
+import { date, perm, type IpcInfo } from './ipc'
 import * as check from './validate'
 
 /** Options of {@link Semaphore.create}. */
@@ -48,15 +48,7 @@ export interface SemaphoreAsyncOptions extends SemaphoreWaitOptions {
 }
 
 /** A semaphore set as `semctl(IPC_STAT)` and `ipcs -s` describe it. */
-export interface SemaphoreInfo {
-  id: number
-  /** The key (unsigned 32-bit); 0 for `IPC_PRIVATE`. */
-  key: number
-  mode: number
-  uid: number
-  gid: number
-  cuid: number
-  cgid: number
+export interface SemaphoreInfo extends IpcInfo {
   /** How many semaphores the set has. */
   count: number
   /** Last `semop`; `null` if none yet (then the creator may not have initialised the values). */

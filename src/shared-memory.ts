@@ -13,7 +13,7 @@ import { native } from './binding'
 import { ShmError } from './errors'
 import * as futex from './futex'
 import type { WaitAsyncOptions, WaitResult } from './futex'
-import { date, perm } from './ipc'
+import { date, perm, type IpcInfo } from './ipc'
 import * as check from './validate'
 
 /** The key that names no segment: `create(IPC_PRIVATE, size)` always makes a new one, reachable by its id. */
@@ -65,21 +65,9 @@ export interface SetOptions {
 }
 
 /** A segment as `shmctl(IPC_STAT)` and `ipcs -m` describe it (`struct shmid_ds`). */
-export interface SegmentInfo {
-  /** The shmid. */
-  id: number
-  /** The key, unsigned 32-bit as `ipcs` prints it; `0` once the segment is marked removed. */
-  key: number
+export interface SegmentInfo extends IpcInfo {
   /** The size asked for at creation, in bytes (memory is taken in whole pages). */
   size: number
-  /** Permission bits (`0o600`, …). */
-  mode: number
-  /** Owner user and group. */
-  uid: number
-  gid: number
-  /** Creator user and group. */
-  cuid: number
-  cgid: number
   /** Pid of the creator. */
   creatorPid: number
   /** Pid of the last `shmat` or `shmdt`. */
