@@ -6,18 +6,10 @@ import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, ShmError, listSemaphores } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
-import { PKG, runNodeAsNobody, runNodeWithThreadLimit } from './helpers.mjs'
+import { PKG, removeOnTeardown, runNodeAsNobody, runNodeWithThreadLimit } from './helpers.mjs'
 import { runNode, threadsNamed, until } from './fixtures/procs.mjs'
 
-function semaphore(t, options) {
-  const sem = Semaphore.create(IPC_PRIVATE, options)
-  t.teardown(() => {
-    try {
-      sem.remove()
-    } catch {}
-  })
-  return sem
-}
+const semaphore = (t, options) => removeOnTeardown(t, Semaphore.create(IPC_PRIVATE, options))
 
 test('create sets every value and marks the set initialised; values, setValue, setValues', (t) => {
   const sem = semaphore(t, { count: 3, initial: 2 })
