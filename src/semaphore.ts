@@ -13,7 +13,7 @@ import * as check from './validate'
 
 /** Options of {@link Semaphore.create}. */
 export interface SemaphoreCreateOptions {
-  /** How many semaphores the set has. Default 1. */
+  /** How many semaphores the set has: 1 to `SEMMSL` (`kernel.sem`, first field; 32000 by default). Default 1. */
   count?: number
   /** The initial value of every semaphore, 0 to 32767. Default 0. */
   initial?: number
@@ -110,8 +110,10 @@ export class Semaphore {
    * Creates a set: `semget(key, count, IPC_CREAT | IPC_EXCL | mode)`, sets every value to
    * `initial` (`SETALL`) and runs a no-op `semop` so that `stat().opTime` shows it initialised.
    *
-   * @throws {ShmError} `EEXIST` (unless `exclusive: false`), `EINVAL` (count over `SEMMSL`, or
-   * more than an existing set has), `ENOSPC`, `EACCES`.
+   * @throws {ShmError} `EEXIST` (unless `exclusive: false`), `EINVAL` (more than an existing set
+   * has), `ENOSPC`, `EACCES`.
+   * @throws {RangeError} `count` outside 1 to `SEMMSL` (the kernel's `kernel.sem`, read at the call)
+   * or `initial` above 32767, before any `semget`.
    */
   static create(key: number, options?: SemaphoreCreateOptions): Semaphore {
     const k = check.key(key)
