@@ -211,10 +211,9 @@ export declare function msgCreate(key: number, mode: number, exclusive: boolean,
 /** `msgctl(0, IPC_INFO)` and `msgctl(0, MSG_INFO)`. */
 export declare function msgLimits(): NativeMsgLimits
 
-/** Every queue, as `ipcs -q` lists them. */
+/** Every object of the kind, as `ipcs` lists them (`*_STAT_ANY`). */
 export declare function msgList(): Array<NativeMsgStat>
 
-/** `msgget(key, 0)`: the id of an existing queue. */
 export declare function msgOpen(key: number): number
 
 /**
@@ -229,7 +228,6 @@ export declare function msgReceive(id: number, mtype: number, maxSize: number | 
  */
 export declare function msgReceiveAsync(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, timeoutMs: number | undefined | null, token: WaitToken): Promise<NativeOutcome>
 
-/** `msgctl(id, IPC_RMID)`. */
 export declare function msgRemove(id: number): void
 
 /**
@@ -248,13 +246,9 @@ export declare function msgSendAsync(id: number, mtype: number, data: ArrayBuffe
 /** `msgctl(id, IPC_SET)`, with `msg_qbytes`. */
 export declare function msgSet(id: number, options: NativeSetOptions): void
 
-/** `msgctl(id, IPC_STAT)`. */
 export declare function msgStat(id: number): NativeMsgStat
 
-/**
- * `msgctl(slot, MSG_STAT_ANY)` of the slot of `id` (no read permission
- * needed); `null` if the queue is gone or the kernel is older than 4.17.
- */
+/** permission needed); `null` if it is gone or the kernel is older than 4.17. */
 export declare function msgStatAny(id: number): NativeMsgStat | null
 
 /** How timed and cancellable waits sleep in this process: `"signal"` or `"poll"`. */
@@ -404,7 +398,7 @@ export declare function semGetAll(id: number): Array<number>
 /** `GETVAL`. */
 export declare function semGetValue(id: number, index: number): number
 
-/** Every semaphore set, as `ipcs -s` lists them. */
+/** Every object of the kind, as `ipcs` lists them (`*_STAT_ANY`). */
 export declare function semList(): Array<NativeSemStat>
 
 /** `semop`/`semtimedop`: `"ok"`, `"would-block"` or `"timed-out"`. */
@@ -418,10 +412,8 @@ export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: 
  */
 export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
 
-/** `semget(key, 0, 0)`. */
 export declare function semOpen(key: number): number
 
-/** `semctl(id, 0, IPC_RMID)`. */
 export declare function semRemove(id: number): void
 
 /** `semctl(id, 0, IPC_SET)`. */
@@ -433,13 +425,9 @@ export declare function semSetAll(id: number, values: Array<number>): void
 /** `SETVAL`. */
 export declare function semSetValue(id: number, index: number, value: number): void
 
-/** `semctl(id, 0, IPC_STAT)`. */
 export declare function semStat(id: number): NativeSemStat
 
-/**
- * `semctl(slot, 0, SEM_STAT_ANY)` of the slot of `id` (no read permission
- * needed); `null` if the set is gone or the kernel is older than 4.17.
- */
+/** permission needed); `null` if it is gone or the kernel is older than 4.17. */
 export declare function semStatAny(id: number): NativeSemStat | null
 
 /**
@@ -461,26 +449,20 @@ export declare function shmCreate(key: number, size: number, mode: number, exclu
 /** `shmctl(0, IPC_INFO)` and `shmctl(0, SHM_INFO)`. */
 export declare function shmLimits(): NativeShmLimits
 
-/** Every segment, as `ipcs -m` lists them. */
+/** Every object of the kind, as `ipcs` lists them (`*_STAT_ANY`). */
 export declare function shmList(): Array<NativeShmStat>
 
 /** `shmctl(id, SHM_LOCK)` or `shmctl(id, SHM_UNLOCK)`. */
 export declare function shmLock(id: number, locked: boolean): void
 
-/** `shmget(key, 0, 0)`: the id of an existing segment. */
 export declare function shmOpen(key: number): number
 
-/** `shmctl(id, IPC_RMID)`. */
 export declare function shmRemove(id: number): void
 
 /** `shmctl(id, IPC_SET)`. */
 export declare function shmSet(id: number, options: NativeSetOptions): void
 
-/** `shmctl(id, IPC_STAT)`. */
 export declare function shmStat(id: number): NativeShmStat
 
-/**
- * `shmctl(slot, SHM_STAT_ANY)` of the slot of `id` (no read permission
- * needed); `null` if the segment is gone or the kernel is older than 4.17.
- */
+/** permission needed); `null` if it is gone or the kernel is older than 4.17. */
 export declare function shmStatAny(id: number): NativeShmStat | null

@@ -86,6 +86,82 @@ fn created(id: i32, created: bool) -> NativeCreated {
     NativeCreated { id, created }
 }
 
+/// The calls every kind has the same way: `open`, `stat`, `stat_any`,
+/// `remove` and `list`, named `{prefix}_open`, … (`get` and `ctl` name the C
+/// calls in the generated doc comments).
+macro_rules! ipc_calls {
+    ($core:ident, $stat:ident, $get:literal, $ctl:literal, $list_core:path,
+     $open:ident, $stat_fn:ident, $stat_any:ident, $remove:ident, $list:ident) => {
+        #[doc = concat!("`", $get, "(key, 0, 0)`: the id of the existing object of `key`.")]
+        #[napi]
+        pub fn $open(env: Env, key: i32) -> Result<i32> {
+            js(&env, $core::open(key).map(|o| o.id()))
+        }
+
+        #[doc = concat!("`", $ctl, "(id, IPC_STAT)`.")]
+        #[napi]
+        pub fn $stat_fn(env: Env, id: i32) -> Result<$stat> {
+            js(&env, $core::from_id(id).stat().map(Into::into))
+        }
+
+        #[doc = concat!("`", $ctl, "(slot, *_STAT_ANY)` of the slot of `id` (no read ")]
+        #[doc = "permission needed); `null` if it is gone or the kernel is older than 4.17."]
+        #[napi]
+        pub fn $stat_any(id: i32) -> Option<$stat> {
+            $core::from_id(id).stat_any().map(Into::into)
+        }
+
+        #[doc = concat!("`", $ctl, "(id, IPC_RMID)`.")]
+        #[napi]
+        pub fn $remove(env: Env, id: i32) -> Result<()> {
+            js(&env, $core::from_id(id).remove())
+        }
+
+        #[doc = "Every object of the kind, as `ipcs` lists them (`*_STAT_ANY`)."]
+        #[napi]
+        pub fn $list(env: Env) -> Result<Vec<$stat>> {
+            js(&env, $list_core()).map(|v| v.into_iter().map(Into::into).collect())
+        }
+    };
+}
+
+ipc_calls!(
+    Segment,
+    NativeShmStat,
+    "shmget",
+    "shmctl",
+    sysv_shm::list_segments,
+    shm_open,
+    shm_stat,
+    shm_stat_any,
+    shm_remove,
+    shm_list
+);
+ipc_calls!(
+    MessageQueue,
+    NativeMsgStat,
+    "msgget",
+    "msgctl",
+    sysv_shm::list_queues,
+    msg_open,
+    msg_stat,
+    msg_stat_any,
+    msg_remove,
+    msg_list
+);
+ipc_calls!(
+    SemaphoreSet,
+    NativeSemStat,
+    "semget",
+    "semctl",
+    sysv_shm::list_semaphores,
+    sem_open,
+    sem_stat,
+    sem_stat_any,
+    sem_remove,
+    sem_list
+);
+
 // --- Segments -----------------------------------------------------------
 
 /// `struct shmid_ds` as plain values (times in ms since the epoch).
@@ -144,25 +220,6 @@ pub fn shm_create(
     Ok(created(segment.id(), new))
 }
 
-/// `shmget(key, 0, 0)`: the id of an existing segment.
-#[napi]
-pub fn shm_open(env: Env, key: i32) -> Result<i32> {
-    js(&env, Segment::open(key).map(|s| s.id()))
-}
-
-/// `shmctl(id, IPC_STAT)`.
-#[napi]
-pub fn shm_stat(env: Env, id: i32) -> Result<NativeShmStat> {
-    js(&env, Segment::from_id(id).stat().map(Into::into))
-}
-
-/// `shmctl(slot, SHM_STAT_ANY)` of the slot of `id` (no read permission
-/// needed); `null` if the segment is gone or the kernel is older than 4.17.
-#[napi]
-pub fn shm_stat_any(id: i32) -> Option<NativeShmStat> {
-    Segment::from_id(id).stat_any().map(Into::into)
-}
-
 /// `shmctl(id, IPC_SET)`.
 #[napi]
 pub fn shm_set(env: Env, id: i32, options: NativeSetOptions) -> Result<()> {
@@ -181,18 +238,6 @@ pub fn shm_lock(env: Env, id: i32, locked: bool) -> Result<()> {
             segment.unlock()
         },
     )
-}
-
-/// `shmctl(id, IPC_RMID)`.
-#[napi]
-pub fn shm_remove(env: Env, id: i32) -> Result<()> {
-    js(&env, Segment::from_id(id).remove())
-}
-
-/// Every segment, as `ipcs -m` lists them.
-#[napi]
-pub fn shm_list(env: Env) -> Result<Vec<NativeShmStat>> {
-    js(&env, sysv_shm::list_segments()).map(|v| v.into_iter().map(Into::into).collect())
 }
 
 /// The kernel's shared memory limits (`ipcs -l`) and usage.
@@ -285,25 +330,6 @@ pub fn msg_create(
     Ok(created(queue.id(), new))
 }
 
-/// `msgget(key, 0)`: the id of an existing queue.
-#[napi]
-pub fn msg_open(env: Env, key: i32) -> Result<i32> {
-    js(&env, MessageQueue::open(key).map(|q| q.id()))
-}
-
-/// `msgctl(id, IPC_STAT)`.
-#[napi]
-pub fn msg_stat(env: Env, id: i32) -> Result<NativeMsgStat> {
-    js(&env, MessageQueue::from_id(id).stat().map(Into::into))
-}
-
-/// `msgctl(slot, MSG_STAT_ANY)` of the slot of `id` (no read permission
-/// needed); `null` if the queue is gone or the kernel is older than 4.17.
-#[napi]
-pub fn msg_stat_any(id: i32) -> Option<NativeMsgStat> {
-    MessageQueue::from_id(id).stat_any().map(Into::into)
-}
-
 /// `msgctl(id, IPC_SET)`, with `msg_qbytes`.
 #[napi]
 pub fn msg_set(env: Env, id: i32, options: NativeSetOptions) -> Result<()> {
@@ -315,18 +341,6 @@ pub fn msg_set(env: Env, id: i32, options: NativeSetOptions) -> Result<()> {
         max_bytes: to_max_bytes(&env, options.max_bytes)?,
     };
     js(&env, MessageQueue::from_id(id).set(&options))
-}
-
-/// `msgctl(id, IPC_RMID)`.
-#[napi]
-pub fn msg_remove(env: Env, id: i32) -> Result<()> {
-    js(&env, MessageQueue::from_id(id).remove())
-}
-
-/// Every queue, as `ipcs -q` lists them.
-#[napi]
-pub fn msg_list(env: Env) -> Result<Vec<NativeMsgStat>> {
-    js(&env, sysv_shm::list_queues()).map(|v| v.into_iter().map(Into::into).collect())
 }
 
 /// The kernel's message queue limits and usage (`ipcs -q -l`, `ipcs -q -u`).
@@ -400,39 +414,8 @@ pub fn sem_create(
     Ok(created(set.id(), new))
 }
 
-/// `semget(key, 0, 0)`.
-#[napi]
-pub fn sem_open(env: Env, key: i32) -> Result<i32> {
-    js(&env, SemaphoreSet::open(key).map(|s| s.id()))
-}
-
-/// `semctl(id, 0, IPC_STAT)`.
-#[napi]
-pub fn sem_stat(env: Env, id: i32) -> Result<NativeSemStat> {
-    js(&env, SemaphoreSet::from_id(id).stat().map(Into::into))
-}
-
-/// `semctl(slot, 0, SEM_STAT_ANY)` of the slot of `id` (no read permission
-/// needed); `null` if the set is gone or the kernel is older than 4.17.
-#[napi]
-pub fn sem_stat_any(id: i32) -> Option<NativeSemStat> {
-    SemaphoreSet::from_id(id).stat_any().map(Into::into)
-}
-
 /// `semctl(id, 0, IPC_SET)`.
 #[napi]
 pub fn sem_set(env: Env, id: i32, options: NativeSetOptions) -> Result<()> {
     js(&env, SemaphoreSet::from_id(id).set(&options.perm()))
-}
-
-/// `semctl(id, 0, IPC_RMID)`.
-#[napi]
-pub fn sem_remove(env: Env, id: i32) -> Result<()> {
-    js(&env, SemaphoreSet::from_id(id).remove())
-}
-
-/// Every semaphore set, as `ipcs -s` lists them.
-#[napi]
-pub fn sem_list(env: Env) -> Result<Vec<NativeSemStat>> {
-    js(&env, sysv_shm::list_semaphores()).map(|v| v.into_iter().map(Into::into).collect())
 }
