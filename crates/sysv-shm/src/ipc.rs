@@ -85,7 +85,7 @@ pub struct SetOptions {
 /// One kind of System V IPC object: its calls and commands.
 pub(crate) trait Kind {
     /// The kernel's description of one object (`struct shmid_ds`, …).
-    type Ds;
+    type Ds: Copy;
     /// What `ipcs` and error messages call one object: `"segment"`.
     const NOUN: &'static str;
     /// The C function that creates and opens: `"shmget"`.
@@ -322,16 +322,18 @@ pub(crate) fn command<K: Kind>(id: i32, cmd: c_int, what: &str) -> Result<()> {
 /// `*_STAT_ANY`; there it falls back to `*_STAT`, which skips objects the
 /// caller may not read.
 ///
+/// Each object is turned into the kind's info by `info(id, &ds)`.
+///
 /// # Errors
 /// The `errno` of `*_INFO`, or of a `*_STAT` that fails otherwise than for an
 /// empty slot, a removed object or no permission.
-pub(crate) fn list<K: Kind>() -> Result<Vec<(i32, K::Ds)>> {
+pub(crate) fn list<K: Kind, I>(info: impl Fn(i32, &K::Ds) -> I) -> Result<Vec<I>> {
     let (max_index, used) = K::usage()?;
-    let all = scan::<K>(K::STAT_ANY, max_index)?;
+    let mut all = scan::<K>(K::STAT_ANY, max_index)?;
     if all.is_empty() && used > 0 {
-        return scan::<K>(K::STAT, max_index);
+        all = scan::<K>(K::STAT, max_index)?;
     }
-    Ok(all)
+    Ok(all.iter().map(|(id, ds)| info(*id, ds)).collect())
 }
 
 fn scan<K: Kind>(cmd: c_int, max_index: c_int) -> Result<Vec<(i32, K::Ds)>> {
@@ -405,9 +407,9 @@ mod tests {
             ..SetOptions::default()
         };
         set::<K>(id, &back, |_| Ok(())).unwrap();
-        let listed = list::<K>().unwrap();
+        let listed = list::<K, _>(|found, ds| (found, perm_of::<K>(*ds))).unwrap();
         let me = listed.into_iter().find(|(found, _)| *found == id);
-        assert_eq!(me.map(|(_, ds)| perm_of::<K>(ds).mode), Some(0o640));
+        assert_eq!(me.map(|(_, perm)| perm.mode), Some(0o640));
 
         remove::<K>(id).unwrap();
         assert!(stat_any::<K>(id).is_none(), "removed: the slot is empty");

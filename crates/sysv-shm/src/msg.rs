@@ -220,11 +220,7 @@ fn msgmax(refresh: bool) -> Result<usize> {
 /// # References
 /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
 pub fn list_queues() -> Result<Vec<QueueInfo>> {
-    let all = ipc::list::<MessageQueue>()?;
-    Ok(all
-        .iter()
-        .map(|(id, ds)| QueueInfo::from_raw(*id, ds))
-        .collect())
+    ipc::list::<MessageQueue, _>(QueueInfo::from_raw)
 }
 
 impl Kind for MessageQueue {

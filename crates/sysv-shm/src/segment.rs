@@ -304,11 +304,7 @@ pub(crate) fn shmctl_info<T: Default>(cmd: c_int, what: &str) -> Result<(c_int, 
 /// # References
 /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
 pub fn list_segments() -> Result<Vec<SegmentInfo>> {
-    let all = ipc::list::<Segment>()?;
-    Ok(all
-        .iter()
-        .map(|(id, ds)| SegmentInfo::from_raw(*id, ds))
-        .collect())
+    ipc::list::<Segment, _>(SegmentInfo::from_raw)
 }
 
 #[cfg(test)]

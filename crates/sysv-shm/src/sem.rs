@@ -135,11 +135,7 @@ pub fn max_semaphores_per_set() -> Result<usize> {
 /// # References
 /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
 pub fn list_semaphores() -> Result<Vec<SemInfo>> {
-    let all = ipc::list::<SemaphoreSet>()?;
-    Ok(all
-        .iter()
-        .map(|(id, ds)| SemInfo::from_raw(*id, ds))
-        .collect())
+    ipc::list::<SemaphoreSet, _>(SemInfo::from_raw)
 }
 
 impl Kind for SemaphoreSet {
