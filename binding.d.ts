@@ -195,9 +195,6 @@ export declare class WaitToken {
  */
 export declare function cancelWait(id: number): boolean
 
-/** `shmget(key, size, IPC_CREAT [| IPC_EXCL] | mode [| SHM_HUGETLB | SHM_NORESERVE])`. */
-export declare function create(key: number, size: number, mode: number, exclusive: boolean, hugePages: boolean, noReserve: boolean): NativeCreated
-
 /** `ftok(3)`: a key from an existing path and a project id (1..=255). */
 export declare function ftok(path: string, projId: number): number
 
@@ -208,25 +205,15 @@ export declare function ftok(path: string, projId: number): number
  */
 export declare function futexAsyncBackend(): string
 
-/** The kernel's limits (`ipcs -l`) and usage. */
-export declare function limits(): NativeLimits
-
-/** Every queue, as `ipcs -q` lists them. */
-export declare function listQueues(): Array<NativeQueueStat>
-
-/** Every segment, as `ipcs -m` lists them. */
-export declare function listSegments(): Array<NativeStat>
-
-/** Every semaphore set, as `ipcs -s` lists them (`SEM_STAT_ANY`). */
-export declare function listSemaphores(): Array<NativeSemStat>
-
-/** `shmctl(id, SHM_LOCK)` or `shmctl(id, SHM_UNLOCK)`. */
-export declare function lock(id: number, locked: boolean): void
-
 /** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`, then `IPC_SET` of `msg_qbytes`. */
 export declare function msgCreate(key: number, mode: number, exclusive: boolean, maxBytes?: number | undefined | null): NativeCreated
 
-/** `msgget(key, 0)`: the id of an existing queue. */
+/** `msgctl(0, IPC_INFO)` and `msgctl(0, MSG_INFO)`. */
+export declare function msgLimits(): NativeMsgLimits
+
+/** Every object of the kind, as `ipcs` lists them (`*_STAT_ANY`). */
+export declare function msgList(): Array<NativeMsgStat>
+
 export declare function msgOpen(key: number): number
 
 /**
@@ -241,7 +228,6 @@ export declare function msgReceive(id: number, mtype: number, maxSize: number | 
  */
 export declare function msgReceiveAsync(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, timeoutMs: number | undefined | null, token: WaitToken): Promise<NativeOutcome>
 
-/** `msgctl(id, IPC_RMID)`. */
 export declare function msgRemove(id: number): void
 
 /**
@@ -257,16 +243,18 @@ export declare function msgSend(id: number, mtype: number, data: ArrayBufferView
  */
 export declare function msgSendAsync(id: number, mtype: number, data: ArrayBufferView, timeoutMs: number | undefined | null, token: WaitToken): Promise<NativeOutcome>
 
-/** `msgctl(id, IPC_SET)`. */
-export declare function msgSet(id: number, options: NativeQueueSetOptions): void
+/** `msgctl(id, IPC_SET)`, with `msg_qbytes`. */
+export declare function msgSet(id: number, options: NativeSetOptions): void
 
-/** `msgctl(id, IPC_STAT)`. */
-export declare function msgStat(id: number): NativeQueueStat
+export declare function msgStat(id: number): NativeMsgStat
+
+/** permission needed); `null` if it is gone or the kernel is older than 4.17. */
+export declare function msgStatAny(id: number): NativeMsgStat | null
 
 /** How timed and cancellable waits sleep in this process: `"signal"` or `"poll"`. */
 export declare function msgWaitStrategy(): string
 
-/** What `shmget` returned and whether this call created the segment. */
+/** What `*get` returned and whether this call created the object. */
 export interface NativeCreated {
   id: number
   created: boolean
@@ -280,18 +268,28 @@ export interface NativeErrorInfo {
   syscall?: string
 }
 
-/** The kernel's limits and usage (`ipcs -l`, `ipcs -u`). */
-export interface NativeLimits {
-  maxSegmentSize: number
-  minSegmentSize: number
-  maxSegments: number
-  maxSegmentsPerProcess: number
-  maxTotalPages: number
-  pageSize: number
-  usedSegments: number
-  usedPages: number
-  residentPages: number
-  swappedPages: number
+/** The kernel's message queue limits and usage (`ipcs -q -l`, `ipcs -q -u`). */
+export interface NativeMsgLimits {
+  maxMessageSize: number
+  defaultMaxBytes: number
+  maxQueues: number
+  usedQueues: number
+  totalMessages: number
+  totalBytes: number
+}
+
+/** `struct msqid_ds` as plain values (times in ms since the epoch). */
+export interface NativeMsgStat {
+  id: number
+  perm: NativePerm
+  messages: number
+  bytes: number
+  maxBytes: number
+  lastSendPid: number
+  lastReceivePid: number
+  sendTime?: number
+  receiveTime?: number
+  changeTime?: number
 }
 
 /**
@@ -304,50 +302,17 @@ export interface NativeOutcome {
   error?: NativeErrorInfo
 }
 
-/** The kernel's message queue limits and usage (`ipcs -q -l`, `ipcs -q -u`). */
-export interface NativeQueueLimits {
-  maxMessageSize: number
-  defaultMaxBytes: number
-  maxQueues: number
-  usedQueues: number
-  totalMessages: number
-  totalBytes: number
-}
-
-/** Options of `IPC_SET`; absent fields keep their value. */
-export interface NativeQueueSetOptions {
-  uid?: number
-  gid?: number
-  mode?: number
-  maxBytes?: number
-}
-
 /**
- * `struct msqid_ds` as plain values; times are milliseconds since the
- * epoch, or `null` when the event has not happened.
+ * `struct ipc_perm`: the key (as `ipcs` prints it, unsigned), mode, owner
+ * and creator.
  */
-export interface NativeQueueStat {
-  id: number
+export interface NativePerm {
   key: number
   mode: number
   uid: number
   gid: number
   cuid: number
   cgid: number
-  messages: number
-  bytes: number
-  maxBytes: number
-  lastSendPid: number
-  lastReceivePid: number
-  sendTime?: number
-  receiveTime?: number
-  changeTime?: number
-}
-
-/** What `semget` returned and whether this call created the set. */
-export interface NativeSemCreated {
-  id: number
-  created: boolean
 }
 
 /** One operation of `semop`. */
@@ -366,37 +331,42 @@ export interface NativeSemOp {
 /** `struct semid_ds` as plain values (times in ms since the epoch). */
 export interface NativeSemStat {
   id: number
-  key: number
-  mode: number
-  uid: number
-  gid: number
-  cuid: number
-  cgid: number
+  perm: NativePerm
   count: number
   opTime?: number
   changeTime?: number
 }
 
-/** Options of `IPC_SET`; absent fields keep their value. */
+/**
+ * Options of `IPC_SET`; absent fields keep their value. `maxBytes`
+ * (`msg_qbytes`) is for queues only.
+ */
 export interface NativeSetOptions {
   uid?: number
   gid?: number
   mode?: number
+  maxBytes?: number
 }
 
-/**
- * `struct shmid_ds` as plain values; times are milliseconds since the
- * epoch, or `null` when the event has not happened.
- */
-export interface NativeStat {
+/** The kernel's shared memory limits (`ipcs -l`) and usage. */
+export interface NativeShmLimits {
+  maxSegmentSize: number
+  minSegmentSize: number
+  maxSegments: number
+  maxSegmentsPerProcess: number
+  maxTotalPages: number
+  pageSize: number
+  usedSegments: number
+  usedPages: number
+  residentPages: number
+  swappedPages: number
+}
+
+/** `struct shmid_ds` as plain values (times in ms since the epoch). */
+export interface NativeShmStat {
   id: number
-  key: number
+  perm: NativePerm
   size: number
-  mode: number
-  uid: number
-  gid: number
-  cuid: number
-  cgid: number
   creatorPid: number
   lastPid: number
   attachCount: number
@@ -407,15 +377,6 @@ export interface NativeStat {
   locked: boolean
 }
 
-/** `shmget(key, 0, 0)`: the id of an existing segment. */
-export declare function open(key: number): number
-
-/** The kernel's message queue limits and usage. */
-export declare function queueLimits(): NativeQueueLimits
-
-/** `shmctl(id, IPC_RMID)`. */
-export declare function remove(id: number): void
-
 /**
  * Cancels a pending `semOpAsync` (it resolves `"cancelled"` within 100 ms,
  * having applied nothing). Returns whether it was pending.
@@ -425,14 +386,20 @@ export declare function semCancel(id: number): boolean
 /** `[GETNCNT, GETZCNT, GETPID]` of semaphore `index`. */
 export declare function semCounts(id: number, index: number): Array<number>
 
-/** `semget(key, count, IPC_CREAT [| IPC_EXCL] | mode)`, then `SETALL initial`. */
-export declare function semCreate(key: number, count: number, initial: number, mode: number, exclusive: boolean): NativeSemCreated
+/**
+ * `semget(key, count, IPC_CREAT [| IPC_EXCL] | mode)`, then `SETALL
+ * initial`. The core checks `count` against the kernel's `SEMMSL`.
+ */
+export declare function semCreate(key: number, count: number, initial: number, mode: number, exclusive: boolean): NativeCreated
 
 /** `GETALL`. */
 export declare function semGetAll(id: number): Array<number>
 
 /** `GETVAL`. */
 export declare function semGetValue(id: number, index: number): number
+
+/** Every object of the kind, as `ipcs` lists them (`*_STAT_ANY`). */
+export declare function semList(): Array<NativeSemStat>
 
 /** `semop`/`semtimedop`: `"ok"`, `"would-block"` or `"timed-out"`. */
 export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): string
@@ -445,13 +412,11 @@ export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: 
  */
 export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
 
-/** `semget(key, 0, 0)`. */
 export declare function semOpen(key: number): number
 
-/** `IPC_RMID`. */
 export declare function semRemove(id: number): void
 
-/** `IPC_SET`. */
+/** `semctl(id, 0, IPC_SET)`. */
 export declare function semSet(id: number, options: NativeSetOptions): void
 
 /** `SETALL`. */
@@ -460,11 +425,10 @@ export declare function semSetAll(id: number, values: Array<number>): void
 /** `SETVAL`. */
 export declare function semSetValue(id: number, index: number, value: number): void
 
-/** `IPC_STAT`. */
 export declare function semStat(id: number): NativeSemStat
 
-/** `shmctl(id, IPC_SET)`. */
-export declare function set(id: number, options: NativeSetOptions): void
+/** permission needed); `null` if it is gone or the kernel is older than 4.17. */
+export declare function semStatAny(id: number): NativeSemStat | null
 
 /**
  * Registers the `ShmError` class that errors of this addon are made of.
@@ -479,5 +443,26 @@ export declare function setErrorClass(ctor: unknown): void
  */
 export declare function setMaxBufferLength(max: number): void
 
-/** `shmctl(id, IPC_STAT)`. */
-export declare function stat(id: number): NativeStat
+/** `shmget(key, size, IPC_CREAT [| IPC_EXCL] | mode [| SHM_HUGETLB | SHM_NORESERVE])`. */
+export declare function shmCreate(key: number, size: number, mode: number, exclusive: boolean, hugePages: boolean, noReserve: boolean): NativeCreated
+
+/** `shmctl(0, IPC_INFO)` and `shmctl(0, SHM_INFO)`. */
+export declare function shmLimits(): NativeShmLimits
+
+/** Every object of the kind, as `ipcs` lists them (`*_STAT_ANY`). */
+export declare function shmList(): Array<NativeShmStat>
+
+/** `shmctl(id, SHM_LOCK)` or `shmctl(id, SHM_UNLOCK)`. */
+export declare function shmLock(id: number, locked: boolean): void
+
+export declare function shmOpen(key: number): number
+
+export declare function shmRemove(id: number): void
+
+/** `shmctl(id, IPC_SET)`. */
+export declare function shmSet(id: number, options: NativeSetOptions): void
+
+export declare function shmStat(id: number): NativeShmStat
+
+/** permission needed); `null` if it is gone or the kernel is older than 4.17. */
+export declare function shmStatAny(id: number): NativeShmStat | null

@@ -8,13 +8,13 @@ import test from 'ava'
 
 import { IPC_PRIVATE, MessageQueue, listQueues } from '../dist/index.js'
 
-import { eventually, runNode, startNode } from './helpers.mjs'
+import { eventually, madeQueues, newQueue, removeOnTeardown, runNode, startNode } from './helpers.mjs'
 import { Namespace, cli, hexKey, run } from './interop/helpers.mjs'
 
 // ------------------------------------------------------------------ no queue left behind
 
 /** Ids of the queues this file made (directly or through children), removed and checked at the end. */
-const made = new Set()
+const made = madeQueues
 test.after.always('no message queue left behind', (t) => {
   const left = listQueues().filter((q) => made.has(q.id))
   for (const q of left) {
@@ -38,17 +38,6 @@ function freshQueueKey() {
   }
 }
 const signed = (key) => String(key | 0)
-
-function create(t, key, options) {
-  const q = MessageQueue.create(key, options)
-  made.add(q.id)
-  t.teardown(() => {
-    try {
-      q.remove()
-    } catch {}
-  })
-  return q
-}
 
 async function json(args, options) {
   const r = await cli([...args, '--json'], options)
@@ -108,17 +97,12 @@ async function scene(t) {
   `)
   t.is(child.code, 0, child.stderr)
   const childPid = Number(child.stdout.trim())
-  const a = MessageQueue.open(keyA)
+  const a = removeOnTeardown(t, MessageQueue.open(keyA))
   made.add(a.id)
-  t.teardown(() => {
-    try {
-      a.remove()
-    } catch {}
-  })
-  const b = create(t, IPC_PRIVATE)
+  const b = newQueue(t, IPC_PRIVATE)
   b.set({ uid: 54321 })
   const keyC = freshQueueKey()
-  const c = create(t, keyC, { mode: 0o644 })
+  const c = newQueue(t, keyC, { mode: 0o644 })
   c.set({ gid: 65534 })
   return { a, b, c, keyA, keyC, childPid }
 }
@@ -212,10 +196,10 @@ test.serial('filters: --key (also -N), --mine, --empty, --older-than; --orphans 
 
 test.serial('queue rm removes ids and keys, wakes blocked processes with EIDRM, says what it dropped; --dry-run, --json; failures exit 1; ipcrm -q is seen', async (t) => {
   const key = freshQueueKey()
-  const keyed = create(t, key)
+  const keyed = newQueue(t, key)
   keyed.send('abc')
-  const byId = create(t, IPC_PRIVATE)
-  const other = create(t, IPC_PRIVATE)
+  const byId = newQueue(t, IPC_PRIVATE)
+  const other = newQueue(t, IPC_PRIVATE)
   const blocked = startNode(`
     const q = shm.MessageQueue.openById(Number(await next()));
     say('ready');
@@ -259,7 +243,7 @@ test.serial('queue rm removes ids and keys, wakes blocked processes with EIDRM, 
   t.false(out.dryRun)
 
   // ipcrm -q from outside: queue stat then fails as for any missing id.
-  const gone = create(t, IPC_PRIVATE)
+  const gone = newQueue(t, IPC_PRIVATE)
   t.is((await run('ipcrm', ['-q', String(gone.id)])).code, 0)
   const st = await cli(['queue', 'stat', String(gone.id)])
   t.is(st.code, 1)

@@ -6,7 +6,7 @@ import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, listSemaphores } from '../dist/index.js'
 
-import { AS_NOBODY, eventually, publicCli, runNode } from './helpers.mjs'
+import { AS_NOBODY, eventually, publicCli, removeOnTeardown, runNode } from './helpers.mjs'
 import { cli, hexKey, run } from './interop/helpers.mjs'
 
 // ------------------------------------------------------------------ no set left behind
@@ -34,13 +34,8 @@ function freshSemKey() {
 }
 
 function create(t, key, options) {
-  const sem = Semaphore.create(key, options)
+  const sem = removeOnTeardown(t, Semaphore.create(key, options))
   made.add(sem.id)
-  t.teardown(() => {
-    try {
-      sem.remove()
-    } catch {}
-  })
   return sem
 }
 
@@ -130,13 +125,8 @@ async function scene(t) {
   `)
   t.is(child.code, 0, child.stderr)
   const childPid = Number(child.stdout.trim().split(' ')[1])
-  const a = Semaphore.open(keyA)
+  const a = removeOnTeardown(t, Semaphore.open(keyA))
   made.add(a.id)
-  t.teardown(() => {
-    try {
-      a.remove()
-    } catch {}
-  })
   const b = create(t, IPC_PRIVATE, { initial: 1 })
   b.set({ uid: 54321 })
   const keyC = freshSemKey()

@@ -8,7 +8,34 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-import { listSegments } from '../dist/index.js'
+import { IPC_PRIVATE, MessageQueue, listSegments } from '../dist/index.js'
+
+/**
+ * Calls `handle.remove()` when the test ends, also when an assertion fails (a handle already
+ * removed is fine), so that no queue, set or segment outlives its test; returns the handle.
+ */
+export function removeOnTeardown(t, handle) {
+  t.teardown(() => {
+    try {
+      handle.remove()
+    } catch {}
+  })
+  return handle
+}
+
+/**
+ * Ids of the message queues this test file made (ava runs each file in a process of its own),
+ * for its check that none is left behind: newQueue adds to it, and so may a file for queues its
+ * children made.
+ */
+export const madeQueues = new Set()
+
+/** `MessageQueue.create(key, options)`, recorded in madeQueues and removed when the test ends. */
+export function newQueue(t, key = IPC_PRIVATE, options) {
+  const q = MessageQueue.create(key, options)
+  madeQueues.add(q.id)
+  return removeOnTeardown(t, q)
+}
 
 export const PKG = fileURLToPath(new URL('../dist/index.js', import.meta.url))
 

@@ -143,3 +143,26 @@ test('ENOMEM: a segment larger than memory and swap is refused by shmget under t
   }
   t.is(out.left, 0)
 })
+
+test('kernel.sem: the most semaphores in a set is SEMMSL as the kernel tells it, not a number written down (32000 is only its default)', async (t) => {
+  const out = await inNamespace(t, `
+    const { Semaphore } = shm;
+    const sets = [];
+    const make = (count) => {
+      try { const s = Semaphore.create(IPC_PRIVATE, { count }); sets.push(s); return { ok: s.stat().count } }
+      catch (e) { return { error: [e.constructor.name, e.code], message: e.message } }
+    };
+    const out = {};
+    sysctl('sem', '40000 1024000000 500 32000');
+    out.above32000 = make(32001);
+    sysctl('sem', '8 1024000000 500 32000');
+    out.atLimit = make(8);
+    out.aboveLimit = make(9);
+    for (const s of sets) s.remove();
+    console.log(JSON.stringify(out));
+  `)
+  t.deepEqual(out.above32000, { ok: 32001 })
+  t.deepEqual(out.atLimit, { ok: 8 })
+  t.deepEqual(out.aboveLimit.error, ['RangeError', 'ERR_INVALID_ARG_VALUE'])
+  t.regex(out.aboveLimit.message, /count must be from 1 to 8 \(SEMMSL, kernel\.sem\), got 9/)
+})

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { IPC_PRIVATE, MessageQueue, ShmError, listQueues } from '../dist/index.js'
-import { runNodeWithThreadLimit } from './helpers.mjs'
+import { madeQueues, newQueue, runNodeWithThreadLimit } from './helpers.mjs'
 
 import { HANG_GUARD_MS, runNodeAsNobody as runNodeAsNobodyWith } from './helpers.mjs'
 
@@ -31,19 +31,7 @@ function uniqueKey() {
 const ourKey = (key) => key >>> 24 === 0x4d && ((key >>> 8) & 0xffff) === (process.pid & 0xffff)
 
 /** Ids of queues this file made (private ones cannot be told apart by key). */
-const made = new Set()
-
-/** Creates a queue that the test removes when it ends. */
-function newQueue(t, key = IPC_PRIVATE, options) {
-  const q = MessageQueue.create(key, options)
-  made.add(q.id)
-  t.teardown(() => {
-    try {
-      q.remove()
-    } catch {}
-  })
-  return q
-}
+const made = madeQueues
 
 test.after.always('no queue left behind', (t) => {
   const left = listQueues().filter((q) => made.has(q.id) || ourKey(q.key))

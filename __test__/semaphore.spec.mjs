@@ -6,18 +6,10 @@ import test from 'ava'
 
 import { IPC_PRIVATE, Semaphore, ShmError, listSemaphores } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
-import { PKG, runNodeAsNobody, runNodeWithThreadLimit } from './helpers.mjs'
+import { PKG, removeOnTeardown, runNodeAsNobody, runNodeWithThreadLimit } from './helpers.mjs'
 import { runNode, threadsNamed, until } from './fixtures/procs.mjs'
 
-function semaphore(t, options) {
-  const sem = Semaphore.create(IPC_PRIVATE, options)
-  t.teardown(() => {
-    try {
-      sem.remove()
-    } catch {}
-  })
-  return sem
-}
+const semaphore = (t, options) => removeOnTeardown(t, Semaphore.create(IPC_PRIVATE, options))
 
 test('create sets every value and marks the set initialised; values, setValue, setValues', (t) => {
   const sem = semaphore(t, { count: 3, initial: 2 })
@@ -51,6 +43,18 @@ test('an index of 2**32 is a RangeError, in the TS face and in the binding: it n
     }
   }
   t.is(sem.getValue(0), 7)
+})
+
+test('a value above SEMVMX is refused with the value given, never clamped to 65535 on the way (TS face, binding, create)', (t) => {
+  const sem = semaphore(t, { count: 2, initial: 1 })
+  for (const value of [32768, 65535, 65536, 70000, 2 ** 32 - 1]) {
+    const message = new RegExp(`at most 32767, got ${value}$`)
+    t.throws(() => sem.setValue(value), { instanceOf: RangeError, message })
+    t.throws(() => native.semSetValue(sem.id, 0, value), { instanceOf: RangeError, message })
+    t.throws(() => sem.setValues([0, value]), { instanceOf: RangeError, message })
+    t.throws(() => Semaphore.create(IPC_PRIVATE, { initial: value }), { instanceOf: RangeError, message })
+  }
+  t.deepEqual(sem.values(), [1, 1])
 })
 
 test.serial('a terminated worker cancels its pending acquireAsync: its thread ends, and a unit released after stays', async (t) => {

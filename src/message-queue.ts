@@ -3,10 +3,11 @@
  * @module
  */
 /// <reference types="node" preserve="true" />
-import type { NativeErrorInfo, NativeOutcome, NativeQueueStat } from '../binding'
+import type { NativeErrorInfo, NativeMsgStat, NativeOutcome } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
+import { date, perm, type IpcInfo } from './ipc'
 import * as check from './validate'
 
 /** Options of {@link MessageQueue.create}. */
@@ -98,19 +99,7 @@ export interface QueueMessage {
 }
 
 /** A queue as `msgctl(IPC_STAT)` and `ipcs -q` describe it (`struct msqid_ds`). */
-export interface QueueInfo {
-  /** The msqid. */
-  id: number
-  /** The key, unsigned 32-bit as `ipcs` prints it; `0` for `IPC_PRIVATE`. */
-  key: number
-  /** Permission bits (`0o600`, …). */
-  mode: number
-  /** Owner user and group. */
-  uid: number
-  gid: number
-  /** Creator user and group. */
-  cuid: number
-  cgid: number
+export interface QueueInfo extends IpcInfo {
   /** Messages in the queue (`msg_qnum`). */
   messages: number
   /** Bytes of text in the queue (`msg_cbytes`); types are not counted. */
@@ -140,17 +129,9 @@ export interface QueueLimits {
   totalBytes: number
 }
 
-const date = (ms: number | null | undefined): Date | null => (ms == null ? null : new Date(ms))
-
-function info(s: NativeQueueStat): QueueInfo {
+function info(s: NativeMsgStat): QueueInfo {
   return {
-    id: s.id,
-    key: s.key,
-    mode: s.mode,
-    uid: s.uid,
-    gid: s.gid,
-    cuid: s.cuid,
-    cgid: s.cgid,
+    ...perm(s.id, s.perm),
     messages: s.messages,
     bytes: s.bytes,
     maxBytes: s.maxBytes,
@@ -319,13 +300,12 @@ export class MessageQueue {
     const i = check.id(id)
     let key: number
     try {
-      key = native.msgStat(i).key
+      key = native.msgStat(i).perm.key
     } catch (err) {
-      // No read permission (a write-only mailbox, mode 0o602): the system-wide listing
-      // (MSG_STAT_ANY) still tells the key.
-      const listed = (err as ShmError).code === 'EACCES' ? native.listQueues().find((q) => q.id === i) : undefined
-      if (!listed) throw err
-      key = listed.key
+      // No read permission (a write-only mailbox, mode 0o602): MSG_STAT_ANY still tells the key.
+      const any = (err as ShmError).code === 'EACCES' ? native.msgStatAny(i) : null
+      if (!any) throw err
+      key = any.perm.key
     }
     return new MessageQueue(i, key, false)
   }
@@ -342,7 +322,7 @@ export class MessageQueue {
 
   /** The kernel's limits on queues and their current usage (`ipcs -q -l`, `ipcs -q -u`). */
   static limits(): QueueLimits {
-    return { ...native.queueLimits() }
+    return { ...native.msgLimits() }
   }
 
   /**
@@ -495,5 +475,15 @@ export class MessageQueue {
 
 /** Every message queue of this IPC namespace, as `ipcs -q` lists them. */
 export function listQueues(): QueueInfo[] {
-  return native.listQueues().map(info)
+  return native.msgList().map(info)
+}
+
+/**
+ * `msgctl(slot, MSG_STAT_ANY)` of the queue with this id: its info without read permission, as
+ * `ipcs -q` shows it; `null` if it is gone (or the kernel is older than 4.17).
+ * @internal
+ */
+export function statAnyQueue(id: number): QueueInfo | null {
+  const s = native.msgStatAny(check.id(id))
+  return s ? info(s) : null
 }

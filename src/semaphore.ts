@@ -8,11 +8,12 @@ import type { NativeSemOp, NativeSemStat } from '../binding'
 import { native } from './binding'
 import { ShmError } from './errors'
 import * as futex from './futex'
+import { date, perm, type IpcInfo } from './ipc'
 import * as check from './validate'
 
 /** Options of {@link Semaphore.create}. */
 export interface SemaphoreCreateOptions {
-  /** How many semaphores the set has. Default 1. */
+  /** How many semaphores the set has: 1 to `SEMMSL` (`kernel.sem`, first field; 32000 by default). Default 1. */
   count?: number
   /** The initial value of every semaphore, 0 to 32767. Default 0. */
   initial?: number
@@ -47,15 +48,7 @@ export interface SemaphoreAsyncOptions extends SemaphoreWaitOptions {
 }
 
 /** A semaphore set as `semctl(IPC_STAT)` and `ipcs -s` describe it. */
-export interface SemaphoreInfo {
-  id: number
-  /** The key (unsigned 32-bit); 0 for `IPC_PRIVATE`. */
-  key: number
-  mode: number
-  uid: number
-  gid: number
-  cuid: number
-  cgid: number
+export interface SemaphoreInfo extends IpcInfo {
   /** How many semaphores the set has. */
   count: number
   /** Last `semop`; `null` if none yet (then the creator may not have initialised the values). */
@@ -79,18 +72,12 @@ const OP_KEYS = ['index', 'undo'] as const
 const WAIT_KEYS = ['index', 'undo', 'timeoutMs'] as const
 const ASYNC_KEYS = ['index', 'undo', 'timeoutMs', 'signal'] as const
 const MAX_VALUE = 32767
-
-const date = (ms: number | null | undefined): Date | null => (ms == null ? null : new Date(ms))
+/** Values pass to the addon as 32-bit unsigned integers; the core checks them against `SEMVMX`. */
+const U32 = 0xffff_ffff
 
 function info(s: NativeSemStat): SemaphoreInfo {
   return {
-    id: s.id,
-    key: s.key,
-    mode: s.mode,
-    uid: s.uid,
-    gid: s.gid,
-    cuid: s.cuid,
-    cgid: s.cgid,
+    ...perm(s.id, s.perm),
     count: s.count,
     opTime: date(s.opTime),
     changeTime: date(s.changeTime),
@@ -123,14 +110,16 @@ export class Semaphore {
    * Creates a set: `semget(key, count, IPC_CREAT | IPC_EXCL | mode)`, sets every value to
    * `initial` (`SETALL`) and runs a no-op `semop` so that `stat().opTime` shows it initialised.
    *
-   * @throws {ShmError} `EEXIST` (unless `exclusive: false`), `EINVAL` (count over `SEMMSL`, or
-   * more than an existing set has), `ENOSPC`, `EACCES`.
+   * @throws {ShmError} `EEXIST` (unless `exclusive: false`), `EINVAL` (more than an existing set
+   * has), `ENOSPC`, `EACCES`.
+   * @throws {RangeError} `count` outside 1 to `SEMMSL` (the kernel's `kernel.sem`, read at the call)
+   * or `initial` above 32767, before any `semget`.
    */
   static create(key: number, options?: SemaphoreCreateOptions): Semaphore {
     const k = check.key(key)
     const o = check.options<SemaphoreCreateOptions>(options, CREATE_KEYS)
-    const count = o.count === undefined ? 1 : check.integer('count', o.count, 1, 32000)
-    const initial = o.initial === undefined ? 0 : check.integer('initial', o.initial, 0, MAX_VALUE)
+    const count = o.count === undefined ? 1 : check.integer('count', o.count, 0, Number.MAX_SAFE_INTEGER)
+    const initial = o.initial === undefined ? 0 : check.integer('initial', o.initial, 0, U32)
     const mode = o.mode === undefined ? 0o600 : check.mode(o.mode)
     const exclusive = check.boolean('exclusive', o.exclusive) ?? true
     const { id, created } = native.semCreate(k, count, initial, mode, exclusive)
@@ -229,7 +218,7 @@ export class Semaphore {
 
   /** Sets semaphore `index` (`SETVAL`): clears every process's undo record for it and wakes waiters. */
   setValue(value: number, index = 0): void {
-    native.semSetValue(this.id, this.#index(index), check.integer('value', value, 0, MAX_VALUE))
+    native.semSetValue(this.id, this.#index(index), check.integer('value', value, 0, U32))
   }
 
   /** Every value (`GETALL`). */
@@ -242,7 +231,7 @@ export class Semaphore {
     if (!Array.isArray(values)) throw check.rangeError('The "values" argument must be an array of integers')
     native.semSetAll(
       this.id,
-      values.map((v, i) => check.integer(`values[${i}]`, v, 0, MAX_VALUE)),
+      values.map((v, i) => check.integer(`values[${i}]`, v, 0, U32)),
     )
   }
 
@@ -305,5 +294,15 @@ function asyncError(r: string): ShmError {
  * (Linux 4.17; older kernels skip those).
  */
 export function listSemaphores(): SemaphoreInfo[] {
-  return native.listSemaphores().map(info)
+  return native.semList().map(info)
+}
+
+/**
+ * `semctl(slot, 0, SEM_STAT_ANY)` of the set with this id: its info without read permission, as
+ * `ipcs -s` shows it; `null` if it is gone (or the kernel is older than 4.17).
+ * @internal
+ */
+export function statAnySemaphore(id: number): SemaphoreInfo | null {
+  const s = native.semStatAny(check.id(id))
+  return s ? info(s) : null
 }

@@ -7,12 +7,13 @@
 import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
 
-import type { Mapping, NativeStat } from '../binding'
+import type { Mapping, NativeShmStat } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
 import * as futex from './futex'
 import type { WaitAsyncOptions, WaitResult } from './futex'
+import { date, perm, type IpcInfo } from './ipc'
 import * as check from './validate'
 
 /** The key that names no segment: `create(IPC_PRIVATE, size)` always makes a new one, reachable by its id. */
@@ -64,21 +65,9 @@ export interface SetOptions {
 }
 
 /** A segment as `shmctl(IPC_STAT)` and `ipcs -m` describe it (`struct shmid_ds`). */
-export interface SegmentInfo {
-  /** The shmid. */
-  id: number
-  /** The key, unsigned 32-bit as `ipcs` prints it; `0` once the segment is marked removed. */
-  key: number
+export interface SegmentInfo extends IpcInfo {
   /** The size asked for at creation, in bytes (memory is taken in whole pages). */
   size: number
-  /** Permission bits (`0o600`, …). */
-  mode: number
-  /** Owner user and group. */
-  uid: number
-  gid: number
-  /** Creator user and group. */
-  cuid: number
-  cgid: number
   /** Pid of the creator. */
   creatorPid: number
   /** Pid of the last `shmat` or `shmdt`. */
@@ -117,11 +106,11 @@ export interface Limits {
   swappedPages: number
 }
 
-const date = (ms: number | null | undefined): Date | null => (ms == null ? null : new Date(ms))
-
-function info(s: NativeStat): SegmentInfo {
+function info(s: NativeShmStat): SegmentInfo {
+  const { perm: p, ...rest } = s
   return {
-    ...s,
+    ...perm(s.id, p),
+    ...rest,
     attachTime: date(s.attachTime),
     detachTime: date(s.detachTime),
     changeTime: date(s.changeTime),
@@ -201,7 +190,7 @@ export class SharedMemory implements Disposable {
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
     const parties = check.removeWhenUnused(o.removeWhenUnused)
-    const { id, created } = native.create(k, bytes, mode, exclusive, hugePages, noReserve)
+    const { id, created } = native.shmCreate(k, bytes, mode, exclusive, hugePages, noReserve)
     return SharedMemory.#attach(id, k, { readOnly, zeroCopy, parties, created })
   }
 
@@ -220,7 +209,7 @@ export class SharedMemory implements Disposable {
     const readOnly = check.boolean('readOnly', o.readOnly) ?? false
     const zeroCopy = check.boolean('zeroCopy', o.zeroCopy) ?? true
     const parties = check.removeWhenUnused(o.removeWhenUnused)
-    const id = native.open(k)
+    const id = native.shmOpen(k)
     return SharedMemory.#attach(id, k, { readOnly, zeroCopy, parties, created: false })
   }
 
@@ -253,7 +242,7 @@ export class SharedMemory implements Disposable {
     try {
       mapping = native.Mapping.attach(id, o.readOnly)
       if (o.parties > 0) mapping.removeIfAttached(o.parties)
-      return new SharedMemory(mapping, key ?? native.stat(id).key, o.created, o.zeroCopy)
+      return new SharedMemory(mapping, key ?? native.shmStat(id).perm.key, o.created, o.zeroCopy)
     } catch (err) {
       try {
         mapping?.detach(null)
@@ -262,7 +251,7 @@ export class SharedMemory implements Disposable {
       }
       if (o.created) {
         try {
-          native.remove(id)
+          native.shmRemove(id)
         } catch {
           // Already gone; the error to report is the first one.
         }
@@ -273,12 +262,12 @@ export class SharedMemory implements Disposable {
 
   /** `shmctl(id, IPC_STAT)` of any segment, attached or not. */
   static statById(id: number): SegmentInfo {
-    return info(native.stat(check.id(id)))
+    return info(native.shmStat(check.id(id)))
   }
 
   /** `shmctl(id, IPC_RMID)` of any segment, attached or not (what `ipcrm -m ID` does). */
   static removeById(id: number): void {
-    native.remove(check.id(id))
+    native.shmRemove(check.id(id))
   }
 
   /** Whether this handle is still attached. */
@@ -403,7 +392,7 @@ export class SharedMemory implements Disposable {
   /** `shmctl(id, IPC_STAT)`: owner, mode, pids, attach count, times, removed/locked. */
   stat(): SegmentInfo {
     this.#live()
-    return info(native.stat(this.id))
+    return info(native.shmStat(this.id))
   }
 
   /**
@@ -414,7 +403,7 @@ export class SharedMemory implements Disposable {
   set(options: SetOptions): void {
     this.#live()
     const o = check.options<SetOptions>(options, SET_KEYS, 'options', true)
-    native.set(this.id, {
+    native.shmSet(this.id, {
       uid: o.uid === undefined ? undefined : check.integer('uid', o.uid, 0, 0xffff_fffe),
       gid: o.gid === undefined ? undefined : check.integer('gid', o.gid, 0, 0xffff_fffe),
       mode: o.mode === undefined ? undefined : check.mode(o.mode),
@@ -424,13 +413,13 @@ export class SharedMemory implements Disposable {
   /** `shmctl(id, SHM_LOCK)`: keeps the segment in memory. @throws {ShmError} `EPERM`, `ENOMEM`. */
   lock(): void {
     this.#live()
-    native.lock(this.id, true)
+    native.shmLock(this.id, true)
   }
 
   /** `shmctl(id, SHM_UNLOCK)`. */
   unlock(): void {
     this.#live()
-    native.lock(this.id, false)
+    native.shmLock(this.id, false)
   }
 
   /**
@@ -440,7 +429,7 @@ export class SharedMemory implements Disposable {
    */
   remove(): void {
     this.#live()
-    native.remove(this.id)
+    native.shmRemove(this.id)
   }
 
   /**
@@ -550,12 +539,22 @@ function runtime(): string {
 
 /** Every segment of this IPC namespace, as `ipcs -m` lists them. */
 export function listSegments(): SegmentInfo[] {
-  return native.listSegments().map(info)
+  return native.shmList().map(info)
+}
+
+/**
+ * `shmctl(slot, SHM_STAT_ANY)` of the segment with this id: its info without read permission, as
+ * `ipcs -m` shows it; `null` if it is gone (or the kernel is older than 4.17).
+ * @internal
+ */
+export function statAnySegment(id: number): SegmentInfo | null {
+  const s = native.shmStatAny(check.id(id))
+  return s ? info(s) : null
 }
 
 /** The kernel's shared memory limits and current usage (`ipcs -l`, `ipcs -u`). */
 export function limits(): Limits {
-  return { ...native.limits() }
+  return { ...native.shmLimits() }
 }
 
 /**

@@ -13,9 +13,10 @@ import * as f from './format'
 import { HexDump } from './hexdump'
 import { byKey, describe, err, failureJson, out, type Hints } from './io'
 import { attachers, pidState } from './procs'
-import { UsageError, noPrivateKey, parseDuration, parseId, parseKey, parseProjId, parseUint } from './parse'
-import { lsQueues, queue } from './queues'
-import { lsSemaphores, sem } from './semaphores'
+import { UsageError, noPrivateKey, parseId, parseKey, parseProjId, parseUint } from './parse'
+import { QUEUES, SEGMENTS, SEMAPHORES, json, lsKind, select, statAny, type SegmentJson } from './kinds'
+import { queue } from './queues'
+import { sem } from './semaphores'
 
 const JSON_OPTION = { json: { type: 'boolean' } } as const satisfies Options
 
@@ -30,25 +31,8 @@ function noPositionals(positionals: string[]): void {
   if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`)
 }
 
-const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
-
-
-
 /** The segments not marked removed: a key names one of these at most. */
 const liveSegments = (): SegmentInfo[] => listSegments().filter((seg) => !seg.removed)
-
-/** `IPC_STAT` of a segment, or where that is refused (no read permission), what `SHM_STAT_ANY` shows, as `ipcs` does. */
-function statAny(id: number): SegmentInfo {
-  try {
-    return SharedMemory.statById(id)
-  } catch (e) {
-    if (e instanceof ShmError && e.code === 'EACCES') {
-      const s = listSegments().find((seg) => seg.id === id)
-      if (s) return s
-    }
-    throw e
-  }
-}
 
 /** The id named by the one positional or by `--key`. */
 function target(values: Values, positionals: string[]): { id: number; subject: string } {
@@ -64,35 +48,6 @@ function target(values: Values, positionals: string[]): { id: number; subject: s
 
 function subjectOf(values: Values, positionals: string[]): string {
   return typeof values.key === 'string' ? `key ${values.key}` : `shmid ${positionals[0] ?? ''}`
-}
-
-const me = (): number => process.getuid?.() ?? -1
-
-interface Filters {
-  key?: number
-  orphans: boolean
-  mine: boolean
-  olderThan?: number
-}
-
-function filters(values: Values): Filters {
-  return {
-    key: typeof values.key === 'string' ? parseKey(values.key) : undefined,
-    orphans: values.orphans === true,
-    mine: values.mine === true,
-    olderThan: typeof values['older-than'] === 'string' ? parseDuration(values['older-than']) : undefined,
-  }
-}
-
-function select(all: SegmentInfo[], by: Filters, now: number): SegmentInfo[] {
-  const uid = me()
-  return all.filter(
-    (s) =>
-      (by.key === undefined || s.key >>> 0 === by.key) &&
-      (!by.orphans || s.attachCount === 0) &&
-      (!by.mine || s.uid === uid || s.cuid === uid) &&
-      (by.olderThan === undefined || f.lastActivity(s) <= now - by.olderThan),
-  )
 }
 
 const FILTER_HELP = `  --key KEY          only the segment(s) of this key (0x hex or decimal; 0 lists IPC_PRIVATE and removed ones)
@@ -147,66 +102,9 @@ ${FILTER_HELP}
   async run(values, positionals) {
     noPositionals(positionals)
     if (values.queues && values.semaphores) throw new UsageError('give -q (queues) or -s (semaphore sets), not both')
-    if (values.queues) return lsQueues(values)
-    if (values.empty) throw new UsageError('--empty is about message queues (no message): add -q')
-    if (values.semaphores) {
-      if (values.human) throw new UsageError('--human formats sizes; semaphore sets have none')
-      return lsSemaphores(values)
-    }
-    const by = filters(values)
-    const segments = select(listSegments(), by, Date.now())
-    if (values.json) {
-      await out(json(segments.map(f.segmentJson)))
-      return 0
-    }
-    const long = values.long === true
-    const size = (n: number): string => (values.human ? f.human(n) : String(n))
-    const columns: f.Column[] = [
-      { title: 'key' },
-      { title: 'shmid', right: true },
-      { title: 'owner' },
-      ...(long ? [{ title: 'group' }] : []),
-      { title: 'perms' },
-      { title: 'mode' },
-      { title: 'bytes', right: true },
-      { title: 'nattch', right: true },
-      { title: 'status' },
-      ...(long
-        ? [
-            { title: 'cuser' },
-            { title: 'cgroup' },
-            { title: 'cpid', right: true },
-            { title: 'lpid', right: true },
-            { title: 'attached' },
-            { title: 'detached' },
-            { title: 'changed' },
-          ]
-        : []),
-    ]
-    const rows = segments.map((s) => [
-      f.hexKey(s.key),
-      String(s.id),
-      f.user(s.uid),
-      ...(long ? [f.group(s.gid)] : []),
-      f.rwx(s.mode),
-      f.octal(s.mode),
-      size(s.size),
-      String(s.attachCount),
-      f.status(s) || '-',
-      ...(long
-        ? [
-            f.user(s.cuid),
-            f.group(s.cgid),
-            String(s.creatorPid),
-            String(s.lastPid),
-            f.time(s.attachTime),
-            f.time(s.detachTime),
-            f.time(s.changeTime),
-          ]
-        : []),
-    ])
-    await out(f.table(columns, rows).join('\n') + '\n')
-    return 0
+    if (values.queues) return lsKind(QUEUES, values)
+    if (values.semaphores) return lsKind(SEMAPHORES, values)
+    return lsKind(SEGMENTS, values)
   },
 }
 
@@ -234,10 +132,10 @@ Options:
     try {
       const t = target(values, positionals)
       subject = t.subject
-      const s = statAny(t.id)
+      const s = statAny(SEGMENTS, t.id).info
       const by = s.attachCount > 0 ? attachers(s.id) : []
       if (values.json) {
-        await out(json({ ...f.segmentJson(s), attachedBy: by }))
+        await out(json({ ...SEGMENTS.json(s), attachedBy: by }))
         return 0
       }
       const page = limits().pageSize
@@ -329,8 +227,7 @@ Options:
     const dryRun = values['dry-run'] === true
     const todo: Removal[] = []
     if (orphans) {
-      const by = filters({ orphans: true, mine: values.mine, 'older-than': values['older-than'] })
-      for (const s of select(listSegments(), by, Date.now())) {
+      for (const s of select(SEGMENTS, { orphans: true, mine: values.mine, 'older-than': values['older-than'] })) {
         todo.push({ segment: s, subject: `shmid ${s.id}`, id: s.id })
       }
     } else {
@@ -340,7 +237,7 @@ Options:
       for (const key of parsedKeys) todo.push({ segment: null, subject: `key ${f.hexKey(key)}`, key })
     }
 
-    const removed: f.SegmentJson[] = []
+    const removed: SegmentJson[] = []
     const failed: (ReturnType<typeof failureJson> & { id: number | null; key: number | null })[] = []
     const lines: string[] = []
     for (const r of todo) {
@@ -358,7 +255,7 @@ Options:
         const id = s ? s.id : r.id!
         if (!dryRun) SharedMemory.removeById(id)
         const seg = s ?? { id, key: 0, size: 0, attachCount: 0 }
-        if (s) removed.push(f.segmentJson(s))
+        if (s) removed.push(SEGMENTS.json(s))
         const verb = dryRun ? 'would remove' : seg.attachCount > 0 ? 'marked for removal' : 'removed'
         const detail = s
           ? ` (key ${f.hexKey(seg.key)}, ${seg.size} bytes${seg.attachCount > 0 ? `, still attached ${seg.attachCount} time${seg.attachCount === 1 ? '' : 's'}: freed at the last detach` : ''})`
@@ -379,7 +276,7 @@ Options:
 /** `IPC_STAT`, or `null` where the caller may not read the segment (removal may still be allowed). */
 function tryStat(id: number): SegmentInfo | null {
   try {
-    return statAny(id)
+    return statAny(SEGMENTS, id).info
   } catch (e) {
     if (e instanceof ShmError && e.code === 'EACCES') return null
     throw e

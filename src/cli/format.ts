@@ -1,6 +1,6 @@
 /**
  * Formatting for the command line: user and group names, permissions,
- * sizes, times, tables, and the JSON form of a segment.
+ * sizes, times and tables.
  * @internal
  * @module
  */
@@ -114,69 +114,4 @@ export function table(columns: Column[], rows: string[][]): string[] {
       .join('  ')
       .trimEnd()
   return [line(columns.map((c) => c.title)), ...rows.map(line)]
-}
-
-/**
- * The JSON form of a segment, printed by `ls --json`, `stat --json` and `rm --json`.
- * Its fields are part of the CLI's documented interface: add, never rename.
- */
-export interface SegmentJson {
-  id: number
-  key: number
-  keyHex: string
-  size: number
-  mode: number
-  modeOctal: string
-  perms: string
-  uid: number
-  user: string | null
-  gid: number
-  group: string | null
-  cuid: number
-  creatorUser: string | null
-  cgid: number
-  creatorGroup: string | null
-  creatorPid: number
-  lastPid: number
-  attachCount: number
-  attachTime: string | null
-  detachTime: string | null
-  changeTime: string | null
-  removed: boolean
-  locked: boolean
-}
-
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
-
-export function segmentJson(s: SegmentInfo): SegmentJson {
-  return {
-    id: s.id,
-    key: s.key >>> 0,
-    keyHex: hexKey(s.key),
-    size: s.size,
-    mode: s.mode & 0o777,
-    modeOctal: octal(s.mode),
-    perms: rwx(s.mode),
-    uid: s.uid,
-    user: userName(s.uid),
-    gid: s.gid,
-    group: groupName(s.gid),
-    cuid: s.cuid,
-    creatorUser: userName(s.cuid),
-    cgid: s.cgid,
-    creatorGroup: groupName(s.cgid),
-    creatorPid: s.creatorPid,
-    lastPid: s.lastPid,
-    attachCount: s.attachCount,
-    attachTime: iso(s.attachTime),
-    detachTime: iso(s.detachTime),
-    changeTime: iso(s.changeTime),
-    removed: s.removed,
-    locked: s.locked,
-  }
-}
-
-/** The last time anything happened to the segment: attach, detach, or creation / `IPC_SET`. */
-export function lastActivity(s: SegmentInfo): number {
-  return Math.max(s.attachTime?.getTime() ?? 0, s.detachTime?.getTime() ?? 0, s.changeTime?.getTime() ?? 0)
 }

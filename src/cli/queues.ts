@@ -5,162 +5,20 @@
  * @module
  */
 
-import { ShmError } from '../errors'
 import { MessageQueue, listQueues, type QueueInfo } from '../message-queue'
 import type { Command } from './command'
 import * as f from './format'
 import { commandGroup } from './group'
+import { QUEUES, json, lsKind, select, statAny, type QueueJson } from './kinds'
 import { byKey, describe, err, failureJson, out, type Hints } from './io'
-import { UsageError, noPrivateKey, parseDuration, parseId, parseKey } from './parse'
+import { UsageError, noPrivateKey, parseId, parseKey } from './parse'
 import { pidState } from './procs'
-
-type Values = Record<string, string | boolean | string[] | boolean[] | undefined>
 
 const HINTS: Hints = {
   EINVAL: 'no message queue has this id',
   EIDRM: 'the message queue has been removed',
   EACCES: "the queue's mode does not let you read it",
   EPERM: 'only its owner, its creator or a privileged user may do this',
-}
-
-/**
- * The JSON form of a queue, printed by `queue ls --json` (`ls -q --json`), `queue stat --json`
- * and `queue rm --json`.
- * Its fields are part of the CLI's documented interface: add, never rename.
- */
-export interface QueueJson {
-  id: number
-  key: number
-  keyHex: string
-  mode: number
-  modeOctal: string
-  perms: string
-  uid: number
-  user: string | null
-  gid: number
-  group: string | null
-  cuid: number
-  creatorUser: string | null
-  cgid: number
-  creatorGroup: string | null
-  messages: number
-  bytes: number
-  maxBytes: number
-  lastSendPid: number
-  lastReceivePid: number
-  sendTime: string | null
-  receiveTime: string | null
-  changeTime: string | null
-}
-
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
-
-export function queueJson(q: QueueInfo): QueueJson {
-  return {
-    id: q.id,
-    key: q.key >>> 0,
-    keyHex: f.hexKey(q.key),
-    mode: q.mode & 0o777,
-    modeOctal: f.octal(q.mode),
-    perms: f.rwx(q.mode),
-    uid: q.uid,
-    user: f.userName(q.uid),
-    gid: q.gid,
-    group: f.groupName(q.gid),
-    cuid: q.cuid,
-    creatorUser: f.userName(q.cuid),
-    cgid: q.cgid,
-    creatorGroup: f.groupName(q.cgid),
-    messages: q.messages,
-    bytes: q.bytes,
-    maxBytes: q.maxBytes,
-    lastSendPid: q.lastSendPid,
-    lastReceivePid: q.lastReceivePid,
-    sendTime: iso(q.sendTime),
-    receiveTime: iso(q.receiveTime),
-    changeTime: iso(q.changeTime),
-  }
-}
-
-/** The last time anything happened to the queue: a send, a receive, or creation / `IPC_SET`. */
-const lastActivity = (q: QueueInfo): number =>
-  Math.max(q.sendTime?.getTime() ?? 0, q.receiveTime?.getTime() ?? 0, q.changeTime?.getTime() ?? 0)
-
-const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
-
-/** The queues `--key`, `--mine`, `--empty` and `--older-than` select, in the kernel's order. */
-function select(values: Values): QueueInfo[] {
-  const key = typeof values.key === 'string' ? parseKey(values.key) : undefined
-  const olderThan = typeof values['older-than'] === 'string' ? parseDuration(values['older-than']) : undefined
-  const uid = process.getuid?.() ?? -1
-  const now = Date.now()
-  return listQueues().filter(
-    (q) =>
-      (key === undefined || q.key >>> 0 === key) &&
-      (!values.mine || q.uid === uid || q.cuid === uid) &&
-      (!values.empty || q.messages === 0) &&
-      (olderThan === undefined || lastActivity(q) <= now - olderThan),
-  )
-}
-
-/** `queue ls` and `ls -q`: the queues, filtered by `--key`, `--mine`, `--empty`, `--older-than`, as a table or JSON. */
-export async function lsQueues(values: Values): Promise<number> {
-  if (values.orphans) {
-    throw new UsageError('--orphans is about segments (attach count 0); queues have no attachments: --empty lists those with no message')
-  }
-  const queues = select(values)
-  if (values.json) {
-    await out(json(queues.map(queueJson)))
-    return 0
-  }
-  const long = values.long === true
-  const size = (n: number): string => (values.human ? f.human(n) : String(n))
-  const columns: f.Column[] = [
-    { title: 'key' },
-    { title: 'msqid', right: true },
-    { title: 'owner' },
-    ...(long ? [{ title: 'group' }] : []),
-    { title: 'perms' },
-    { title: 'mode' },
-    { title: 'used-bytes', right: true },
-    { title: 'messages', right: true },
-    ...(long
-      ? [
-          { title: 'max-bytes', right: true },
-          { title: 'cuser' },
-          { title: 'cgroup' },
-          { title: 'lspid', right: true },
-          { title: 'lrpid', right: true },
-          { title: 'sent' },
-          { title: 'received' },
-          { title: 'changed' },
-        ]
-      : []),
-  ]
-  const rows = queues.map((q) => [
-    f.hexKey(q.key),
-    String(q.id),
-    f.user(q.uid),
-    ...(long ? [f.group(q.gid)] : []),
-    f.rwx(q.mode),
-    f.octal(q.mode),
-    size(q.bytes),
-    String(q.messages),
-    ...(long
-      ? [
-          size(q.maxBytes),
-          f.user(q.cuid),
-          f.group(q.cgid),
-          String(q.lastSendPid),
-          String(q.lastReceivePid),
-          f.time(q.sendTime),
-          f.time(q.receiveTime),
-          f.time(q.changeTime),
-        ]
-      : []),
-  ])
-  await out(f.table(columns, rows).join('\n') + '\n')
-  return 0
 }
 
 const FILTERS = `  --key KEY          only the queue of this key (0x hex or decimal; 0 lists IPC_PRIVATE ones)
@@ -197,25 +55,11 @@ ${FILTERS}
   },
   async run(values, positionals) {
     if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`)
-    return lsQueues(values)
+    return lsKind(QUEUES, values)
   },
 }
 
 
-
-/** `IPC_STAT`, or where that is refused (no read permission), what `MSG_STAT_ANY` lists, as `ipcs` does. */
-function statAny(id: number): QueueInfo {
-  const queue = MessageQueue.openById(id)
-  try {
-    return queue.stat()
-  } catch (e) {
-    if (e instanceof ShmError && e.code === 'EACCES') {
-      const q = listQueues().find((x) => x.id === id)
-      if (q) return q
-    }
-    throw e
-  }
-}
 
 const stat: Command = {
   summary: 'show one message queue, like ipcs -q -i',
@@ -248,9 +92,9 @@ Options:
         id = parseId(positionals[0]!)
         subject = `msqid ${id}`
       }
-      const q = statAny(id)
+      const q = statAny(QUEUES, id).info
       if (values.json) {
-        await out(json(queueJson(q)))
+        await out(json(QUEUES.json(q)))
         return 0
       }
       const who = (uid: number, gid: number): string => `${f.user(uid)}:${f.group(gid)} (uid ${uid}, gid ${gid})`
@@ -322,7 +166,7 @@ Options:
     if (!empty && !keys.length && !positionals.length) throw new UsageError('give ids, --key KEY or --empty')
     const dryRun = values['dry-run'] === true
     const todo: { subject: string; id?: number; key?: number; listed?: QueueInfo }[] = empty
-      ? select({ empty: true, mine: values.mine, 'older-than': values['older-than'] }).map((q) => ({
+      ? select(QUEUES, { empty: true, mine: values.mine, 'older-than': values['older-than'] }).map((q) => ({
           subject: `msqid ${q.id}`,
           id: q.id,
           listed: q,
@@ -336,11 +180,11 @@ Options:
     const lines: string[] = []
     for (const r of todo) {
       try {
-        const q = r.key !== undefined ? byKey(listQueues(), r.key, 'message queue') : statAny(r.id!)
+        const q = r.key !== undefined ? byKey(listQueues(), r.key, 'message queue') : statAny(QUEUES, r.id!).info
         // --empty: a message may have come since the listing, or the id may name a new queue.
         if (r.listed && (q.messages > 0 || q.key !== r.listed.key || q.cuid !== r.listed.cuid)) continue
         if (!dryRun) MessageQueue.openById(q.id).remove()
-        removed.push(queueJson(q))
+        removed.push(QUEUES.json(q))
         const held = q.messages ? `, ${dryRun ? 'holding' : 'dropped'} ${plural(q.messages, 'message')} of ${plural(q.bytes, 'byte')}` : ', empty'
         lines.push(`${dryRun ? 'would remove' : 'removed'} msqid ${q.id} (key ${f.hexKey(q.key)}${held})`)
       } catch (e) {

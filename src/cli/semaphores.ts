@@ -10,42 +10,16 @@ import { Semaphore, listSemaphores, type SemaphoreInfo } from '../semaphore'
 import type { Command } from './command'
 import * as f from './format'
 import { commandGroup } from './group'
+import { SEMAPHORES, json, lsKind, statAny, type SemaphoreJson } from './kinds'
 import { byKey, describe, err, failureJson, out, type Hints } from './io'
-import { UsageError, noPrivateKey, parseDuration, parseId, parseKey } from './parse'
+import { UsageError, noPrivateKey, parseId, parseKey } from './parse'
 import { pidState } from './procs'
-
-type Values = Record<string, string | boolean | string[] | boolean[] | undefined>
 
 const HINTS: Hints = {
   EINVAL: 'no semaphore set has this id',
   EIDRM: 'the semaphore set has been removed',
   EACCES: "the set's mode does not let you read it",
   EPERM: 'only its owner, its creator or a privileged user may do this',
-}
-
-/**
- * The JSON form of a semaphore set, printed by `sem ls --json`, `sem stat --json` and
- * `sem rm --json`. Its fields are part of the CLI's documented interface: add, never rename.
- */
-export interface SemaphoreJson {
-  id: number
-  key: number
-  keyHex: string
-  mode: number
-  modeOctal: string
-  perms: string
-  uid: number
-  user: string | null
-  gid: number
-  group: string | null
-  cuid: number
-  creatorUser: string | null
-  cgid: number
-  creatorGroup: string | null
-  /** nsems: how many semaphores the set has. */
-  count: number
-  opTime: string | null
-  changeTime: string | null
 }
 
 /** One semaphore of a set in `sem stat --json`. */
@@ -58,77 +32,6 @@ export interface SemaphoreValueJson {
   forZero: number
   /** sempid: the last process that operated on it. */
   lastPid: number
-}
-
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
-
-export function semaphoreJson(s: SemaphoreInfo): SemaphoreJson {
-  return {
-    id: s.id,
-    key: s.key >>> 0,
-    keyHex: f.hexKey(s.key),
-    mode: s.mode & 0o777,
-    modeOctal: f.octal(s.mode),
-    perms: f.rwx(s.mode),
-    uid: s.uid,
-    user: f.userName(s.uid),
-    gid: s.gid,
-    group: f.groupName(s.gid),
-    cuid: s.cuid,
-    creatorUser: f.userName(s.cuid),
-    cgid: s.cgid,
-    creatorGroup: f.groupName(s.cgid),
-    count: s.count,
-    opTime: iso(s.opTime),
-    changeTime: iso(s.changeTime),
-  }
-}
-
-/** The last time anything happened to the set: a semop, or creation / `IPC_SET` / `SETVAL` / `SETALL`. */
-const lastActivity = (s: SemaphoreInfo): number => Math.max(s.opTime?.getTime() ?? 0, s.changeTime?.getTime() ?? 0)
-
-const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
-
-/** `ls -s` and `sem ls`: the sets, filtered by `--key`, `--mine`, `--older-than`, as a table or JSON. */
-export async function lsSemaphores(values: Values): Promise<number> {
-  if (values.orphans) throw new UsageError('--orphans is about segments (attach count 0); semaphore sets have no attachments')
-  const key = typeof values.key === 'string' ? parseKey(values.key) : undefined
-  const olderThan = typeof values['older-than'] === 'string' ? parseDuration(values['older-than']) : undefined
-  const uid = process.getuid?.() ?? -1
-  const now = Date.now()
-  const sets = listSemaphores().filter(
-    (s) =>
-      (key === undefined || s.key >>> 0 === key) &&
-      (!values.mine || s.uid === uid || s.cuid === uid) &&
-      (olderThan === undefined || lastActivity(s) <= now - olderThan),
-  )
-  if (values.json) {
-    await out(json(sets.map(semaphoreJson)))
-    return 0
-  }
-  const long = values.long === true
-  const columns: f.Column[] = [
-    { title: 'key' },
-    { title: 'semid', right: true },
-    { title: 'owner' },
-    ...(long ? [{ title: 'group' }] : []),
-    { title: 'perms' },
-    { title: 'mode' },
-    { title: 'nsems', right: true },
-    ...(long ? [{ title: 'cuser' }, { title: 'cgroup' }, { title: 'last-op' }, { title: 'changed' }] : []),
-  ]
-  const rows = sets.map((s) => [
-    f.hexKey(s.key),
-    String(s.id),
-    f.user(s.uid),
-    ...(long ? [f.group(s.gid)] : []),
-    f.rwx(s.mode),
-    f.octal(s.mode),
-    String(s.count),
-    ...(long ? [f.user(s.cuid), f.group(s.cgid), f.time(s.opTime), f.time(s.changeTime)] : []),
-  ])
-  await out(f.table(columns, rows).join('\n') + '\n')
-  return 0
 }
 
 const FILTERS = `  --key KEY          only the set of this key (0x hex or decimal; 0 lists IPC_PRIVATE ones)
@@ -160,24 +63,11 @@ ${FILTERS}
   },
   async run(values, positionals) {
     if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`)
-    return lsSemaphores(values)
+    return lsKind(SEMAPHORES, values)
   },
 }
 
 
-
-/** `IPC_STAT`, or where that is refused (no read permission), what `SEM_STAT_ANY` lists, as `ipcs` does; `readable` tells which. */
-function statAny(id: number): { info: SemaphoreInfo; readable: boolean } {
-  try {
-    return { info: Semaphore.statById(id), readable: true }
-  } catch (e) {
-    if (e instanceof ShmError && e.code === 'EACCES') {
-      const s = listSemaphores().find((x) => x.id === id)
-      if (s) return { info: s, readable: false }
-    }
-    throw e
-  }
-}
 
 /** Value, waiters and last pid of every semaphore of a set this user may read. */
 function semaphoresOf(id: number): SemaphoreValueJson[] {
@@ -228,10 +118,10 @@ Options:
       subject = `semid ${id}`
     }
     try {
-      const { info: s, readable } = statAny(id)
+      const { info: s, readable } = statAny(SEMAPHORES, id)
       const sems = readable ? semaphoresOf(id) : null
       if (values.json) {
-        await out(json({ ...semaphoreJson(s), semaphores: sems }))
+        await out(json({ ...SEMAPHORES.json(s), semaphores: sems }))
         return 0
       }
       const who = (uid: number, gid: number): string => `${f.user(uid)}:${f.group(gid)} (uid ${uid}, gid ${gid})`
@@ -329,7 +219,7 @@ Options:
         if (r.key !== undefined) s = byKey(listSemaphores(), r.key, 'semaphore set')
         else {
           try {
-            s = statAny(r.id!).info
+            s = statAny(SEMAPHORES, r.id!).info
           } catch (e) {
             // Not even listed: let IPC_RMID give the reason (EINVAL, EPERM).
             if (!(e instanceof ShmError && e.code === 'EACCES')) throw e
@@ -338,7 +228,7 @@ Options:
         const id = s ? s.id : r.id!
         const sleepers = s ? waiting(id, s.count) : null
         if (!dryRun) Semaphore.removeById(id)
-        if (s) removed.push(semaphoreJson(s))
+        if (s) removed.push(SEMAPHORES.json(s))
         const woke = sleepers ? `, ${dryRun ? 'would wake' : 'woke'} ${sleepers} waiting process${sleepers === 1 ? '' : 'es'} with EIDRM` : ''
         const detail = s ? ` (key ${f.hexKey(s.key)}, ${s.count} semaphore${s.count === 1 ? '' : 's'}${woke})` : ''
         lines.push(`${dryRun ? 'would remove' : 'removed'} semid ${id}${detail}`)

@@ -18,77 +18,11 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 use sysv_shm::wait::{set_wait_strategy, wait_strategy, WaitStrategy};
-use sysv_shm::{
-    CancelToken, Message, MessageQueue, QueueInfo, QueueOptions, QueueSetOptions, Receive, Wait,
-};
+use sysv_shm::{CancelToken, Message, MessageQueue, Receive, Wait};
 
 use crate::buffer::view_bytes;
 use crate::errors::{invalid, throw};
 use crate::teardown::{release_teardown, watch_teardown};
-use crate::{millis, NativeCreated};
-
-/// `struct msqid_ds` as plain values; times are milliseconds since the
-/// epoch, or `null` when the event has not happened.
-#[napi(object)]
-pub struct NativeQueueStat {
-    pub id: i32,
-    pub key: u32,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub cuid: u32,
-    pub cgid: u32,
-    pub messages: f64,
-    pub bytes: f64,
-    pub max_bytes: f64,
-    pub last_send_pid: i32,
-    pub last_receive_pid: i32,
-    pub send_time: Option<f64>,
-    pub receive_time: Option<f64>,
-    pub change_time: Option<f64>,
-}
-
-impl From<QueueInfo> for NativeQueueStat {
-    fn from(q: QueueInfo) -> Self {
-        NativeQueueStat {
-            id: q.id,
-            key: q.key as u32,
-            mode: q.mode,
-            uid: q.uid,
-            gid: q.gid,
-            cuid: q.cuid,
-            cgid: q.cgid,
-            messages: q.messages as f64,
-            bytes: q.bytes as f64,
-            max_bytes: q.max_bytes as f64,
-            last_send_pid: q.last_send_pid,
-            last_receive_pid: q.last_receive_pid,
-            send_time: millis(q.send_time),
-            receive_time: millis(q.receive_time),
-            change_time: millis(q.change_time),
-        }
-    }
-}
-
-/// The kernel's message queue limits and usage (`ipcs -q -l`, `ipcs -q -u`).
-#[napi(object)]
-pub struct NativeQueueLimits {
-    pub max_message_size: f64,
-    pub default_max_bytes: f64,
-    pub max_queues: f64,
-    pub used_queues: f64,
-    pub total_messages: f64,
-    pub total_bytes: f64,
-}
-
-/// Options of `IPC_SET`; absent fields keep their value.
-#[napi(object)]
-pub struct NativeQueueSetOptions {
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub mode: Option<u32>,
-    pub max_bytes: Option<f64>,
-}
 
 /// A failed call, as values, for `src/message-queue.ts` to make a `ShmError` of.
 #[napi(object)]
@@ -187,96 +121,6 @@ fn check_timeout(env: &Env, timeout_ms: Option<f64>) -> Result<()> {
 
 fn would_block(e: &sysv_shm::Error, errno: sysv_shm::Errno) -> bool {
     e.errno() == Some(errno)
-}
-
-/// `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`, then `IPC_SET` of `msg_qbytes`.
-#[napi]
-pub fn msg_create(
-    env: Env,
-    key: i32,
-    mode: u32,
-    exclusive: bool,
-    max_bytes: Option<f64>,
-) -> Result<NativeCreated> {
-    let max_bytes = match max_bytes {
-        Some(v) => Some(crate::to_usize(&env, "maxBytes", v)? as u64),
-        None => None,
-    };
-    let options = QueueOptions {
-        mode,
-        exclusive,
-        max_bytes,
-    };
-    let (queue, created) = MessageQueue::create(key, &options).map_err(|e| throw(&env, e))?;
-    Ok(NativeCreated {
-        id: queue.id(),
-        created,
-    })
-}
-
-/// `msgget(key, 0)`: the id of an existing queue.
-#[napi]
-pub fn msg_open(env: Env, key: i32) -> Result<i32> {
-    MessageQueue::open(key)
-        .map(|q| q.id())
-        .map_err(|e| throw(&env, e))
-}
-
-/// `msgctl(id, IPC_STAT)`.
-#[napi]
-pub fn msg_stat(env: Env, id: i32) -> Result<NativeQueueStat> {
-    MessageQueue::from_id(id)
-        .stat()
-        .map(NativeQueueStat::from)
-        .map_err(|e| throw(&env, e))
-}
-
-/// `msgctl(id, IPC_SET)`.
-#[napi]
-pub fn msg_set(env: Env, id: i32, options: NativeQueueSetOptions) -> Result<()> {
-    let max_bytes = match options.max_bytes {
-        Some(v) => Some(crate::to_usize(&env, "maxBytes", v)? as u64),
-        None => None,
-    };
-    let options = QueueSetOptions {
-        uid: options.uid,
-        gid: options.gid,
-        mode: options.mode,
-        max_bytes,
-    };
-    MessageQueue::from_id(id)
-        .set(&options)
-        .map_err(|e| throw(&env, e))
-}
-
-/// `msgctl(id, IPC_RMID)`.
-#[napi]
-pub fn msg_remove(env: Env, id: i32) -> Result<()> {
-    MessageQueue::from_id(id)
-        .remove()
-        .map_err(|e| throw(&env, e))
-}
-
-/// Every queue, as `ipcs -q` lists them.
-#[napi]
-pub fn list_queues(env: Env) -> Result<Vec<NativeQueueStat>> {
-    sysv_shm::list_queues()
-        .map(|v| v.into_iter().map(NativeQueueStat::from).collect())
-        .map_err(|e| throw(&env, e))
-}
-
-/// The kernel's message queue limits and usage.
-#[napi]
-pub fn queue_limits(env: Env) -> Result<NativeQueueLimits> {
-    let l = sysv_shm::queue_limits().map_err(|e| throw(&env, e))?;
-    Ok(NativeQueueLimits {
-        max_message_size: l.max_message_size as f64,
-        default_max_bytes: l.default_max_bytes as f64,
-        max_queues: l.max_queues as f64,
-        used_queues: l.used_queues as f64,
-        total_messages: l.total_messages as f64,
-        total_bytes: l.total_bytes as f64,
-    })
 }
 
 /// `msgsnd` on this thread. Returns `false` instead of throwing `EAGAIN`

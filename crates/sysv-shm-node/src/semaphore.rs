@@ -6,13 +6,13 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use sysv_shm::sem::{OpOutcome, SemInfo, SemOp, SemaphoreSet};
-use sysv_shm::{CancelToken, CreateOptions, SetOptions};
+use sysv_shm::CancelToken;
+use sysv_shm::{OpOutcome, SemOp, SemaphoreSet, SEM_VALUE_MAX};
 
 use crate::errors::{invalid, throw};
 use crate::futex::{pending, timeout};
 use crate::teardown::{release_teardown, watch_teardown};
-use crate::{to_usize, NativeSetOptions};
+use crate::to_usize;
 
 /// One operation of `semop`.
 #[napi(object)]
@@ -24,50 +24,6 @@ pub struct NativeSemOp {
     pub delta: f64,
     pub undo: bool,
     pub nowait: bool,
-}
-
-/// `struct semid_ds` as plain values (times in ms since the epoch).
-#[napi(object)]
-pub struct NativeSemStat {
-    pub id: i32,
-    pub key: u32,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub cuid: u32,
-    pub cgid: u32,
-    pub count: u32,
-    pub op_time: Option<f64>,
-    pub change_time: Option<f64>,
-}
-
-fn millis(t: Option<std::time::SystemTime>) -> Option<f64> {
-    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as f64)
-}
-
-impl From<SemInfo> for NativeSemStat {
-    fn from(s: SemInfo) -> Self {
-        NativeSemStat {
-            id: s.id,
-            key: s.key as u32,
-            mode: s.mode,
-            uid: s.uid,
-            gid: s.gid,
-            cuid: s.cuid,
-            cgid: s.cgid,
-            count: s.count as u32,
-            op_time: millis(s.op_time),
-            change_time: millis(s.change_time),
-        }
-    }
-}
-
-/// What `semget` returned and whether this call created the set.
-#[napi(object)]
-pub struct NativeSemCreated {
-    pub id: i32,
-    pub created: bool,
 }
 
 fn ops(env: &Env, ops: &[NativeSemOp]) -> Result<Vec<SemOp>> {
@@ -103,38 +59,6 @@ fn outcome(o: OpOutcome) -> &'static str {
         OpOutcome::WouldBlock => "would-block",
         OpOutcome::TimedOut => "timed-out",
     }
-}
-
-/// `semget(key, count, IPC_CREAT [| IPC_EXCL] | mode)`, then `SETALL initial`.
-#[napi]
-pub fn sem_create(
-    env: Env,
-    key: i32,
-    count: u32,
-    initial: u32,
-    mode: u32,
-    exclusive: bool,
-) -> Result<NativeSemCreated> {
-    let initial = u16::try_from(initial).unwrap_or(u16::MAX);
-    let options = CreateOptions {
-        mode,
-        exclusive,
-        ..CreateOptions::default()
-    };
-    let (set, created) =
-        SemaphoreSet::create(key, count as usize, initial, &options).map_err(|e| throw(&env, e))?;
-    Ok(NativeSemCreated {
-        id: set.id(),
-        created,
-    })
-}
-
-/// `semget(key, 0, 0)`.
-#[napi]
-pub fn sem_open(env: Env, key: i32) -> Result<i32> {
-    SemaphoreSet::open(key)
-        .map(|s| s.id())
-        .map_err(|e| throw(&env, e))
 }
 
 /// `semop`/`semtimedop`: `"ok"`, `"would-block"` or `"timed-out"`.
@@ -236,7 +160,7 @@ pub fn sem_get_value(env: Env, id: i32, index: f64) -> Result<u32> {
 #[napi]
 pub fn sem_set_value(env: Env, id: i32, index: f64, value: u32) -> Result<()> {
     let index = to_usize(&env, "index", index)?;
-    let value = u16::try_from(value).unwrap_or(u16::MAX);
+    let value = sem_value(value).map_err(|e| throw(&env, e))?;
     SemaphoreSet::from_id(id)
         .set_value(index, value)
         .map_err(|e| throw(&env, e))
@@ -254,10 +178,11 @@ pub fn sem_get_all(env: Env, id: i32) -> Result<Vec<u32>> {
 /// `SETALL`.
 #[napi]
 pub fn sem_set_all(env: Env, id: i32, values: Vec<u32>) -> Result<()> {
-    let values: Vec<u16> = values
+    let values = values
         .into_iter()
-        .map(|v| u16::try_from(v).unwrap_or(u16::MAX))
-        .collect();
+        .map(sem_value)
+        .collect::<sysv_shm::Result<Vec<u16>>>()
+        .map_err(|e| throw(&env, e))?;
     SemaphoreSet::from_id(id)
         .set_all(&values)
         .map_err(|e| throw(&env, e))
@@ -273,40 +198,11 @@ pub fn sem_counts(env: Env, id: i32, index: f64) -> Result<Vec<i32>> {
     Ok(vec![n as i32, z as i32, pid])
 }
 
-/// `IPC_STAT`.
-#[napi]
-pub fn sem_stat(env: Env, id: i32) -> Result<NativeSemStat> {
-    SemaphoreSet::from_id(id)
-        .stat()
-        .map(NativeSemStat::from)
-        .map_err(|e| throw(&env, e))
-}
-
-/// `IPC_SET`.
-#[napi]
-pub fn sem_set(env: Env, id: i32, options: NativeSetOptions) -> Result<()> {
-    let options = SetOptions {
-        uid: options.uid,
-        gid: options.gid,
-        mode: options.mode,
-    };
-    SemaphoreSet::from_id(id)
-        .set(&options)
-        .map_err(|e| throw(&env, e))
-}
-
-/// `IPC_RMID`.
-#[napi]
-pub fn sem_remove(env: Env, id: i32) -> Result<()> {
-    SemaphoreSet::from_id(id)
-        .remove()
-        .map_err(|e| throw(&env, e))
-}
-
-/// Every semaphore set, as `ipcs -s` lists them (`SEM_STAT_ANY`).
-#[napi]
-pub fn list_semaphores(env: Env) -> Result<Vec<NativeSemStat>> {
-    sysv_shm::list_semaphores()
-        .map(|v| v.into_iter().map(NativeSemStat::from).collect())
-        .map_err(|e| throw(&env, e))
+/// A semaphore value from JS as the core's `u16`, unclamped: a value beyond
+/// it is refused with the value given, as the core refuses one above
+/// `SEMVMX`.
+pub(crate) fn sem_value(v: u32) -> sysv_shm::Result<u16> {
+    u16::try_from(v).map_err(|_| {
+        sysv_shm::Error::InvalidArgument(format!("value must be at most {SEM_VALUE_MAX}, got {v}"))
+    })
 }

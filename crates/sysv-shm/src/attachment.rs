@@ -7,7 +7,6 @@ use std::sync::OnceLock;
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::segment::{ipc_stat, Segment};
 
 /// Attachments of this process that are mapped now (made by this crate).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -63,7 +62,14 @@ unsafe impl Send for Attachment {}
 unsafe impl Sync for Attachment {}
 
 impl Attachment {
-    pub(crate) fn new(id: i32, read_only: bool) -> Result<Attachment> {
+    /// `shmat(id, NULL, flags)`, then `len_of(id)`, the size of the segment
+    /// (`shm_segsz`, read by the caller's `IPC_STAT`): after the attach, so
+    /// that a refused attach reports `shmat`'s error.
+    pub(crate) fn new(
+        id: i32,
+        read_only: bool,
+        len_of: impl FnOnce(i32) -> Result<usize>,
+    ) -> Result<Attachment> {
         // Take a place in the budget first; give it back unless an
         // `Attachment` (whose detach gives it back) comes out of this.
         let limit = attachment_limit();
@@ -98,18 +104,13 @@ impl Attachment {
         // The size asked for at creation; the mapping is that rounded up to
         // whole pages, so every byte below it is mapped. If IPC_STAT fails,
         // `?` drops the attachment, which detaches.
-        attachment.len = ipc_stat(id)?.shm_segsz;
+        attachment.len = len_of(id)?;
         Ok(attachment)
     }
 
     /// The shmid of the segment.
     pub fn id(&self) -> i32 {
         self.id
-    }
-
-    /// The segment this maps.
-    pub fn segment(&self) -> Segment {
-        Segment::from_id(self.id)
     }
 
     /// The size of the segment in bytes (`shm_segsz`); every byte below it

@@ -16,7 +16,8 @@
 
 use crate::attachment::Attachment;
 use crate::error::{Error, Result};
-use crate::segment::ipc_stat;
+use crate::ipc;
+use crate::segment::Segment;
 use crate::sys;
 
 impl Attachment {
@@ -47,7 +48,7 @@ impl Attachment {
             return Err(Error::InvalidArgument("parties must be at least 1".into()));
         }
         // The segment cannot be freed meanwhile: this attachment holds it.
-        let ds = ipc_stat(self.id())?;
+        let ds = ipc::stat::<Segment>(self.id())?;
         if ds.shm_perm.mode as u32 & sys::SHM_DEST != 0 {
             return Ok(true);
         }

@@ -9,8 +9,11 @@
 //!   `msgrcv`, `msgctl`); [`list_queues`] and [`queue_limits`] are `ipcs -q`
 //!   and `ipcs -q -l`. Blocking calls take a timeout and a [`CancelToken`]
 //!   (see [`wait`]).
-//! - [`sem::SemaphoreSet`] names a semaphore set by its semid (`semget`,
+//! - [`SemaphoreSet`] names a semaphore set by its semid (`semget`,
 //!   `semop`, `semctl`); [`list_semaphores`] is `ipcs -s`.
+//! - The three share one IPC-object module: key and id, [`Perm`] (owner,
+//!   creator, mode), create-or-open, `stat`, `stat_any`, `set`, `remove` and
+//!   the listing are written once, generic over the kind.
 //!
 //! ```no_run
 //! use sysv_shm::{Segment, CreateOptions, IPC_PRIVATE};
@@ -40,9 +43,10 @@ mod cleanup;
 mod error;
 pub mod futex;
 mod info;
+mod ipc;
 mod msg;
 mod segment;
-pub mod sem;
+mod sem;
 mod sys;
 pub mod wait;
 
@@ -52,14 +56,18 @@ use std::path::Path;
 
 pub use attachment::{attachment_limit, live_attachments, Attachment};
 pub use error::{Error, Result};
-pub use info::{limits, list_segments, Limits};
+pub use info::{limits, Limits};
+pub use ipc::{Perm, SetOptions, IPC_PRIVATE, MODE_MASK};
 pub use msg::{
     list_queues, queue_limits, Message, MessageQueue, QueueInfo, QueueLimits, QueueOptions,
     QueueSetOptions, Receive,
 };
 pub use nix::errno::Errno;
-pub use segment::{CreateOptions, Segment, SegmentInfo, SetOptions, IPC_PRIVATE, MODE_MASK};
-pub use sem::list_semaphores;
+pub use segment::{list_segments, CreateOptions, Segment, SegmentInfo};
+pub use sem::{
+    list_semaphores, max_semaphores_per_set, OnDone, OpOutcome, SemInfo, SemOp, SemaphoreSet,
+    SEM_VALUE_MAX,
+};
 pub use wait::{CancelToken, Wait};
 
 /// A System V IPC key (`key_t`). `ipcs` prints it as 32-bit hex.

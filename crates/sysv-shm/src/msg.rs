@@ -26,7 +26,7 @@ use libc::{c_int, c_long};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::segment::{hex_key, IPC_PRIVATE, MODE_MASK};
+use crate::ipc::{self, hex_key, Kind, Perm, SetOptions};
 use crate::sys;
 use crate::wait::{self, CancelToken, Stop, Wait};
 use crate::Key;
@@ -80,18 +80,8 @@ pub struct QueueSetOptions {
 pub struct QueueInfo {
     /// The msqid.
     pub id: i32,
-    /// The key (`IPC_PRIVATE`, 0, for a private queue).
-    pub key: Key,
-    /// Permission bits (low 9 bits of `msg_perm.mode`).
-    pub mode: u32,
-    /// Owner uid.
-    pub uid: u32,
-    /// Owner gid.
-    pub gid: u32,
-    /// Creator uid.
-    pub cuid: u32,
-    /// Creator gid.
-    pub cgid: u32,
+    /// Key, owner, creator and mode.
+    pub perm: Perm,
     /// Messages in the queue (`msg_qnum`).
     pub messages: u64,
     /// Bytes of text in the queue (`msg_cbytes`), types not counted.
@@ -115,15 +105,9 @@ impl QueueInfo {
     // The field types (msgqnum_t, msglen_t, __msg_cbytes) differ by target.
     #[allow(clippy::unnecessary_cast)]
     fn from_raw(id: i32, ds: &libc::msqid_ds) -> Self {
-        let key = sys::perm_key(&ds.msg_perm);
         QueueInfo {
             id,
-            key,
-            mode: ds.msg_perm.mode as u32 & MODE_MASK,
-            uid: ds.msg_perm.uid,
-            gid: ds.msg_perm.gid,
-            cuid: ds.msg_perm.cuid,
-            cgid: ds.msg_perm.cgid,
+            perm: Perm::from_raw(&ds.msg_perm),
             messages: ds.msg_qnum as u64,
             bytes: ds.__msg_cbytes as u64,
             max_bytes: ds.msg_qbytes as u64,
@@ -230,35 +214,41 @@ fn msgmax(refresh: bool) -> Result<usize> {
 /// know `MSG_STAT_ANY`; there it falls back to `MSG_STAT`, which skips
 /// queues the caller may not read.
 ///
+/// # Errors
+/// The `errno` of `msgctl`.
+///
 /// # References
 /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
 pub fn list_queues() -> Result<Vec<QueueInfo>> {
-    let (max_index, usage) = msgctl_info(libc::MSG_INFO, "MSG_INFO")?;
-    let all = scan(MSG_STAT_ANY, max_index)?;
-    if all.is_empty() && usage.msgpool > 0 {
-        return scan(libc::MSG_STAT, max_index);
-    }
-    Ok(all)
+    ipc::list::<MessageQueue, _>(QueueInfo::from_raw)
 }
 
-fn scan(cmd: c_int, max_index: c_int) -> Result<Vec<QueueInfo>> {
-    let mut out = Vec::new();
-    for index in 0..=max_index {
-        let mut ds = MaybeUninit::<libc::msqid_ds>::zeroed();
-        // SAFETY: `ds` is a writable `msqid_ds`, which MSG_STAT(_ANY) fills.
-        let r = unsafe { libc::msgctl(index, cmd, ds.as_mut_ptr()) };
-        match Errno::result(r) {
-            Ok(id) => {
-                // SAFETY: zeroed is valid and the kernel filled it on success.
-                let ds = unsafe { ds.assume_init() };
-                out.push(QueueInfo::from_raw(id, &ds));
-            }
-            // An unused slot, one removed meanwhile, or one we may not read.
-            Err(Errno::EINVAL | Errno::EIDRM | Errno::EACCES) => {}
-            Err(e) => return Err(Error::os("msgctl", e, format!("MSG_STAT index {index}"))),
-        }
+impl Kind for MessageQueue {
+    type Ds = libc::msqid_ds;
+    const NOUN: &'static str = "queue";
+    const GET: &'static str = "msgget";
+    const CTL: &'static str = "msgctl";
+    const STAT: c_int = libc::MSG_STAT;
+    const STAT_ANY: c_int = MSG_STAT_ANY;
+
+    fn get(key: Key, _: usize, flags: c_int) -> c_int {
+        // SAFETY: msgget takes plain integers and touches no memory of ours.
+        unsafe { libc::msgget(key, flags) }
     }
-    Ok(out)
+
+    unsafe fn ctl(id: c_int, cmd: c_int, buf: *mut libc::msqid_ds) -> c_int {
+        // SAFETY: the caller's contract (see `Kind::ctl`).
+        unsafe { libc::msgctl(id, cmd, buf) }
+    }
+
+    fn perm(ds: &mut libc::msqid_ds) -> &mut libc::ipc_perm {
+        &mut ds.msg_perm
+    }
+
+    fn usage() -> Result<(c_int, u64)> {
+        let (max_index, usage) = msgctl_info(libc::MSG_INFO, "MSG_INFO")?;
+        Ok((max_index, usage.msgpool.max(0) as u64))
+    }
 }
 
 /// The largest receive buffer kept per thread, in words (64 KiB).
@@ -387,14 +377,10 @@ impl MessageQueue {
     /// # References
     /// - [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
     pub fn create(key: Key, options: &QueueOptions) -> Result<(MessageQueue, bool)> {
-        check_mode(options.mode)?;
-        let flags = libc::IPC_CREAT | options.mode as c_int;
         let context = || format!("create queue key {}", hex_key(key));
-        let (queue, created) = if key == IPC_PRIVATE {
-            (msgget(key, flags, context)?, true)
-        } else {
-            open_or_create(key, flags, options.exclusive, context)?
-        };
+        let (id, created) =
+            ipc::create::<MessageQueue>(key, 0, options.mode, 0, options.exclusive, context)?;
+        let queue = MessageQueue { id };
         if let (true, Some(max)) = (created, options.max_bytes) {
             let set = QueueSetOptions {
                 max_bytes: Some(max),
@@ -412,17 +398,13 @@ impl MessageQueue {
     /// Opens the existing queue of `key`: `msgget(key, 0)`.
     ///
     /// # Errors
-    /// `ENOENT` when no queue has that key; `EACCES`.
+    /// `ENOENT` when no queue has that key; `EACCES`;
+    /// [`Error::InvalidArgument`] for [`IPC_PRIVATE`](crate::IPC_PRIVATE).
     ///
     /// # References
     /// - [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
     pub fn open(key: Key) -> Result<MessageQueue> {
-        if key == IPC_PRIVATE {
-            return Err(Error::InvalidArgument(
-                "IPC_PRIVATE names no queue: open it by id".into(),
-            ));
-        }
-        msgget(key, 0, || format!("open queue key {}", hex_key(key)))
+        ipc::open::<MessageQueue>(key).map(MessageQueue::from_id)
     }
 
     /// Names the queue with this msqid, as `ipcs -q` prints it. Makes no
@@ -677,31 +659,18 @@ impl MessageQueue {
     /// # References
     /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
     pub fn stat(&self) -> Result<QueueInfo> {
-        Ok(QueueInfo::from_raw(self.id, &self.ipc_stat()?))
+        ipc::stat::<MessageQueue>(self.id).map(|ds| QueueInfo::from_raw(self.id, &ds))
     }
 
-    fn ipc_stat(&self) -> Result<libc::msqid_ds> {
-        let mut ds = MaybeUninit::<libc::msqid_ds>::zeroed();
-        // SAFETY: `ds` is a writable msqid_ds, which IPC_STAT fills.
-        let r = unsafe { libc::msgctl(self.id, libc::IPC_STAT, ds.as_mut_ptr()) };
-        Errno::result(r).map_err(|e| Error::os("msgctl", e, format!("stat queue {}", self.id)))?;
-        // SAFETY: zeroed is valid and the kernel filled it on success.
-        Ok(unsafe { ds.assume_init() })
-    }
-
-    /// `msgctl(index, MSG_STAT_ANY)` of this queue's slot, which checks no
-    /// permission. The slot is the low bits of the id (15, or 24 with
-    /// `ipcmni_extend`); the id returned confirms it.
-    fn stat_any(&self) -> Option<libc::msqid_ds> {
-        [self.id & 0x7fff, self.id & 0xff_ffff]
-            .into_iter()
-            .find_map(|index| {
-                let mut ds = MaybeUninit::<libc::msqid_ds>::zeroed();
-                // SAFETY: `ds` is a writable msqid_ds, which MSG_STAT_ANY fills.
-                let r = unsafe { libc::msgctl(index, MSG_STAT_ANY, ds.as_mut_ptr()) };
-                // SAFETY: zeroed is valid and the kernel filled it on success.
-                (r == self.id).then(|| unsafe { ds.assume_init() })
-            })
+    /// Reads `struct msqid_ds` without read permission:
+    /// `msgctl(index, MSG_STAT_ANY, &buf)` of the slot of this id (Linux
+    /// 4.17), as `ipcs -q` does; `None` where the kernel does not know the
+    /// command or the queue is gone.
+    ///
+    /// # References
+    /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
+    pub fn stat_any(&self) -> Option<QueueInfo> {
+        ipc::stat_any::<MessageQueue>(self.id).map(|ds| QueueInfo::from_raw(self.id, &ds))
     }
 
     /// Changes owner, mode and `msg_qbytes`: `msgctl(id, IPC_SET, &buf)`
@@ -711,42 +680,30 @@ impl MessageQueue {
     /// come from `MSG_STAT_ANY` (Linux 4.17).
     ///
     /// # Errors
-    /// `EPERM` unless the caller is the owner or creator (or privileged), or
-    /// for `max_bytes` above `msgmnb` without `CAP_SYS_RESOURCE`.
+    /// [`Error::InvalidArgument`] for mode bits outside 0o777 or a
+    /// `max_bytes` beyond `msglen_t`; `EPERM` unless the caller is the owner
+    /// or creator (or privileged), or for `max_bytes` above `msgmnb` without
+    /// `CAP_SYS_RESOURCE`.
     ///
     /// # References
     /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
-    // msglen_t is 32 bits on some targets.
-    #[allow(clippy::useless_conversion)]
     pub fn set(&self, options: &QueueSetOptions) -> Result<()> {
-        if let Some(mode) = options.mode {
-            check_mode(mode)?;
-        }
-        // IPC_SET needs no read permission (an owner may restore mode 0o000):
-        // without it, take the current values from MSG_STAT_ANY.
-        let mut ds = match self.ipc_stat() {
-            Err(e) if e.errno() == Some(Errno::EACCES) => self.stat_any().ok_or(e)?,
-            r => r?,
+        let perm = SetOptions {
+            uid: options.uid,
+            gid: options.gid,
+            mode: options.mode,
         };
-        if let Some(uid) = options.uid {
-            ds.msg_perm.uid = uid;
-        }
-        if let Some(gid) = options.gid {
-            ds.msg_perm.gid = gid;
-        }
-        if let Some(mode) = options.mode {
-            ds.msg_perm.mode = mode as _;
-        }
-        if let Some(max) = options.max_bytes {
-            ds.msg_qbytes = max.try_into().map_err(|_| {
-                Error::InvalidArgument(format!("maxBytes {max} does not fit in msglen_t"))
-            })?;
-        }
-        // SAFETY: `ds` is an initialised msqid_ds that IPC_SET reads.
-        let r = unsafe { libc::msgctl(self.id, libc::IPC_SET, &mut ds) };
-        Errno::result(r)
-            .map(drop)
-            .map_err(|e| Error::os("msgctl", e, format!("set queue {}", self.id)))
+        ipc::set::<MessageQueue>(self.id, &perm, |ds| {
+            if let Some(max) = options.max_bytes {
+                // msglen_t is 32 bits on some targets.
+                #[allow(clippy::useless_conversion)]
+                let qbytes = max.try_into().map_err(|_| {
+                    Error::InvalidArgument(format!("maxBytes {max} does not fit in msglen_t"))
+                })?;
+                ds.msg_qbytes = qbytes;
+            }
+            Ok(())
+        })
     }
 
     /// Removes the queue at once: `msgctl(id, IPC_RMID, NULL)`. Its messages
@@ -759,52 +716,8 @@ impl MessageQueue {
     /// # References
     /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
     pub fn remove(&self) -> Result<()> {
-        // SAFETY: IPC_RMID takes no buffer.
-        let r = unsafe { libc::msgctl(self.id, libc::IPC_RMID, ptr::null_mut()) };
-        Errno::result(r)
-            .map(drop)
-            .map_err(|e| Error::os("msgctl", e, format!("remove queue {}", self.id)))
+        ipc::remove::<MessageQueue>(self.id)
     }
-}
-
-fn check_mode(mode: u32) -> Result<()> {
-    if mode & !MODE_MASK != 0 {
-        return Err(Error::InvalidArgument(format!(
-            "mode 0o{mode:o} has bits outside 0o777"
-        )));
-    }
-    Ok(())
-}
-
-fn msgget(key: Key, flags: c_int, context: impl FnOnce() -> String) -> Result<MessageQueue> {
-    // SAFETY: msgget takes plain integers and touches no memory of ours.
-    let id = unsafe { libc::msgget(key, flags) };
-    Errno::result(id)
-        .map(|id| MessageQueue { id })
-        .map_err(|e| Error::os("msgget", e, context()))
-}
-
-fn open_or_create(
-    key: Key,
-    flags: c_int,
-    exclusive: bool,
-    context: impl Fn() -> String,
-) -> Result<(MessageQueue, bool)> {
-    // Create first, so that the caller learns whether it did; then open.
-    // Between the two another process may remove the queue: try again.
-    for _ in 0..8 {
-        match msgget(key, flags | libc::IPC_EXCL, &context) {
-            Ok(q) => return Ok((q, true)),
-            Err(e) if !exclusive && e.errno() == Some(Errno::EEXIST) => {}
-            Err(e) => return Err(e),
-        }
-        match msgget(key, 0, || format!("open queue key {}", hex_key(key))) {
-            Ok(q) => return Ok((q, false)),
-            Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::os("msgget", Errno::EAGAIN, context()))
 }
 
 /// `EINVAL` from msgsnd: say whether the message was too long for msgmax.
@@ -842,6 +755,7 @@ fn stop_error(syscall: &'static str, stop: Stop, wait: Wait, context: String) ->
 mod tests {
     use super::*;
     use crate::wait::{set_wait_strategy, WaitStrategy};
+    use crate::IPC_PRIVATE;
     use std::sync::Mutex;
     use std::thread;
     use std::time::Duration;
@@ -1103,8 +1017,8 @@ mod tests {
         let q = private();
         let all = list_queues().unwrap();
         let me = all.iter().find(|i| i.id == q.0.id()).unwrap();
-        assert_eq!(me.key, IPC_PRIVATE);
-        assert_eq!(me.mode, 0o600);
+        assert_eq!(me.perm.key, IPC_PRIVATE);
+        assert_eq!(me.perm.mode, 0o600);
         let l = queue_limits().unwrap();
         assert!(l.max_message_size > 0 && l.default_max_bytes > 0 && l.max_queues > 0);
         assert!(l.used_queues >= 1);
@@ -1139,6 +1053,6 @@ mod tests {
         })
         .unwrap();
         let st = a.stat().unwrap();
-        assert_eq!((st.mode, st.max_bytes, st.key), (0o640, 100, key));
+        assert_eq!((st.perm.mode, st.max_bytes, st.perm.key), (0o640, 100, key));
     }
 }

@@ -1,22 +1,15 @@
 //! [`Segment`]: the kernel object behind a shmid.
 
-use std::mem::MaybeUninit;
-use std::ptr;
 use std::time::SystemTime;
 
+use libc::c_int;
 use nix::errno::Errno;
 
 use crate::attachment::Attachment;
 use crate::error::{Error, Result};
+use crate::ipc::{self, hex_key, Kind, Perm, SetOptions};
 use crate::sys;
 use crate::Key;
-
-/// The key that names no segment: `shmget(IPC_PRIVATE, …)` always creates a
-/// new one, reachable only by its id.
-pub const IPC_PRIVATE: Key = libc::IPC_PRIVATE;
-
-/// The largest permission mode: the low 9 bits (`rwxrwxrwx`).
-pub const MODE_MASK: u32 = 0o777;
 
 /// How [`Segment::create`] makes a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,36 +36,16 @@ impl Default for CreateOptions {
     }
 }
 
-/// What [`Segment::set`] changes (`IPC_SET`); `None` keeps the current value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SetOptions {
-    /// New owner uid.
-    pub uid: Option<u32>,
-    /// New owner gid.
-    pub gid: Option<u32>,
-    /// New permission bits (low 9 bits).
-    pub mode: Option<u32>,
-}
-
 /// A snapshot of `struct shmid_ds`, as `shmctl(IPC_STAT)` or `ipcs -m` show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
     /// The shmid.
     pub id: i32,
-    /// The key; reads `IPC_PRIVATE` (0) once the segment is marked removed.
-    pub key: Key,
+    /// Key, owner, creator and mode; the key reads `IPC_PRIVATE` (0) once
+    /// the segment is marked removed.
+    pub perm: Perm,
     /// The size asked for at creation (`shm_segsz`), in bytes.
     pub size: usize,
-    /// Permission bits (low 9 bits of `shm_perm.mode`).
-    pub mode: u32,
-    /// Owner uid.
-    pub uid: u32,
-    /// Owner gid.
-    pub gid: u32,
-    /// Creator uid.
-    pub cuid: u32,
-    /// Creator gid.
-    pub cgid: u32,
     /// Pid of the creator (`shm_cpid`).
     pub creator_pid: i32,
     /// Pid of the last `shmat`/`shmdt` (`shm_lpid`).
@@ -94,19 +67,13 @@ pub struct SegmentInfo {
 impl SegmentInfo {
     pub(crate) fn from_raw(id: i32, ds: &libc::shmid_ds) -> Self {
         let mode = ds.shm_perm.mode as u32;
-        let key = sys::perm_key(&ds.shm_perm);
         SegmentInfo {
             id,
-            key,
+            perm: Perm::from_raw(&ds.shm_perm),
             size: ds.shm_segsz,
-            mode: mode & MODE_MASK,
-            uid: ds.shm_perm.uid,
-            gid: ds.shm_perm.gid,
-            cuid: ds.shm_perm.cuid,
-            cgid: ds.shm_perm.cgid,
             creator_pid: ds.shm_cpid,
             last_pid: ds.shm_lpid,
-            attach_count: crate::sys::ulong(ds.shm_nattch),
+            attach_count: sys::ulong(ds.shm_nattch),
             attach_time: sys::epoch_time(ds.shm_atime),
             detach_time: sys::epoch_time(ds.shm_dtime),
             change_time: sys::epoch_time(ds.shm_ctime),
@@ -114,11 +81,6 @@ impl SegmentInfo {
             locked: mode & sys::SHM_LOCKED != 0,
         }
     }
-}
-
-/// Formats a key the way `ipcs` prints it.
-pub(crate) fn hex_key(key: Key) -> String {
-    format!("0x{:08x}", key as u32)
 }
 
 /// A System V shared memory segment, named by its shmid.
@@ -148,18 +110,12 @@ impl Segment {
     /// # References
     /// - [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
     pub fn create(key: Key, size: usize, options: &CreateOptions) -> Result<(Segment, bool)> {
-        if options.mode & !MODE_MASK != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "mode 0o{:o} has bits outside 0o777",
-                options.mode
-            )));
-        }
         if size == 0 {
             return Err(Error::InvalidArgument(
                 "size must be at least 1 byte".into(),
             ));
         }
-        let mut flags = libc::IPC_CREAT | options.mode as libc::c_int;
+        let mut flags = 0;
         if options.huge_pages {
             flags |= libc::SHM_HUGETLB;
         }
@@ -167,45 +123,22 @@ impl Segment {
             flags |= libc::SHM_NORESERVE;
         }
         let context = || format!("create key {} size {size}", hex_key(key));
-        if key == IPC_PRIVATE {
-            return shmget(key, size, flags, context).map(|s| (s, true));
-        }
-        // Try to create first, so that the caller learns whether it did; then
-        // fall back to opening. Between the two another process may remove
-        // the segment (ENOENT on open): try again a few times.
-        for _ in 0..8 {
-            match shmget(key, size, flags | libc::IPC_EXCL, context) {
-                Ok(seg) => return Ok((seg, true)),
-                Err(e) if !options.exclusive && e.errno() == Some(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            // Flags 0: permissions are checked by shmat, for the access asked.
-            match shmget(key, size, 0, || {
-                format!("open key {} size {size}", hex_key(key))
-            }) {
-                Ok(seg) => return Ok((seg, false)),
-                Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::os("shmget", Errno::EAGAIN, context()))
+        let (id, created) =
+            ipc::create::<Segment>(key, size, options.mode, flags, options.exclusive, context)?;
+        Ok((Segment { id }, created))
     }
 
     /// Opens the existing segment of `key`: `shmget(key, 0, 0)`.
     ///
     /// # Errors
     /// `ENOENT` when no segment has that key (also once it is marked
-    /// removed); `EINVAL` for [`IPC_PRIVATE`], which names no segment.
+    /// removed); [`Error::InvalidArgument`] for [`IPC_PRIVATE`](crate::IPC_PRIVATE),
+    /// which names no segment.
     ///
     /// # References
     /// - [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
     pub fn open(key: Key) -> Result<Segment> {
-        if key == IPC_PRIVATE {
-            return Err(Error::InvalidArgument(
-                "IPC_PRIVATE names no segment: open it by id".into(),
-            ));
-        }
-        shmget(key, 0, 0, || format!("open key {}", hex_key(key)))
+        ipc::open::<Segment>(key).map(Segment::from_id)
     }
 
     /// Names the segment with this shmid, as `ipcs -m` prints it. Makes no
@@ -230,16 +163,31 @@ impl Segment {
     /// # References
     /// - [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
     pub fn attach(&self, read_only: bool) -> Result<Attachment> {
-        Attachment::new(self.id, read_only)
+        Attachment::new(self.id, read_only, |id| {
+            Ok(ipc::stat::<Segment>(id)?.shm_segsz)
+        })
     }
 
     /// Reads `struct shmid_ds`: `shmctl(id, IPC_STAT, &buf)`.
     ///
+    /// # Errors
+    /// `EACCES` without read permission, `EINVAL`/`EIDRM` for no such id.
+    ///
     /// # References
     /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     pub fn stat(&self) -> Result<SegmentInfo> {
-        let ds = ipc_stat(self.id)?;
-        Ok(SegmentInfo::from_raw(self.id, &ds))
+        ipc::stat::<Segment>(self.id).map(|ds| SegmentInfo::from_raw(self.id, &ds))
+    }
+
+    /// Reads `struct shmid_ds` without read permission:
+    /// `shmctl(index, SHM_STAT_ANY, &buf)` of the slot of this id (Linux
+    /// 4.17), as `ipcs -m` does; `None` where the kernel does not know the
+    /// command or the segment is gone.
+    ///
+    /// # References
+    /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+    pub fn stat_any(&self) -> Option<SegmentInfo> {
+        ipc::stat_any::<Segment>(self.id).map(|ds| SegmentInfo::from_raw(self.id, &ds))
     }
 
     /// Changes owner and mode: `shmctl(id, IPC_SET, &buf)` after `IPC_STAT`.
@@ -249,33 +197,13 @@ impl Segment {
     /// current values come from `SHM_STAT_ANY` (Linux 4.17) instead.
     ///
     /// # Errors
-    /// `EPERM` unless the caller is the owner or creator (or privileged).
+    /// [`Error::InvalidArgument`] for mode bits outside 0o777; `EPERM`
+    /// unless the caller is the owner or creator (or privileged).
     ///
     /// # References
     /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     pub fn set(&self, options: &SetOptions) -> Result<()> {
-        if let Some(mode) = options.mode {
-            if mode & !MODE_MASK != 0 {
-                return Err(Error::InvalidArgument(format!(
-                    "mode 0o{mode:o} has bits outside 0o777"
-                )));
-            }
-        }
-        let mut ds = match ipc_stat(self.id) {
-            Err(e) if e.errno() == Some(Errno::EACCES) => stat_any(self.id).ok_or(e)?,
-            r => r?,
-        };
-        if let Some(uid) = options.uid {
-            ds.shm_perm.uid = uid;
-        }
-        if let Some(gid) = options.gid {
-            ds.shm_perm.gid = gid;
-        }
-        if let Some(mode) = options.mode {
-            // The kernel takes only the low 9 bits from IPC_SET.
-            ds.shm_perm.mode = mode as _;
-        }
-        self.ctl(libc::IPC_SET, &mut ds, "set")
+        ipc::set::<Segment>(self.id, options, |_| Ok(()))
     }
 
     /// Locks the segment in memory: `shmctl(id, SHM_LOCK, NULL)`.
@@ -286,15 +214,18 @@ impl Segment {
     /// # References
     /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     pub fn lock(&self) -> Result<()> {
-        self.ctl(libc::SHM_LOCK, ptr::null_mut(), "lock")
+        ipc::command::<Segment>(self.id, libc::SHM_LOCK, "lock")
     }
 
     /// Unlocks the segment: `shmctl(id, SHM_UNLOCK, NULL)`.
     ///
+    /// # Errors
+    /// `EPERM` unless the caller is the owner or creator (or privileged).
+    ///
     /// # References
     /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     pub fn unlock(&self) -> Result<()> {
-        self.ctl(libc::SHM_UNLOCK, ptr::null_mut(), "unlock")
+        ipc::command::<Segment>(self.id, libc::SHM_UNLOCK, "unlock")
     }
 
     /// Removes the segment: `shmctl(id, IPC_RMID, NULL)`.
@@ -310,69 +241,93 @@ impl Segment {
     /// # References
     /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     pub fn remove(&self) -> Result<()> {
-        self.ctl(libc::IPC_RMID, ptr::null_mut(), "remove")
-    }
-
-    fn ctl(&self, cmd: libc::c_int, buf: *mut libc::shmid_ds, what: &str) -> Result<()> {
-        // SAFETY: `buf` is null (for commands that take no buffer) or points
-        // to a live, initialised `shmid_ds` that the caller owns.
-        let r = unsafe { libc::shmctl(self.id, cmd, buf) };
-        Errno::result(r)
-            .map(drop)
-            .map_err(|e| Error::os("shmctl", e, format!("{what} id {}", self.id)))
+        ipc::remove::<Segment>(self.id)
     }
 }
 
-fn shmget(
-    key: Key,
-    size: usize,
-    flags: libc::c_int,
-    context: impl FnOnce() -> String,
-) -> Result<Segment> {
-    // SAFETY: shmget takes plain integers and touches no memory of ours.
-    let id = unsafe { libc::shmget(key, size, flags) };
-    Errno::result(id)
-        .map(|id| Segment { id })
-        .map_err(|e| Error::os("shmget", e, context()))
+impl Attachment {
+    /// The segment this maps.
+    pub fn segment(&self) -> Segment {
+        Segment::from_id(self.id())
+    }
 }
 
-pub(crate) fn ipc_stat(id: i32) -> Result<libc::shmid_ds> {
-    let mut ds = MaybeUninit::<libc::shmid_ds>::zeroed();
-    // SAFETY: `ds` is a writable buffer of the size IPC_STAT fills.
-    let r = unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) };
-    Errno::result(r).map_err(|e| Error::os("shmctl", e, format!("stat id {id}")))?;
-    // SAFETY: zero is a valid bit pattern for every field, and the kernel
-    // filled it on success.
-    Ok(unsafe { ds.assume_init() })
+impl Kind for Segment {
+    type Ds = libc::shmid_ds;
+    const NOUN: &'static str = "segment";
+    const GET: &'static str = "shmget";
+    const CTL: &'static str = "shmctl";
+    const STAT: c_int = sys::SHM_STAT;
+    const STAT_ANY: c_int = sys::SHM_STAT_ANY;
+
+    fn get(key: Key, size: usize, flags: c_int) -> c_int {
+        // SAFETY: shmget takes plain integers and touches no memory of ours.
+        unsafe { libc::shmget(key, size, flags) }
+    }
+
+    unsafe fn ctl(id: c_int, cmd: c_int, buf: *mut libc::shmid_ds) -> c_int {
+        // SAFETY: the caller's contract (see `Kind::ctl`).
+        unsafe { libc::shmctl(id, cmd, buf) }
+    }
+
+    fn perm(ds: &mut libc::shmid_ds) -> &mut libc::ipc_perm {
+        &mut ds.shm_perm
+    }
+
+    fn usage() -> Result<(c_int, u64)> {
+        let (max_index, usage): (_, sys::shm_info) = shmctl_info(sys::SHM_INFO, "SHM_INFO")?;
+        Ok((max_index, usage.used_ids.max(0) as u64))
+    }
 }
 
-/// `shmctl(index, SHM_STAT_ANY)` of the slot of `id`, which checks no read
-/// permission; `None` where the kernel does not know the command (before
-/// 4.17) or the slot holds another segment. The slot is the low 15 bits of
-/// the id, or the low 24 with `ipcmni_extend` (see `ipcid_to_idx` in the
-/// kernel's `ipc/util.h`); the id the call returns tells which is right.
-pub(crate) fn stat_any(id: i32) -> Option<libc::shmid_ds> {
-    [id & 0x7fff, id & 0xff_ffff].into_iter().find_map(|index| {
-        let mut ds = MaybeUninit::<libc::shmid_ds>::zeroed();
-        // SAFETY: `ds` is a writable `shmid_ds`, which SHM_STAT_ANY fills.
-        let r = unsafe { libc::shmctl(index, sys::SHM_STAT_ANY, ds.as_mut_ptr()) };
-        // SAFETY: zeroed is valid for every field and the kernel filled it
-        // when the call succeeded (it returned the id).
-        (r == id).then(|| unsafe { ds.assume_init() })
-    })
+/// `shmctl(0, cmd, &out)` for `IPC_INFO` (a `shminfo`) or `SHM_INFO` (a
+/// `shm_info`): the result and the struct.
+pub(crate) fn shmctl_info<T: Default>(cmd: c_int, what: &str) -> Result<(c_int, T)> {
+    let mut out = T::default();
+    // SAFETY: `out` is a `shminfo` or `shm_info`, the struct the kernel
+    // fills for IPC_INFO or SHM_INFO respectively (see shmctl(2)); the cast
+    // only matches the C prototype.
+    let r = unsafe { libc::shmctl(0, cmd, (&mut out as *mut T).cast()) };
+    let r = Errno::result(r).map_err(|e| Error::os("shmctl", e, what.to_string()))?;
+    Ok((r, out))
+}
+
+/// Lists every segment of this IPC namespace, as `ipcs -m` does:
+/// `shmctl(0, SHM_INFO, …)` for the highest index in use, then
+/// `shmctl(index, SHM_STAT_ANY, …)` for each index. Kernels before 4.17 do
+/// not know `SHM_STAT_ANY`; there it falls back to `SHM_STAT`, which skips
+/// segments the caller may not read.
+///
+/// # Errors
+/// The `errno` of `shmctl`.
+///
+/// # References
+/// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+pub fn list_segments() -> Result<Vec<SegmentInfo>> {
+    ipc::list::<Segment, _>(SegmentInfo::from_raw)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::IPC_PRIVATE;
 
     #[test]
     fn stat_any_finds_the_slot_of_the_id() {
         let (seg, _) = Segment::create(IPC_PRIVATE, 64, &CreateOptions::default()).unwrap();
-        let any = stat_any(seg.id()).map(|ds| SegmentInfo::from_raw(seg.id(), &ds));
+        let any = seg.stat_any();
         let stat = seg.stat();
         seg.remove().unwrap();
         assert_eq!(any, Some(stat.unwrap()));
-        assert!(stat_any(seg.id()).is_none(), "removed: the slot is empty");
+        assert!(seg.stat_any().is_none(), "removed: the slot is empty");
+    }
+
+    #[test]
+    fn list_finds_the_segment_as_stat_shows_it() {
+        let (seg, _) = Segment::create(IPC_PRIVATE, 64, &CreateOptions::default()).unwrap();
+        let listed = list_segments().map(|all| all.into_iter().find(|s| s.id == seg.id()));
+        let stat = seg.stat();
+        seg.remove().unwrap();
+        assert_eq!(listed.unwrap(), Some(stat.unwrap()));
     }
 }

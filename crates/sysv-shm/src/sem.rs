@@ -10,7 +10,6 @@
 //! - [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
 //! - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
 
-use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +17,8 @@ use libc::{c_int, c_ushort};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::segment::{hex_key, CreateOptions, SetOptions, MODE_MASK};
+use crate::ipc::{self, hex_key, Kind, Perm, SetOptions};
+use crate::segment::CreateOptions;
 use crate::sys;
 use crate::wait::CancelToken;
 
@@ -29,8 +29,6 @@ use crate::Key;
 
 /// `SEMVMX`: the largest value of a semaphore.
 pub const SEM_VALUE_MAX: u16 = 32767;
-/// `SEMMSL` default: the most semaphores in one set (`kernel.sem`, first field).
-pub const SEM_MAX_PER_SET: usize = 32000;
 
 /// `union semun`, which the caller of `semctl` must define (see semctl(2)).
 #[repr(C)]
@@ -71,16 +69,8 @@ pub enum OpOutcome {
 pub struct SemInfo {
     /// The semid.
     pub id: i32,
-    /// The key.
-    pub key: Key,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner uid and gid.
-    pub uid: u32,
-    pub gid: u32,
-    /// Creator uid and gid.
-    pub cuid: u32,
-    pub cgid: u32,
+    /// Key, owner, creator and mode.
+    pub perm: Perm,
     /// The number of semaphores in the set.
     pub count: usize,
     /// Last `semop`, if any.
@@ -95,12 +85,7 @@ impl SemInfo {
     fn from_raw(id: i32, ds: &sys::semid_ds) -> Self {
         SemInfo {
             id,
-            key: sys::perm_key(&ds.sem_perm),
-            mode: ds.sem_perm.mode as u32 & MODE_MASK,
-            uid: ds.sem_perm.uid,
-            gid: ds.sem_perm.gid,
-            cuid: ds.sem_perm.cuid,
-            cgid: ds.sem_perm.cgid,
+            perm: Perm::from_raw(&ds.sem_perm),
             count: ds.sem_nsems as usize,
             op_time: sys::epoch_time(ds.sem_otime),
             change_time: sys::epoch_time(ds.sem_ctime),
@@ -108,32 +93,34 @@ impl SemInfo {
     }
 }
 
-/// `semctl(0, 0, SEM_INFO, …)`: the highest index in use and the number of
-/// sets that exist (`semusz` of `struct seminfo` for this command).
-fn sem_info() -> Result<(c_int, sys::seminfo)> {
+/// `semctl(0, 0, cmd, &info)` for `IPC_INFO` (the limits) or `SEM_INFO`
+/// (the same, with the number of sets in `semusz` and of semaphores in
+/// `semaem`): the result (for `SEM_INFO`, the highest index in use) and the
+/// struct.
+fn sem_info(cmd: c_int, what: &str) -> Result<(c_int, sys::seminfo)> {
     let mut info = sys::seminfo::default();
     let arg = Semun {
         buf: (&mut info as *mut sys::seminfo).cast(),
     };
-    // SAFETY: SEM_INFO fills a `struct seminfo` through the pointer member of
-    // the union (see semctl(2)); `info` is one, alive for the call.
-    let r = unsafe { libc::semctl(0, 0, libc::SEM_INFO, arg) };
-    let r = Errno::result(r).map_err(|e| Error::os("semctl", e, "SEM_INFO"))?;
+    // SAFETY: IPC_INFO and SEM_INFO fill a `struct seminfo` through the
+    // pointer member of the union (see semctl(2)); `info` is one, alive for
+    // the call.
+    let r = unsafe { libc::semctl(0, 0, cmd, arg) };
+    let r = Errno::result(r).map_err(|e| Error::os("semctl", e, what.to_string()))?;
     Ok((r, info))
 }
 
-/// `semctl(index, 0, cmd, &buf)` for `SEM_STAT` or `SEM_STAT_ANY`: the set in
-/// slot `index` and its semid.
-fn stat_slot(index: c_int, cmd: c_int) -> std::result::Result<(i32, sys::semid_ds), Errno> {
-    let mut ds = MaybeUninit::<sys::semid_ds>::zeroed();
-    let arg = Semun {
-        buf: ds.as_mut_ptr(),
-    };
-    // SAFETY: `ds` is a writable `semid_ds`, which SEM_STAT(_ANY) fills.
-    let r = unsafe { libc::semctl(index, 0, cmd, arg) };
-    let id = Errno::result(r)?;
-    // SAFETY: zeroed is valid for every field and the kernel filled it.
-    Ok((id, unsafe { ds.assume_init() }))
+/// `SEMMSL`, the most semaphores in one set (`kernel.sem`, first field),
+/// as the kernel tells it: `semctl(0, 0, IPC_INFO, &info)`.
+///
+/// # Errors
+/// The `errno` of `semctl`.
+///
+/// # References
+/// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
+pub fn max_semaphores_per_set() -> Result<usize> {
+    let (_, info) = sem_info(libc::IPC_INFO, "IPC_INFO")?;
+    Ok(info.semmsl.max(0) as usize)
 }
 
 /// Lists every semaphore set of this IPC namespace, as `ipcs -s` does:
@@ -142,28 +129,45 @@ fn stat_slot(index: c_int, cmd: c_int) -> std::result::Result<(i32, sys::semid_d
 /// do not know `SEM_STAT_ANY`; there it falls back to `SEM_STAT`, which
 /// skips sets the caller may not read.
 ///
+/// # Errors
+/// The `errno` of `semctl`.
+///
 /// # References
 /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
 pub fn list_semaphores() -> Result<Vec<SemInfo>> {
-    let (max_index, usage) = sem_info()?;
-    let all = scan(libc::SEM_STAT_ANY, max_index)?;
-    if all.is_empty() && usage.semusz > 0 {
-        return scan(libc::SEM_STAT, max_index);
-    }
-    Ok(all)
+    ipc::list::<SemaphoreSet, _>(SemInfo::from_raw)
 }
 
-fn scan(cmd: c_int, max_index: c_int) -> Result<Vec<SemInfo>> {
-    let mut out = Vec::new();
-    for index in 0..=max_index {
-        match stat_slot(index, cmd) {
-            Ok((id, ds)) => out.push(SemInfo::from_raw(id, &ds)),
-            // An unused slot, one removed meanwhile, or one we may not read.
-            Err(Errno::EINVAL | Errno::EIDRM | Errno::EACCES) => {}
-            Err(e) => return Err(Error::os("semctl", e, format!("SEM_STAT index {index}"))),
-        }
+impl Kind for SemaphoreSet {
+    type Ds = sys::semid_ds;
+    const NOUN: &'static str = "semaphore set";
+    const GET: &'static str = "semget";
+    const CTL: &'static str = "semctl";
+    const STAT: c_int = libc::SEM_STAT;
+    const STAT_ANY: c_int = libc::SEM_STAT_ANY;
+
+    fn get(key: Key, count: usize, flags: c_int) -> c_int {
+        // `count` is checked against SEMMSL (a c_int) before a create; an
+        // open passes 0.
+        let count = c_int::try_from(count).unwrap_or(c_int::MAX);
+        // SAFETY: semget takes plain integers.
+        unsafe { libc::semget(key, count, flags) }
     }
-    Ok(out)
+
+    unsafe fn ctl(id: c_int, cmd: c_int, buf: *mut sys::semid_ds) -> c_int {
+        // SAFETY: the caller's contract (see `Kind::ctl`): `buf` is null or
+        // a `semid_ds`, passed in the pointer member of the union.
+        unsafe { libc::semctl(id, 0, cmd, Semun { buf }) }
+    }
+
+    fn perm(ds: &mut sys::semid_ds) -> &mut libc::ipc_perm {
+        &mut ds.sem_perm
+    }
+
+    fn usage() -> Result<(c_int, u64)> {
+        let (max_index, usage) = sem_info(libc::SEM_INFO, "SEM_INFO")?;
+        Ok((max_index, usage.semusz.max(0) as u64))
+    }
 }
 
 /// A System V semaphore set, named by its semid.
@@ -195,15 +199,11 @@ impl SemaphoreSet {
         initial: u16,
         options: &CreateOptions,
     ) -> Result<(SemaphoreSet, bool)> {
-        if options.mode & !MODE_MASK != 0 {
+        ipc::check_mode(options.mode)?;
+        let max = max_semaphores_per_set()?;
+        if count == 0 || count > max {
             return Err(Error::InvalidArgument(format!(
-                "mode 0o{:o} has bits outside 0o777",
-                options.mode
-            )));
-        }
-        if count == 0 || count > SEM_MAX_PER_SET {
-            return Err(Error::InvalidArgument(format!(
-                "count must be from 1 to {SEM_MAX_PER_SET}, got {count}"
+                "count must be from 1 to {max} (SEMMSL, kernel.sem), got {count}"
             )));
         }
         if initial > SEM_VALUE_MAX {
@@ -211,23 +211,15 @@ impl SemaphoreSet {
                 "initial value must be at most {SEM_VALUE_MAX}, got {initial}"
             )));
         }
-        let flags = libc::IPC_CREAT | options.mode as c_int;
         let context = || format!("create key {} count {count}", hex_key(key));
-        let mut excl = libc::IPC_EXCL;
-        if key != libc::IPC_PRIVATE && !options.exclusive {
-            excl = 0;
+        let (id, created) =
+            ipc::create::<SemaphoreSet>(key, count, options.mode, 0, options.exclusive, context)?;
+        let set = SemaphoreSet { id };
+        if created {
+            set.init(count, initial).map(|s| (s, true))
+        } else {
+            Ok((set, false))
         }
-        if excl == 0 {
-            // Try to create first, to learn whether we did; else open.
-            match semget(key, count, flags | libc::IPC_EXCL, context) {
-                Ok(set) => return set.init(count, initial).map(|s| (s, true)),
-                Err(e) if e.errno() == Some(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            return semget(key, count, 0, context).map(|s| (s, false));
-        }
-        let set = semget(key, count, flags | excl, context)?;
-        set.init(count, initial).map(|s| (s, true))
     }
 
     fn init(self, count: usize, initial: u16) -> Result<SemaphoreSet> {
@@ -268,17 +260,13 @@ impl SemaphoreSet {
     /// Opens the existing set of `key`: `semget(key, 0, 0)`.
     ///
     /// # Errors
-    /// `ENOENT` if no set has that key; `EINVAL` for `IPC_PRIVATE`.
+    /// `ENOENT` if no set has that key; [`Error::InvalidArgument`] for
+    /// `IPC_PRIVATE`.
     ///
     /// # References
     /// - [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html)
     pub fn open(key: Key) -> Result<SemaphoreSet> {
-        if key == libc::IPC_PRIVATE {
-            return Err(Error::InvalidArgument(
-                "IPC_PRIVATE names no semaphore set: open it by id".into(),
-            ));
-        }
-        semget(key, 0, 0, || format!("open key {}", hex_key(key)))
+        ipc::open::<SemaphoreSet>(key).map(SemaphoreSet::from_id)
     }
 
     /// Names the set with this semid (as `ipcs -s` prints it). No system call.
@@ -436,7 +424,7 @@ impl SemaphoreSet {
         // Checked, not cast: `1 << 32 as c_int` would be semaphore 0.
         let index = c_int::try_from(index).map_err(|_| {
             Error::InvalidArgument(format!(
-                "semaphore index {index} is out of range (a set has at most {SEM_MAX_PER_SET})"
+                "semaphore index {index} is out of range (beyond a C int; see max_semaphores_per_set)"
             ))
         })?;
         // SAFETY: `arg` is the union semctl(2) expects for `cmd`: a value, or
@@ -525,39 +513,26 @@ impl SemaphoreSet {
         self.ctl(index, libc::GETPID, Semun { val: 0 }, "GETPID")
     }
 
-    /// `semctl(id, 0, IPC_STAT, &buf)`.
+    /// Reads `struct semid_ds`: `semctl(id, 0, IPC_STAT, &buf)`.
+    ///
+    /// # Errors
+    /// `EACCES` without read permission, `EINVAL`/`EIDRM` for no such set.
     ///
     /// # References
     /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn stat(&self) -> Result<SemInfo> {
-        Ok(SemInfo::from_raw(self.id, &self.raw_stat()?))
+        ipc::stat::<SemaphoreSet>(self.id).map(|ds| SemInfo::from_raw(self.id, &ds))
     }
 
-    /// `semctl(index, 0, SEM_STAT_ANY)` of this set's slot, which checks no
-    /// read permission; `None` where the kernel does not know the command
-    /// (before 4.17) or the slot holds another set. The slot is the low 15
-    /// bits of the id, or the low 24 with `ipcmni_extend`.
-    fn stat_any(&self) -> Option<sys::semid_ds> {
-        [self.id & 0x7fff, self.id & 0xff_ffff]
-            .into_iter()
-            .find_map(|index| match stat_slot(index, libc::SEM_STAT_ANY) {
-                Ok((id, ds)) if id == self.id => Some(ds),
-                _ => None,
-            })
-    }
-
-    fn raw_stat(&self) -> Result<sys::semid_ds> {
-        let mut ds = MaybeUninit::<sys::semid_ds>::zeroed();
-        self.ctl(
-            0,
-            libc::IPC_STAT,
-            Semun {
-                buf: ds.as_mut_ptr(),
-            },
-            "IPC_STAT",
-        )?;
-        // SAFETY: zero is valid for every field and the kernel filled it.
-        Ok(unsafe { ds.assume_init() })
+    /// Reads `struct semid_ds` without read permission:
+    /// `semctl(index, 0, SEM_STAT_ANY, &buf)` of the slot of this id (Linux
+    /// 4.17), as `ipcs -s` does; `None` where the kernel does not know the
+    /// command or the set is gone.
+    ///
+    /// # References
+    /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
+    pub fn stat_any(&self) -> Option<SemInfo> {
+        ipc::stat_any::<SemaphoreSet>(self.id).map(|ds| SemInfo::from_raw(self.id, &ds))
     }
 
     /// Changes owner and mode: `semctl(id, 0, IPC_SET, &buf)` after `IPC_STAT`.
@@ -567,40 +542,26 @@ impl SemaphoreSet {
     /// current values come from `SEM_STAT_ANY` (Linux 4.17) instead.
     ///
     /// # Errors
-    /// `EPERM` unless the caller is the owner or creator (or privileged).
+    /// [`Error::InvalidArgument`] for mode bits outside 0o777; `EPERM`
+    /// unless the caller is the owner or creator (or privileged).
     ///
     /// # References
     /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn set(&self, options: &SetOptions) -> Result<()> {
-        if let Some(mode) = options.mode {
-            if mode & !MODE_MASK != 0 {
-                return Err(Error::InvalidArgument(format!(
-                    "mode 0o{mode:o} has bits outside 0o777"
-                )));
-            }
-        }
-        let mut ds = match self.raw_stat() {
-            Err(e) if e.errno() == Some(Errno::EACCES) => self.stat_any().ok_or(e)?,
-            r => r?,
-        };
-        if let Some(uid) = options.uid {
-            ds.sem_perm.uid = uid;
-        }
-        if let Some(gid) = options.gid {
-            ds.sem_perm.gid = gid;
-        }
-        if let Some(mode) = options.mode {
-            ds.sem_perm.mode = mode as _;
-        }
-        self.ctl(0, libc::IPC_SET, Semun { buf: &mut ds }, "IPC_SET")
-            .map(drop)
+        ipc::set::<SemaphoreSet>(self.id, options, |_| Ok(()))
     }
 
     /// Removes the set at once: `semctl(id, 0, IPC_RMID)`. Processes waiting
     /// in `semop` wake with `EIDRM`.
+    ///
+    /// # Errors
+    /// `EPERM` unless the caller is the owner or creator; `EINVAL`/`EIDRM` if
+    /// it is already gone.
+    ///
+    /// # References
+    /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn remove(&self) -> Result<()> {
-        self.ctl(0, libc::IPC_RMID, Semun { val: 0 }, "IPC_RMID")
-            .map(drop)
+        ipc::remove::<SemaphoreSet>(self.id)
     }
 }
 
@@ -617,19 +578,6 @@ fn describe(ops: &[SemOp]) -> String {
         })
         .collect();
     parts.join(", ")
-}
-
-fn semget(
-    key: Key,
-    count: usize,
-    flags: c_int,
-    context: impl FnOnce() -> String,
-) -> Result<SemaphoreSet> {
-    // SAFETY: semget takes plain integers.
-    let id = unsafe { libc::semget(key, count as c_int, flags) };
-    Errno::result(id)
-        .map(|id| SemaphoreSet { id })
-        .map_err(|e| Error::os("semget", e, context()))
 }
 
 #[cfg(test)]
@@ -723,14 +671,14 @@ mod tests {
         let stat = set.stat().unwrap();
         guard.remove().unwrap();
         assert_eq!(me, Some(stat.clone()));
-        assert_eq!((stat.count, stat.mode, stat.key), (4, 0o640, 0));
+        assert_eq!((stat.count, stat.perm.mode, stat.perm.key), (4, 0o640, 0));
         assert!(!list_semaphores().unwrap().iter().any(|s| s.id == set.id()));
     }
 
     #[test]
     fn stat_any_finds_the_slot_of_the_id() {
         let (set, mut guard) = private(2, 0, &CreateOptions::default());
-        let any = set.stat_any().map(|ds| SemInfo::from_raw(set.id(), &ds));
+        let any = set.stat_any();
         let stat = set.stat().unwrap();
         guard.remove().unwrap();
         assert_eq!(any, Some(stat));

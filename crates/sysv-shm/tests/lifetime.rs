@@ -88,7 +88,7 @@ fn remove_if_attached_waits_for_the_count_and_tolerates_a_second_marking() {
     ));
     let st = seg.stat().unwrap();
     assert!(st.removed);
-    assert_eq!(st.key, IPC_PRIVATE);
+    assert_eq!(st.perm.key, IPC_PRIVATE);
     drop(a);
     // A removed segment can still be attached by id (Linux), and is freed at the last detach.
     let c = seg.attach(false).unwrap();

@@ -218,8 +218,8 @@ fn set_refuses_bad_modes_and_changes_nothing() {
         let e = fx.segment.set(&SetOptions { mode: Some(mode), uid, gid: None }).unwrap_err();
         prop_assert!(matches!(e, Error::InvalidArgument(_)), "{:?}", e);
         let st = fx.segment.stat().unwrap();
-        prop_assert_eq!(st.mode, 0o600);
-        prop_assert_eq!(st.uid, st.cuid);
+        prop_assert_eq!(st.perm.mode, 0o600);
+        prop_assert_eq!(st.perm.uid, st.perm.cuid);
     });
 }
 

@@ -37,7 +37,7 @@ fn create_attach_write_read_and_stat() {
     assert_eq!(&out, b"hello");
     let st = seg.stat().unwrap();
     assert_eq!(st.size, 100);
-    assert_eq!(st.mode, 0o600);
+    assert_eq!(st.perm.mode, 0o600);
     assert_eq!(st.attach_count, 1);
     assert_eq!(st.creator_pid, std::process::id() as i32);
     assert!(!st.removed);
@@ -121,7 +121,7 @@ fn remove_while_attached_marks_and_key_becomes_private() {
     seg.remove().unwrap();
     let st = seg.stat().unwrap();
     assert!(st.removed);
-    assert_eq!(st.key, IPC_PRIVATE);
+    assert_eq!(st.perm.key, IPC_PRIVATE);
     assert_eq!(Segment::open(key).unwrap_err().errno(), Some(Errno::ENOENT));
     map.write(0, b"still").unwrap();
     drop(map);
@@ -138,7 +138,7 @@ fn set_changes_mode_and_bad_mode_is_refused() {
         ..SetOptions::default()
     })
     .unwrap();
-    assert_eq!(seg.stat().unwrap().mode, 0o640);
+    assert_eq!(seg.stat().unwrap().perm.mode, 0o640);
     assert!(matches!(
         seg.set(&SetOptions {
             mode: Some(0o1777),
