@@ -446,10 +446,9 @@ for (const impl of ['native class getter', 'native class method']) {
   const r = ratio(find('native call cost', impl), pf)
   target(`${impl} / plain native function`, r, r <= 1.5, '<= 1.5')
 }
-const cp = find('64 B into or out of a segment', 'Buffer#copy 64 B into')
-for (const impl of ['SharedMemory#write 64 B, zero-copy', 'SharedMemory#readInto 64 B, zero-copy']) {
-  const r = ratio(find('64 B into or out of a segment', impl), cp)
-  target(`${impl.replace(', zero-copy', '')} (zero-copy handle) / Buffer#copy 64 B`, r, r <= 3, '<= 3')
+for (const [impl, ref] of [['SharedMemory#write 64 B, zero-copy', 'into'], ['SharedMemory#readInto 64 B, zero-copy', 'out of']]) {
+  const r = ratio(find('64 B into or out of a segment', impl), find('64 B into or out of a segment', `Buffer#copy 64 B ${ref}`))
+  target(`${impl.replace(', zero-copy', '')} (zero-copy handle) / Buffer#copy 64 B ${ref} the mapping`, r, r <= 3, '<= 3')
 }
 const at = ratio(find('attach + detach', 'sysv-shm'), find('attach + detach', 'C shmat'))
 target('openById + detach / C shmat + shmdt', at, at <= 1.5, '<= 1.5')

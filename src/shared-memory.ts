@@ -154,6 +154,16 @@ export class SharedMemory implements Disposable {
   readonly created: boolean
 
   #native: Mapping
+  /**
+   * Whether this handle is attached: JavaScript's own record, so that the checks of every call
+   * make no native call. Only {@link SharedMemory.detach} ends an attachment of a live handle.
+   */
+  #attached = true
+  /**
+   * The zero-copy view while attached (null once detached, read-only, or where there is none):
+   * `read`/`readInto`/`write` copy through it in JavaScript, with no native call, and check their
+   * ranges themselves; without it they call the native copy, which checks them again.
+   */
   #buffer: Buffer | null = null
   #sharedBuffer: SharedArrayBuffer | null = null
   #i32: Int32Array | null = null
@@ -283,12 +293,12 @@ export class SharedMemory implements Disposable {
 
   /** Whether this handle is still attached. */
   get attached(): boolean {
-    return this.#native.attached
+    return this.#attached
   }
 
   /** Whether {@link SharedMemory.buffer} is available: not read-only, not refused by the runtime, not turned off. */
   get zeroCopy(): boolean {
-    return this.#zeroCopy && this.#native.attached
+    return this.#zeroCopy && this.#attached
   }
 
   /**
@@ -369,7 +379,8 @@ export class SharedMemory implements Disposable {
       )
     }
     const out = Buffer.allocUnsafe(n)
-    this.#native.readInto(out, start)
+    if (this.#buffer !== null) this.#buffer.copy(out, 0, start, start + n)
+    else this.#native.readInto(out, start)
     return out
   }
 
@@ -378,7 +389,10 @@ export class SharedMemory implements Disposable {
     this.#live()
     const view = check.view('target', target)
     const start = check.integer('offset', offset, 0, this.size)
-    return this.#native.readInto(view, start)
+    const buf = this.#buffer
+    if (buf === null) return this.#native.readInto(view, start)
+    const n = Math.min(view.byteLength, this.size - start)
+    return buf.copy(bytesOf(view), 0, start, start + n)
   }
 
   /**
@@ -397,7 +411,11 @@ export class SharedMemory implements Disposable {
         `The "data" argument (${src.byteLength} bytes) does not fit at "offset" ${start} in a segment of ${this.size} bytes`,
       )
     }
-    return this.#native.write(src, start)
+    const buf = this.#buffer
+    if (buf === null) return this.#native.write(src, start)
+    // `set` copies as memmove does: `data` may be a view of this very segment.
+    buf.set(bytesOf(src), start)
+    return src.byteLength
   }
 
   /** `shmctl(id, IPC_STAT)`: owner, mode, pids, attach count, times, removed/locked. */
@@ -517,6 +535,7 @@ export class SharedMemory implements Disposable {
     this.#sharedBuffer = null
     this.#i32 = null
     this.#native.detach(ab)
+    this.#attached = false
   }
 
   /** `using shm = SharedMemory.open(key)` detaches at the end of the scope. */
@@ -534,10 +553,15 @@ export class SharedMemory implements Disposable {
   }
 
   #live(): void {
-    if (!this.#native.attached) {
+    if (!this.#attached) {
       throw new ShmError(`segment ${this.id} has been detached from this handle`, 'ERR_SHM_DETACHED')
     }
   }
+}
+
+/** The bytes of a view, as a Uint8Array (the view itself if it is one). */
+function bytesOf(view: ArrayBufferView): Uint8Array {
+  return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
 }
 
 /** The runtime and its version, for messages: `Node.js v20.19.0`, `Bun 1.4.4`, `Deno 2.9.6`. */
