@@ -67,12 +67,21 @@ export declare class ChannelHandle {
    */
   recvWaitAsync(): { promise: Promise<string>, id: number } | null
   /**
-   * An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
-   * `sendWith`/`recvWith`; it keeps the mapping alive until collected.
-   * Where there can be none (Electron, a ring above
+   * An `ArrayBuffer` over the whole segment (the 512-byte header, then
+   * the ring: `512 + capacity` bytes), with no copy: the JavaScript send
+   * and receive paths and `sendWith`/`recvWith` work on it. It keeps the
+   * mapping alive until `detach(it)` cuts it off, or until it is
+   * collected. Where there can be none (Electron, a segment above
    * `buffer.constants.MAX_LENGTH`), a string that says why.
    */
-  ringBuffer(): ArrayBuffer | string
+  segmentBuffer(): ArrayBuffer | string
+  /**
+   * Wakes the receiver (`true`) or the sender (`false`) if its waiting
+   * word says it sleeps: for the JavaScript paths, which move `head` and
+   * `tail` themselves (`futex(2)` `FUTEX_WAKE`, no system call when the
+   * word is 0).
+   */
+  wake(receiver: boolean): void
   /**
    * Reserves room for `length` bytes to write in place, waiting while the
    * ring is too full: the payload's offset in the ring, `-1` on timeout,
@@ -100,10 +109,11 @@ export declare class ChannelHandle {
   remove(): void
   /**
    * Detaches this end (pending asynchronous receives end as detached).
-   * If `ring` is this end's `ringBuffer()`, it is detached first, so its
-   * views read as length 0. Idempotent.
+   * If `segment` is this end's `segmentBuffer()`, it is detached first, so
+   * its views read as length 0, and the mapping goes now (else when that
+   * buffer is collected). Idempotent.
    */
-  detach(ring?: ArrayBuffer | null): void
+  detach(segment?: ArrayBuffer | null): void
 }
 
 /**

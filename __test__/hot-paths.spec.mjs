@@ -4,7 +4,7 @@
 // Electron) they call the native copy. Both paths must give the same bytes and the same errors.
 import test from 'ava'
 
-import { IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
+import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
 import { dispose, noLeaks } from './helpers.mjs'
 
@@ -143,4 +143,165 @@ test('a read-only handle reads through the native copy and refuses writes with E
   const e = t.throws(() => ro.write('x'), { instanceOf: ShmError })
   t.is(e.code, 'ERR_SHM_READ_ONLY')
   t.is(rw.read(0, 1)[0], 0)
+})
+
+// The Channel's send and receive of one record in JavaScript (src/ring.ts), beside a handle of
+// the same channel that has only native calls (as in Electron: no view of the segment).
+
+/** A channel, a native-only handle of it, and a SharedMemory view of its segment to poke words. */
+function channel(t, capacity) {
+  const js = Channel.create(IPC_PRIVATE, capacity)
+  js.remove()
+  process.env.SYSV_SHM_SIMULATE_NO_EXTERNAL_BUFFERS = '1'
+  let nat
+  try {
+    nat = Channel.openById(js.id)
+  } finally {
+    delete process.env.SYSV_SHM_SIMULATE_NO_EXTERNAL_BUFFERS
+  }
+  const shm = SharedMemory.openById(js.id)
+  t.teardown(() => {
+    shm.detach()
+    nat.detach()
+    js.detach()
+  })
+  const words = new BigUint64Array(shm.buffer.buffer, shm.buffer.byteOffset, 64)
+  return { js, nat, shm, words }
+}
+
+/** Counts the calls into the native ChannelHandle class while `fn` runs. */
+function channelCalls(fn) {
+  const proto = native.ChannelHandle.prototype
+  const saved = Object.getOwnPropertyNames(proto)
+    .filter((k) => k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, k).value === 'function')
+    .map((k) => [k, proto[k]])
+  const calls = []
+  for (const [k, f] of saved) {
+    proto[k] = function (...args) {
+      calls.push(k)
+      return f.apply(this, args)
+    }
+  }
+  try {
+    fn()
+  } finally {
+    for (const [k, f] of saved) proto[k] = f
+  }
+  return calls
+}
+
+const HEAD = 128 / 8
+const TAIL = 256 / 8
+
+test('Channel send, trySend, recv, tryRecv, recvInto and tryRecvInto of a handle with a view make no native call', (t) => {
+  const { js } = channel(t, 4096)
+  const target = new Uint8Array(100)
+  const calls = channelCalls(() => {
+    t.true(js.trySend(Buffer.from('one')))
+    t.true(js.send(new Uint16Array([1, 2, 3]), 1000))
+    t.true(js.send('three'))
+    t.true(js.trySend(new DataView(new ArrayBuffer(5))))
+    t.deepEqual(js.tryRecv(), Buffer.from('one'))
+    t.is(js.recvInto(target, 1000), 6)
+    t.deepEqual([...new Uint16Array(target.buffer, 0, 3)], [1, 2, 3])
+    t.is(js.recv().toString(), 'three')
+    t.is(js.tryRecvInto(new DataView(target.buffer)), 5)
+    t.is(js.tryRecvInto(target), null)
+    t.is(js.tryRecv(), null)
+  })
+  t.deepEqual(calls, [])
+})
+
+test('the JavaScript and native paths interoperate: records that wrap the ring end, a full ring, u64 head and tail past 2^32', (t) => {
+  const { js, nat, words } = channel(t, 256)
+  // Both indices just below 2^32: the next records carry into the high half.
+  words[HEAD] = 2n ** 32n - 64n
+  words[TAIL] = 2n ** 32n - 64n
+  for (const [tx, rx] of [[js, nat], [nat, js], [js, js], [nat, nat]]) {
+    const sent = []
+    for (let i = 0; ; i++) {
+      const m = Buffer.alloc(1 + ((i * 37) % 90), i & 255)
+      if (!tx.trySend(m)) break
+      sent.push(m)
+    }
+    t.true(sent.length >= 3, 'the ring filled up')
+    t.false(tx.trySend(Buffer.alloc(200)), 'full')
+    for (const m of sent) t.deepEqual(rx.tryRecv(), m)
+    t.is(rx.tryRecv(), null)
+  }
+  t.true(words[HEAD] > 2n ** 32n, 'head carried past 2^32')
+  t.is(words[HEAD], words[TAIL])
+  // And near 2^64: the indices wrap.
+  words[HEAD] = 2n ** 64n - 24n
+  words[TAIL] = 2n ** 64n - 24n
+  for (let i = 0; i < 10; i++) {
+    t.true(js.trySend(Buffer.from(`message ${i}`)))
+    t.is(nat.tryRecv().toString(), `message ${i}`)
+  }
+  t.true(words[HEAD] < 256n, 'head wrapped past 2^64')
+})
+
+test('a corrupt head, tail or record length is ERR_CHANNEL_CORRUPT on both paths, and nothing is received or sent with it', (t) => {
+  const { js, nat, words, shm } = channel(t, 256)
+  const cases = [
+    ['tail', () => (words[TAIL] = 4n), /bad tail: tail 4 is not a multiple of 8/],
+    ['head', () => (words[HEAD] = 12n), /bad head: head 12 is not a multiple of 8/],
+    ['head', () => (words[HEAD] = 512n), /bad head: head 512 is more than the capacity 256 ahead of tail 0/],
+    ['tail', () => (words[TAIL] = 64n), /bad tail: tail 64 is ahead of head 0/],
+    ['head', () => (words[HEAD] = 2n ** 32n), /bad head: head 4294967296 is more than the capacity/],
+    ['record length', () => {
+      words[HEAD] = 16n
+      shm.buffer.writeUInt32LE(9, 512)
+    }, /bad record length: the record at tail 0 says 9 bytes \(24 with its header and padding\), but head 16 publishes only 16 bytes/],
+  ]
+  for (const [word, corrupt, message] of cases) {
+    for (const ch of [js, nat]) {
+      words[HEAD] = 0n
+      words[TAIL] = 0n
+      shm.buffer.fill(0, 512)
+      corrupt()
+      const head = words[HEAD]
+      const tail = words[TAIL]
+      for (const call of [() => ch.tryRecvInto(Buffer.alloc(64)), () => ch.tryRecv(), () => ch.recvInto(Buffer.alloc(64), 0)]) {
+        const e = t.throws(call, { instanceOf: ShmError }, `${word}: receive`)
+        t.is(e.code, 'ERR_CHANNEL_CORRUPT')
+        t.regex(e.message, message)
+      }
+      // A sender reads tail only when its cached tail shows no room (as the core does): head is checked on every send.
+      if (word === 'head') {
+        const e = t.throws(() => ch.trySend(Buffer.alloc(200)), { instanceOf: ShmError }, `${word}: send`)
+        t.is(e.code, 'ERR_CHANNEL_CORRUPT')
+      }
+      t.is(words[HEAD], head, 'head untouched')
+      t.is(words[TAIL], tail, 'tail untouched')
+    }
+  }
+})
+
+test('the JavaScript path leaves to the native call what it reports: closed, too large, a target too small', (t) => {
+  const { js } = channel(t, 256)
+  t.throws(() => js.trySend(Buffer.alloc(249)), { instanceOf: RangeError })
+  t.true(js.trySend(Buffer.alloc(20, 1)))
+  const e = t.throws(() => js.tryRecvInto(Buffer.alloc(19)), { instanceOf: RangeError })
+  t.is(e.code, 'ERR_BUFFER_TOO_SMALL')
+  t.deepEqual(js.tryRecv(), Buffer.alloc(20, 1), 'the message stayed')
+  js.close()
+  const c = t.throws(() => js.send(Buffer.alloc(1)), { instanceOf: ShmError })
+  t.is(c.code, 'ERR_CHANNEL_CLOSED')
+  t.is(js.recv(0), null)
+})
+
+test('Channel detach ends the attachment at once, and its calls throw ERR_SHM_DETACHED, on both paths', (t) => {
+  const { js, nat, shm } = channel(t, 256)
+  t.is(shm.stat().attachCount, 3)
+  js.detach()
+  t.is(shm.stat().attachCount, 2, 'shmdt at detach, not at garbage collection')
+  nat.detach()
+  t.is(shm.stat().attachCount, 1)
+  for (const ch of [js, nat]) {
+    for (const call of [() => ch.trySend(Buffer.alloc(1)), () => ch.send('x'), () => ch.tryRecvInto(Buffer.alloc(1)), () => ch.recv(0)]) {
+      const e = t.throws(call, { instanceOf: ShmError })
+      t.is(e.code, 'ERR_SHM_DETACHED')
+    }
+  }
 })

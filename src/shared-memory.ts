@@ -392,7 +392,7 @@ export class SharedMemory implements Disposable {
     const buf = this.#buffer
     if (buf === null) return this.#native.readInto(view, start)
     const n = Math.min(view.byteLength, this.size - start)
-    return buf.copy(bytesOf(view), 0, start, start + n)
+    return buf.copy(check.bytesOf(view), 0, start, start + n)
   }
 
   /**
@@ -414,7 +414,7 @@ export class SharedMemory implements Disposable {
     const buf = this.#buffer
     if (buf === null) return this.#native.write(src, start)
     // `set` copies as memmove does: `data` may be a view of this very segment.
-    buf.set(bytesOf(src), start)
+    buf.set(check.bytesOf(src), start)
     return src.byteLength
   }
 
@@ -557,11 +557,6 @@ export class SharedMemory implements Disposable {
       throw new ShmError(`segment ${this.id} has been detached from this handle`, 'ERR_SHM_DETACHED')
     }
   }
-}
-
-/** The bytes of a view, as a Uint8Array (the view itself if it is one). */
-function bytesOf(view: ArrayBufferView): Uint8Array {
-  return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
 }
 
 /** The runtime and its version, for messages: `Node.js v20.19.0`, `Bun 1.4.4`, `Deno 2.9.6`. */

@@ -83,6 +83,11 @@ export function bytes(name: string, value: unknown): ArrayBufferView {
   throw typeError(`The "${name}" argument must be a string, Buffer, TypedArray, DataView or ArrayBuffer. Received ${describe(value)}`)
 }
 
+/** The bytes of a view, as a Uint8Array (the view itself if it is one). */
+export function bytesOf(view: ArrayBufferView): Uint8Array {
+  return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
+}
+
 /** A view to copy into. */
 export function view(name: string, value: unknown): ArrayBufferView {
   if (ArrayBuffer.isView(value)) return value
