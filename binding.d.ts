@@ -142,6 +142,8 @@ export declare class Mapping {
   static attach(id: number, readOnly: boolean): Mapping
   /** The shmid. */
   get id(): number
+  /** The segment's key as read at attach (`0` once marked removed). */
+  get key(): number
   /** The segment's size in bytes (`shm_segsz`). */
   get size(): number
   /** Whether this is a `SHM_RDONLY` attachment. */

@@ -305,3 +305,22 @@ test('Channel detach ends the attachment at once, and its calls throw ERR_SHM_DE
     }
   }
 })
+
+test('views of a detached ArrayBuffer are zero bytes on the JavaScript paths, never a TypeError', (t) => {
+  const { fast } = pair(t, 64)
+  const { js } = channel(t, 256)
+  const { buffer } = new Uint8Array(8)
+  const detached = [new Uint8Array(buffer), new Float64Array(buffer)]
+  structuredClone(buffer, { transfer: [buffer] })
+  for (const view of detached) {
+    t.is(view.byteLength, 0)
+    t.is(fast.write(view, 3), 0)
+    t.is(fast.readInto(view, 3), 0)
+    t.true(js.trySend(view))
+    t.true(js.send(view))
+  }
+  t.is(js.tryRecvInto(detached[0]), 0)
+  t.is(js.recvInto(detached[1]), 0)
+  t.is(js.tryRecv().length, 0)
+  t.is(js.recv(0).length, 0)
+})

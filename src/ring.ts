@@ -183,7 +183,8 @@ export class Ring {
     const first = Math.min(len, cap - start)
     const data = this.#data
     if (first === len) {
-      data.set(src, start)
+      // (0 bytes: nothing to touch; `src` may be a view of a detached ArrayBuffer.)
+      if (len > 0) data.set(src, start)
     } else {
       data.set(src.subarray(0, first), start)
       data.set(src.subarray(first), 0)
@@ -228,7 +229,7 @@ export class Ring {
     const start = at + 8 === cap ? 0 : at + 8
     const first = Math.min(len, cap - start)
     // `set` from a fresh view: the fastest copy out for small records (no `subarray`).
-    out.set(new Uint8Array(this.#segment, HEADER + start, first), 0)
+    if (first > 0) out.set(new Uint8Array(this.#segment, HEADER + start, first), 0)
     if (first < len) out.set(new Uint8Array(this.#segment, HEADER, len - first), first)
     this.#advance(TAIL, th, tl, size)
     if (Atomics.load(this.#words, TX_WAITING) !== 0) this.#wake(false)

@@ -171,12 +171,12 @@ export class SharedMemory implements Disposable {
   /** Why there is no zero-copy buffer, for the error of `buffer`. */
   #noZeroCopy = 'zeroCopy: false was asked'
 
-  private constructor(mapping: Mapping, key: number, created: boolean, zeroCopy: boolean) {
+  private constructor(mapping: Mapping, id: number, key: number, readOnly: boolean, created: boolean, zeroCopy: boolean) {
     this.#native = mapping
-    this.id = mapping.id
+    this.id = id
     this.key = key >>> 0
     this.size = mapping.size
-    this.readOnly = mapping.readOnly
+    this.readOnly = readOnly
     this.created = created
     this.#zeroCopy = false
     if (zeroCopy && !this.readOnly) {
@@ -252,7 +252,7 @@ export class SharedMemory implements Disposable {
   /**
    * `shmat`, the `removeWhenUnused` marking, then the handle. If any step fails, nothing stays
    * attached, and a segment that this call created is removed again: no segment is left that
-   * nobody got to use. (`key` undefined: read it from the segment.)
+   * nobody got to use. (`key` undefined: the key the attach read.)
    */
   static #attach(
     id: number,
@@ -263,7 +263,7 @@ export class SharedMemory implements Disposable {
     try {
       mapping = native.Mapping.attach(id, o.readOnly)
       if (o.parties > 0) mapping.removeIfAttached(o.parties)
-      return new SharedMemory(mapping, key ?? native.stat(id).key, o.created, o.zeroCopy)
+      return new SharedMemory(mapping, id, key ?? mapping.key, o.readOnly, o.created, o.zeroCopy)
     } catch (err) {
       try {
         mapping?.detach(null)
@@ -392,7 +392,8 @@ export class SharedMemory implements Disposable {
     const buf = this.#buffer
     if (buf === null) return this.#native.readInto(view, start)
     const n = Math.min(view.byteLength, this.size - start)
-    return buf.copy(check.bytesOf(view), 0, start, start + n)
+    // (0 bytes: nothing to touch; the view may be of a detached ArrayBuffer.)
+    return n === 0 ? 0 : buf.copy(check.bytesOf(view), 0, start, start + n)
   }
 
   /**
@@ -413,8 +414,9 @@ export class SharedMemory implements Disposable {
     }
     const buf = this.#buffer
     if (buf === null) return this.#native.write(src, start)
-    // `set` copies as memmove does: `data` may be a view of this very segment.
-    buf.set(check.bytesOf(src), start)
+    // `set` copies as memmove does: `data` may be a view of this very segment. (0 bytes: nothing
+    // to touch; the view may be of a detached ArrayBuffer.)
+    if (src.byteLength > 0) buf.set(check.bytesOf(src), start)
     return src.byteLength
   }
 

@@ -55,6 +55,7 @@ pub(crate) struct SabPin {
 pub struct Mapping {
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: i32,
+    key: i32,
     size: usize,
     read_only: bool,
     address: usize,
@@ -81,6 +82,7 @@ impl Mapping {
         attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
         Ok(Mapping {
             id,
+            key: attachment.key(),
             size: attachment.len(),
             read_only,
             address: attachment.as_ptr() as usize,
@@ -97,6 +99,12 @@ impl Mapping {
     #[napi(getter)]
     pub fn id(&self) -> i32 {
         self.id
+    }
+
+    /// The segment's key as read at attach (`0` once marked removed).
+    #[napi(getter)]
+    pub fn key(&self) -> i32 {
+        self.key
     }
 
     /// The segment's size in bytes (`shm_segsz`).

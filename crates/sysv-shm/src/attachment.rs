@@ -51,6 +51,8 @@ pub struct Attachment {
     ptr: NonNull<u8>,
     len: usize,
     id: i32,
+    /// The key at attach time, from the same `IPC_STAT` as `len`.
+    key: i32,
     read_only: bool,
 }
 
@@ -93,18 +95,31 @@ impl Attachment {
             ptr,
             len: 0,
             id,
+            key: 0,
             read_only,
         };
         // The size asked for at creation; the mapping is that rounded up to
         // whole pages, so every byte below it is mapped. If IPC_STAT fails,
         // `?` drops the attachment, which detaches.
-        attachment.len = ipc_stat(id)?.shm_segsz;
+        let ds = ipc_stat(id)?;
+        attachment.len = ds.shm_segsz;
+        attachment.key = crate::sys::perm_key(&ds.shm_perm);
         Ok(attachment)
     }
 
     /// The shmid of the segment.
     pub fn id(&self) -> i32 {
         self.id
+    }
+
+    /// The segment's key as `shmctl(IPC_STAT)` read it right after the
+    /// `shmat` (`0` for `IPC_PRIVATE` and for a segment marked removed), so
+    /// that a caller that attached by id needs no second `IPC_STAT`.
+    ///
+    /// # References
+    /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+    pub fn key(&self) -> i32 {
+        self.key
     }
 
     /// The segment this maps.
