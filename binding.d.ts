@@ -2,6 +2,13 @@
 /* eslint-disable */
 /// <reference types="node" />
 
+export declare class ExternalObject<T> {
+  readonly '': {
+    readonly '': unique symbol
+    [K: symbol]: T
+  }
+}
+
 /** One end of a channel. Detached by `detach()` or garbage collection. */
 export declare class ChannelHandle {
   /** Creates a channel segment of `512 + capacity` bytes (rounded up to 8). */
@@ -164,15 +171,10 @@ export declare class Mapping {
    */
   createSharedBuffer(): SharedArrayBuffer | string
   /**
-   * Copies from the segment at `offset` into `target`, as many bytes as fit
-   * in both; returns the count.
+   * The handle of the copy path's plain functions (`mappingReadInto`,
+   * `mappingWrite`) for this mapping.
    */
-  readInto(target: ArrayBufferView, offset: number): number
-  /**
-   * Copies all of `source` into the segment at `offset`; throws a
-   * `RangeError` if it does not fit. Returns the count.
-   */
-  write(source: ArrayBufferView, offset: number): number
+  copyHandle(): ExternalObject<'CopyHandle'>
   /**
    * `IPC_RMID` if at least `parties` attachments exist now (see
    * `Attachment::remove_if_attached`); returns whether it is marked removed.
@@ -234,6 +236,18 @@ export declare function listSemaphores(): Array<NativeSemStat>
 
 /** `shmctl(id, SHM_LOCK)` or `shmctl(id, SHM_UNLOCK)`. */
 export declare function lock(id: number, locked: boolean): void
+
+/**
+ * Copies from the segment at `offset` into `target`, as many bytes as fit
+ * in both; returns the count.
+ */
+export declare function mappingReadInto(handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number): number
+
+/**
+ * Copies all of `source` into the segment at `offset`; throws a
+ * `RangeError` if it does not fit. Returns the count.
+ */
+export declare function mappingWrite(handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number): number
 
 /** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`, then `IPC_SET` of `msg_qbytes`. */
 export declare function msgCreate(key: number, mode: number, exclusive: boolean, maxBytes?: number | undefined | null): NativeCreated

@@ -657,14 +657,23 @@ function costs() {
     shm.detach()
     return say({ value: ns, k })
   }
-  if (impl === 'plain-fn' || impl === 'getter' || impl === 'method') {
+  if (impl === 'plain-fn' || impl === 'getter' || impl === 'method' || impl === 'external-fn') {
     // The cost of entering the addon: a plain #[napi] function with a number argument
-    // (cancelWait of an id that names no wait), a getter of the native Mapping class (id), and a
+    // (cancelWait of an id that names no wait), a getter of the native Mapping class (id), a
     // method of it with a number argument (notify on a cell nobody waits on: it checks the waiter
-    // count and returns 0).
+    // count and returns 0), and the copy path's plain function over an External (mappingReadInto
+    // of an empty view: no bytes copied).
     const mapping = native.Mapping.attach(opts.id, false)
+    const handle = mapping.copyHandle()
+    const empty = Buffer.alloc(0)
     const call =
-      impl === 'plain-fn' ? () => native.cancelWait(0) : impl === 'getter' ? () => mapping.id : () => mapping.notify(0, 1)
+      impl === 'plain-fn'
+        ? () => native.cancelWait(0)
+        : impl === 'getter'
+          ? () => mapping.id
+          : impl === 'method'
+            ? () => mapping.notify(0, 1)
+            : () => native.mappingReadInto(handle, empty, 0)
     let k = 0
     for (let i = 0; i < 100_000; i++) k += call() ? 1 : 0
     const t0 = now()

@@ -300,6 +300,9 @@ for (const [size, channels, queue] of [
   add(label3, 'native class method (Mapping#notify(0, 1), no waiter)', 'ns', () =>
     withSegment(4096, (id) => single({ scenario: 'costs', impl: 'method', id, count: n(2_000_000) })),
   )
+  add(label3, 'copy path: plain function over an External (mappingReadInto, 0 bytes)', 'ns', () =>
+    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'external-fn', id, count: n(2_000_000) })),
+  )
   const label4 = '64 B into or out of a segment'
   add(label4, 'Buffer#copy 64 B into the mapping (reference)', 'ns', () =>
     withSegment(65536, (id) => single({ scenario: 'costs', impl: 'copy64', id, count: n(2_000_000) })),
@@ -442,7 +445,7 @@ for (const [where] of placements) {
   target(`ping-pong ${where}: wait/notify / process.send`, r6, r6 < 0.5, 'far below 1')
 }
 const pf = find('native call cost', 'plain native function')
-for (const impl of ['native class getter', 'native class method']) {
+for (const impl of ['native class getter', 'native class method', 'copy path: plain function over an External']) {
   const r = ratio(find('native call cost', impl), pf)
   target(`${impl} / plain native function`, r, r <= 1.5, '<= 1.5')
 }

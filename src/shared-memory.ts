@@ -7,7 +7,7 @@
 import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
 
-import type { Mapping, NativeStat } from '../binding'
+import type { ExternalObject, Mapping, NativeStat } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
@@ -165,6 +165,8 @@ export class SharedMemory implements Disposable {
    * ranges themselves; without it they call the native copy, which checks them again.
    */
   #buffer: Buffer | null = null
+  /** The handle of the copy path's plain native functions, made at its first use. */
+  #copy: ExternalObject<'CopyHandle'> | null = null
   #sharedBuffer: SharedArrayBuffer | null = null
   #i32: Int32Array | null = null
   #zeroCopy: boolean
@@ -380,7 +382,7 @@ export class SharedMemory implements Disposable {
     }
     const out = Buffer.allocUnsafe(n)
     if (this.#buffer !== null) this.#buffer.copy(out, 0, start, start + n)
-    else this.#native.readInto(out, start)
+    else native.mappingReadInto(this.#copyHandle(), out, start)
     return out
   }
 
@@ -390,7 +392,7 @@ export class SharedMemory implements Disposable {
     const view = check.view('target', target)
     const start = check.integer('offset', offset, 0, this.size)
     const buf = this.#buffer
-    if (buf === null) return this.#native.readInto(view, start)
+    if (buf === null) return native.mappingReadInto(this.#copyHandle(), view, start)
     const n = Math.min(view.byteLength, this.size - start)
     // (0 bytes: nothing to touch; the view may be of a detached ArrayBuffer.)
     return n === 0 ? 0 : buf.copy(check.bytesOf(view), 0, start, start + n)
@@ -413,7 +415,7 @@ export class SharedMemory implements Disposable {
       )
     }
     const buf = this.#buffer
-    if (buf === null) return this.#native.write(src, start)
+    if (buf === null) return native.mappingWrite(this.#copyHandle(), src, start)
     // `set` copies as memmove does: `data` may be a view of this very segment. (0 bytes: nothing
     // to touch; the view may be of a detached ArrayBuffer.)
     if (src.byteLength > 0) buf.set(check.bytesOf(src), start)
@@ -543,6 +545,10 @@ export class SharedMemory implements Disposable {
   /** `using shm = SharedMemory.open(key)` detaches at the end of the scope. */
   [Symbol.dispose](): void {
     this.detach()
+  }
+
+  #copyHandle(): ExternalObject<'CopyHandle'> {
+    return (this.#copy ??= this.#native.copyHandle())
   }
 
   #writable(what: string): void {

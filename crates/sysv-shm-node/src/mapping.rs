@@ -216,34 +216,14 @@ impl Mapping {
         }
     }
 
-    /// Copies from the segment at `offset` into `target`, as many bytes as fit
-    /// in both; returns the count.
-    #[napi(ts_args_type = "target: ArrayBufferView, offset: number")]
-    pub fn read_into(&self, env: Env, target: Unknown, offset: f64) -> Result<f64> {
-        let offset = to_usize(&env, "offset", offset)?;
-        let (dst, len) = view_bytes(&env, &target)?;
-        let guard = self.shared.lock();
-        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-        let n = len.min(attachment.len().saturating_sub(offset));
-        // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
-        // memory, and no JS runs during this call. It may be the mapping itself,
-        // which `read_raw` allows (memmove).
-        unsafe { attachment.read_raw(offset, dst, n) }.map_err(|e| throw(&env, e))?;
-        Ok(n as f64)
-    }
-
-    /// Copies all of `source` into the segment at `offset`; throws a
-    /// `RangeError` if it does not fit. Returns the count.
-    #[napi(ts_args_type = "source: ArrayBufferView, offset: number")]
-    pub fn write(&self, env: Env, source: Unknown, offset: f64) -> Result<f64> {
-        let offset = to_usize(&env, "offset", offset)?;
-        let (src, len) = view_bytes(&env, &source)?;
-        let guard = self.shared.lock();
-        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-        // SAFETY: `src` is valid for `len` bytes: it is the live view's memory,
-        // and no JS runs during this call. It may overlap the mapping (memmove).
-        unsafe { attachment.write_raw(offset, src, len) }.map_err(|e| throw(&env, e))?;
-        Ok(len as f64)
+    /// The handle of the copy path's plain functions (`mappingReadInto`,
+    /// `mappingWrite`) for this mapping.
+    #[napi(ts_return_type = "ExternalObject<'CopyHandle'>")]
+    pub fn copy_handle(&self) -> External<CopyHandle> {
+        External::new(CopyHandle {
+            shared: self.shared.clone(),
+            id: self.id,
+        })
     }
 
     /// `IPC_RMID` if at least `parties` attachments exist now (see
@@ -312,6 +292,61 @@ impl Mapping {
             None => attachment.detach().map_err(|e| throw(&env, e)),
         }
     }
+}
+
+/// What the copy path's plain functions take instead of the `Mapping`: its
+/// attachment (`None` once detached) and id, in an `External`. A class
+/// method of napi-rs 3 (with `napi8`) unwraps its object, checks its type
+/// tag and registers a borrow on every call, a plain function with an
+/// `External` only reads the external's pointer and compares a `TypeId`:
+/// about half the cost of a method, per call.
+pub struct CopyHandle {
+    shared: Arc<Shared>,
+    id: i32,
+}
+
+/// Copies from the segment at `offset` into `target`, as many bytes as fit
+/// in both; returns the count.
+#[napi(
+    ts_args_type = "handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number"
+)]
+pub fn mapping_read_into(
+    env: Env,
+    handle: &External<CopyHandle>,
+    target: Unknown,
+    offset: f64,
+) -> Result<f64> {
+    let offset = to_usize(&env, "offset", offset)?;
+    let (dst, len) = view_bytes(&env, &target)?;
+    let guard = handle.shared.lock();
+    let attachment = guard.as_ref().ok_or_else(|| detached(&env, handle.id))?;
+    let n = len.min(attachment.len().saturating_sub(offset));
+    // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
+    // memory, and no JS runs during this call. It may be the mapping itself,
+    // which `read_raw` allows (memmove).
+    unsafe { attachment.read_raw(offset, dst, n) }.map_err(|e| throw(&env, e))?;
+    Ok(n as f64)
+}
+
+/// Copies all of `source` into the segment at `offset`; throws a
+/// `RangeError` if it does not fit. Returns the count.
+#[napi(
+    ts_args_type = "handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number"
+)]
+pub fn mapping_write(
+    env: Env,
+    handle: &External<CopyHandle>,
+    source: Unknown,
+    offset: f64,
+) -> Result<f64> {
+    let offset = to_usize(&env, "offset", offset)?;
+    let (src, len) = view_bytes(&env, &source)?;
+    let guard = handle.shared.lock();
+    let attachment = guard.as_ref().ok_or_else(|| detached(&env, handle.id))?;
+    // SAFETY: `src` is valid for `len` bytes: it is the live view's memory,
+    // and no JS runs during this call. It may overlap the mapping (memmove).
+    unsafe { attachment.write_raw(offset, src, len) }.map_err(|e| throw(&env, e))?;
+    Ok(len as f64)
 }
 
 fn detached(env: &Env, id: i32) -> Error {
