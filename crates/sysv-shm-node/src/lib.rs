@@ -24,7 +24,7 @@ use napi_derive::napi;
 use sysv_shm::{CreateOptions, Segment, SegmentInfo, SetOptions};
 
 pub use channel::ChannelHandle;
-pub use mapping::Mapping;
+pub use mapping::{mapping_read_into, mapping_write, CopyHandle, Mapping};
 
 use errors::{invalid, throw, ErrorClass};
 
