@@ -646,8 +646,8 @@ async function mqRate() {
 function costs() {
   const { count } = opts
   if (impl === 'napi-call') {
-    // One napi-rs class call that does almost nothing (a getter that takes a mutex): the floor of
-    // every per-message native call on this machine.
+    // SharedMemory#attached: a native getter before, JavaScript's own state now (what every call's
+    // attach check costs).
     const shm = SharedMemory.openById(opts.id)
     let k = 0
     for (let i = 0; i < 100_000; i++) k += shm.attached ? 1 : 0

@@ -283,26 +283,21 @@ for (const [size, channels, queue] of [
     return line ? Number(line.trim().split(/\s+/)[3]) : 0
   })
   for (const impl of ['trySend', 'tryRecvInto']) {
-    add('napi call floor', `Channel.${impl} of 64 B, one process, no peer`, 'ns', () =>
+    add('one call, one process', `Channel.${impl} of 64 B, no peer (JavaScript path)`, 'ns', () =>
       withChannel(256 * MiB, (id) => single({ scenario: 'costs', impl, id, count: n(1_000_000) })),
     )
   }
-  add('napi call floor', 'one napi-rs class getter (SharedMemory.attached)', 'ns', () =>
+  add('one call, one process', 'SharedMemory#attached (JavaScript: no native call)', 'ns', () =>
     withSegment(4096, (id) => single({ scenario: 'costs', impl: 'napi-call', id, count: n(2_000_000) })),
   )
-  const label3 = 'native call cost'
-  add(label3, 'plain native function (cancelWait(0))', 'ns', () =>
-    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'plain-fn', id, count: n(2_000_000) })),
-  )
-  add(label3, 'native class getter (Mapping#id)', 'ns', () =>
-    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'getter', id, count: n(2_000_000) })),
-  )
-  add(label3, 'native class method (Mapping#notify(0, 1), no waiter)', 'ns', () =>
-    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'method', id, count: n(2_000_000) })),
-  )
-  add(label3, 'copy path: plain function over an External (mappingReadInto, 0 bytes)', 'ns', () =>
-    withSegment(4096, (id) => single({ scenario: 'costs', impl: 'external-fn', id, count: n(2_000_000) })),
-  )
+  for (const [impl, name] of [
+    ['plain-fn', 'plain native function (cancelWait(0))'],
+    ['getter', 'native class getter (Mapping#id)'],
+    ['method', 'native class method (Mapping#notify(0, 1), no waiter)'],
+    ['external-fn', 'copy path: plain function over an External (mappingReadInto, 0 bytes)'],
+  ]) {
+    add('native call cost', name, 'ns', () => withSegment(4096, (id) => single({ scenario: 'costs', impl, id, count: n(2_000_000) })))
+  }
   const label4 = '64 B into or out of a segment'
   add(label4, 'Buffer#copy 64 B into the mapping (reference)', 'ns', () =>
     withSegment(65536, (id) => single({ scenario: 'costs', impl: 'copy64', id, count: n(2_000_000) })),

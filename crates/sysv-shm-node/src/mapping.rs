@@ -305,6 +305,23 @@ pub struct CopyHandle {
     id: i32,
 }
 
+/// Runs one copy of the copy path: `copy(attachment, offset, view's
+/// memory, view's length)` with the attachment locked, after the checks both
+/// copy functions make (`offset`, the view, detached).
+fn with_copy(
+    env: &Env,
+    handle: &CopyHandle,
+    view: &Unknown,
+    offset: f64,
+    copy: impl FnOnce(&Attachment, usize, *mut u8, usize) -> sysv_shm::Result<f64>,
+) -> Result<f64> {
+    let offset = to_usize(env, "offset", offset)?;
+    let (ptr, len) = view_bytes(env, view)?;
+    let guard = handle.shared.lock();
+    let attachment = guard.as_ref().ok_or_else(|| detached(env, handle.id))?;
+    copy(attachment, offset, ptr, len).map_err(|e| throw(env, e))
+}
+
 /// Copies from the segment at `offset` into `target`, as many bytes as fit
 /// in both; returns the count.
 #[napi(
@@ -316,16 +333,20 @@ pub fn mapping_read_into(
     target: Unknown,
     offset: f64,
 ) -> Result<f64> {
-    let offset = to_usize(&env, "offset", offset)?;
-    let (dst, len) = view_bytes(&env, &target)?;
-    let guard = handle.shared.lock();
-    let attachment = guard.as_ref().ok_or_else(|| detached(&env, handle.id))?;
-    let n = len.min(attachment.len().saturating_sub(offset));
-    // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
-    // memory, and no JS runs during this call. It may be the mapping itself,
-    // which `read_raw` allows (memmove).
-    unsafe { attachment.read_raw(offset, dst, n) }.map_err(|e| throw(&env, e))?;
-    Ok(n as f64)
+    with_copy(
+        &env,
+        handle,
+        &target,
+        offset,
+        |attachment, offset, dst, len| {
+            let n = len.min(attachment.len().saturating_sub(offset));
+            // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
+            // memory, and no JS runs during this call. It may be the mapping
+            // itself, which `read_raw` allows (memmove).
+            unsafe { attachment.read_raw(offset, dst, n) }?;
+            Ok(n as f64)
+        },
+    )
 }
 
 /// Copies all of `source` into the segment at `offset`; throws a
@@ -339,14 +360,19 @@ pub fn mapping_write(
     source: Unknown,
     offset: f64,
 ) -> Result<f64> {
-    let offset = to_usize(&env, "offset", offset)?;
-    let (src, len) = view_bytes(&env, &source)?;
-    let guard = handle.shared.lock();
-    let attachment = guard.as_ref().ok_or_else(|| detached(&env, handle.id))?;
-    // SAFETY: `src` is valid for `len` bytes: it is the live view's memory,
-    // and no JS runs during this call. It may overlap the mapping (memmove).
-    unsafe { attachment.write_raw(offset, src, len) }.map_err(|e| throw(&env, e))?;
-    Ok(len as f64)
+    with_copy(
+        &env,
+        handle,
+        &source,
+        offset,
+        |attachment, offset, src, len| {
+            // SAFETY: `src` is valid for `len` bytes: it is the live view's
+            // memory, and no JS runs during this call. It may overlap the mapping
+            // (memmove).
+            unsafe { attachment.write_raw(offset, src, len) }?;
+            Ok(len as f64)
+        },
+    )
 }
 
 fn detached(env: &Env, id: i32) -> Error {
