@@ -325,3 +325,40 @@ test('views of a detached ArrayBuffer are zero bytes on the JavaScript paths, ne
   t.is(js.tryRecv().length, 0)
   t.is(js.recv(0).length, 0)
 })
+
+test('trySendMany, recvMany and tryRecvMany run in JavaScript with one store of head or tail per batch, and agree with the native path', (t) => {
+  const { js, nat, words } = channel(t, 512)
+  words[HEAD] = 2n ** 32n - 40n
+  words[TAIL] = 2n ** 32n - 40n
+  const items = Array.from({ length: 12 }, (_, i) => Buffer.alloc(1 + ((i * 29) % 60), i + 1))
+  for (const [tx, rx, jsCalls] of [[js, nat, true], [nat, js, true], [js, js, true], [nat, nat, false]]) {
+    const target = Buffer.alloc(1000)
+    const lengths = new Uint32Array(5)
+    let sent = 0
+    let got = []
+    const calls = channelCalls(() => {
+      sent = tx.trySendMany(items)
+      for (;;) {
+        const n = got.length % 2 ? rx.tryRecvMany(target, lengths) : rx.recvMany(target, lengths, 0)
+        if (n === null) break
+        let off = 0
+        for (let k = 0; k < n; k++) {
+          got.push(Buffer.from(target.subarray(off, off + lengths[k])))
+          off += lengths[k]
+        }
+      }
+    })
+    t.true(sent >= 5 && sent < items.length, `${sent} sent: the ring filled up`)
+    t.deepEqual(got, items.slice(0, sent))
+    if (tx === js && rx === js) t.deepEqual(calls, [], 'no native call')
+    if (!jsCalls) t.true(calls.length > 0)
+  }
+  // What the JavaScript path leaves to the native one: an item that is not a view, a target too small.
+  t.throws(() => js.trySendMany([Buffer.from('a'), 'b']), { instanceOf: TypeError })
+  t.deepEqual(nat.tryRecv(), Buffer.from('a'))
+  t.true(js.trySend(Buffer.alloc(30)))
+  const e = t.throws(() => js.tryRecvMany(Buffer.alloc(10), new Uint32Array(4)), { instanceOf: RangeError })
+  t.is(e.code, 'ERR_BUFFER_TOO_SMALL')
+  const shared = new Uint32Array(20)
+  t.throws(() => js.tryRecvMany(new Uint8Array(shared.buffer, 0, 40), shared), { instanceOf: RangeError })
+})

@@ -191,7 +191,11 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   /** Sends messages in order while there is room, in one call; returns how many were sent. */
   trySendMany(items: readonly ArrayBufferView[]): number {
     if (!Array.isArray(items)) throw check.rangeError('The "items" argument must be an array of ArrayBufferViews')
-    return this.#native.trySendMany(items as ArrayBufferView[])
+    const js = this.#fast()
+    if (js === null) return this.#native.trySendMany(items as ArrayBufferView[])
+    const n = js.trySendMany(items)
+    // Stopped at an item the native call decides (it sends it, or throws for it): the rest go native.
+    return js.stopped ? n + this.#native.trySendMany(items.slice(n) as ArrayBufferView[]) : n
   }
 
   /**
@@ -263,13 +267,22 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    * @throws {RangeError} `ERR_BUFFER_TOO_SMALL` if even the first message does not fit.
    */
   recvMany(target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number): number | null {
-    const n = this.#native.recvMany(target, lengthsOf(lengths), futex.timeout(timeoutMs))
-    return n < 0 ? null : n
+    return this.#recvMany(target, lengthsOf(lengths), futex.timeout(timeoutMs))
   }
 
   /** {@link Channel.recvMany} without waiting: the count, or `null` if nothing is there. */
   tryRecvMany(target: ArrayBufferView, lengths: Uint32Array): number | null {
-    const n = this.#native.recvMany(target, lengthsOf(lengths), 0)
+    return this.#recvMany(target, lengthsOf(lengths), 0)
+  }
+
+  #recvMany(target: ArrayBufferView, lengths: Uint32Array, ms: number | undefined): number | null {
+    const js = this.#fast()
+    if (js !== null && ArrayBuffer.isView(target)) {
+      const n = js.receiveMany(check.bytesOf(target), lengths)
+      if (n >= 0) return n
+      if (n === RING_EMPTY && ms === 0) return null
+    }
+    const n = this.#native.recvMany(target, lengths, ms)
     return n < 0 ? null : n
   }
 

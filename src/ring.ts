@@ -26,6 +26,7 @@
  * @module
  */
 /// <reference types="node" preserve="true" />
+import { bytesOf } from './validate'
 
 /** `trySend`: sent. */
 export const SENT = 1
@@ -157,25 +158,32 @@ export class Ring {
     return Number(((BigInt(hi) << 32n) | BigInt(lo)) % BigInt(c))
   }
 
-  /** Sends `src` as one record if there is room now: {@link SENT}, {@link FULL} or {@link NATIVE}. */
-  trySend(src: Uint8Array): number {
+  /** Sets `#hi`/`#lo` to `hi:lo + n`, wrapping. */
+  #plus(hi: number, lo: number, n: number): void {
+    const sum = lo + n
+    this.#lo = sum % TWO32
+    this.#hi = (hi + Math.floor(sum / TWO32)) % TWO32
+  }
+
+  /**
+   * Whether a record of `need` bytes fits at head `hh:hl` (a multiple of 8, checked): against the
+   * cached tail, else a fresh, checked one. {@link SENT}, {@link FULL} or {@link NATIVE}.
+   */
+  #room(hh: number, hl: number, need: number): number {
+    const cap = this.#cap
+    if (diff(hh, hl, this.#tailHi, this.#tailLo) <= cap - need) return SENT
+    if (!this.#load(TAIL) || this.#lo % 8 !== 0) return NATIVE
+    const used = diff(hh, hl, this.#hi, this.#lo)
+    if (used > cap) return NATIVE
+    this.#tailHi = this.#hi
+    this.#tailLo = this.#lo
+    return used > cap - need ? FULL : SENT
+  }
+
+  /** Writes the record of `src` at head `hh:hl` (room checked). */
+  #put(hh: number, hl: number, src: Uint8Array): void {
     const len = src.byteLength
     const cap = this.#cap
-    const need = recordSize(len)
-    const w = this.#words
-    if (need > cap || len > 0xffff_ffff || Atomics.load(w, CLOSED) !== 0) return NATIVE
-    this.#own(HEAD)
-    const hh = this.#hi
-    const hl = this.#lo
-    if (hl % 8 !== 0) return NATIVE
-    if (diff(hh, hl, this.#tailHi, this.#tailLo) > cap - need) {
-      if (!this.#load(TAIL) || this.#lo % 8 !== 0) return NATIVE
-      const used = diff(hh, hl, this.#hi, this.#lo)
-      if (used > cap) return NATIVE
-      this.#tailHi = this.#hi
-      this.#tailLo = this.#lo
-      if (used > cap - need) return FULL
-    }
     const at = this.#offset(hh, hl)
     this.#records[at / 4] = len
     this.#records[at / 4 + 1] = 0
@@ -189,10 +197,76 @@ export class Ring {
       data.set(src.subarray(0, first), start)
       data.set(src.subarray(first), 0)
     }
-    this.#advance(HEAD, hh, hl, need)
-    if (Atomics.load(w, RX_WAITING) !== 0) this.#wake(true)
+  }
+
+  /** Copies the `len` bytes of the payload of the record at ring offset `at` to `out[to]`. */
+  #take(at: number, len: number, out: Uint8Array, to: number): void {
+    const cap = this.#cap
+    const start = at + 8 === cap ? 0 : at + 8
+    const first = Math.min(len, cap - start)
+    // `set` from a fresh view: the fastest copy out for small records (no `subarray`).
+    if (first > 0) out.set(new Uint8Array(this.#segment, HEADER + start, first), to)
+    if (first < len) out.set(new Uint8Array(this.#segment, HEADER, len - first), to + first)
+  }
+
+  /** Whether a message of `len` bytes can go through this path (else the native call reports it). */
+  #sendable(len: number): boolean {
+    return recordSize(len) <= this.#cap && len <= 0xffff_ffff
+  }
+
+  /** Sends `src` as one record if there is room now: {@link SENT}, {@link FULL} or {@link NATIVE}. */
+  trySend(src: Uint8Array): number {
+    if (!this.#sendable(src.byteLength) || Atomics.load(this.#words, CLOSED) !== 0) return NATIVE
+    this.#own(HEAD)
+    const hh = this.#hi
+    const hl = this.#lo
+    if (hl % 8 !== 0) return NATIVE
+    const room = this.#room(hh, hl, recordSize(src.byteLength))
+    if (room !== SENT) return room
+    this.#put(hh, hl, src)
+    this.#advance(HEAD, hh, hl, recordSize(src.byteLength))
+    if (Atomics.load(this.#words, RX_WAITING) !== 0) this.#wake(true)
     return SENT
   }
+
+  /**
+   * Sends `items` in order while there is room, publishing them with one store of `head` (and one
+   * look at the receiver's waiting word): how many were sent. `stopped` tells whether it stopped at
+   * an item the native call must decide (not a view, too large, a word out of the ordinary): the
+   * caller sends the rest natively.
+   */
+  trySendMany(items: readonly unknown[]): number {
+    this.stopped = true
+    if (Atomics.load(this.#words, CLOSED) !== 0) return 0
+    this.#own(HEAD)
+    const hh = this.#hi
+    const hl = this.#lo
+    if (hl % 8 !== 0) return 0
+    let n = 0
+    let total = 0
+    for (; n < items.length; n++) {
+      const item = items[n]
+      if (!ArrayBuffer.isView(item) || !this.#sendable(item.byteLength)) break
+      const src = bytesOf(item)
+      this.#plus(hh, hl, total)
+      const ch = this.#hi
+      const cl = this.#lo
+      const room = this.#room(ch, cl, recordSize(src.byteLength))
+      if (room === FULL) this.stopped = false
+      if (room !== SENT) break
+      this.#put(ch, cl, src)
+      total += recordSize(src.byteLength)
+    }
+    if (n === items.length) this.stopped = false
+    if (n > 0) {
+      this.#advance(HEAD, hh, hl, total)
+      if (Atomics.load(this.#words, RX_WAITING) !== 0) this.#wake(true)
+    }
+    return n
+  }
+
+  /** Whether the last `trySendMany` stopped at an item for the native call. */
+  stopped = false
 
   /**
    * Receives the next record if there is one now: into `dst` (a message longer than it:
@@ -207,12 +281,8 @@ export class Ring {
     if (tl % 8 !== 0) return NATIVE
     let published = diff(this.#headHi, this.#headLo, th, tl)
     if (published === 0 || published > cap) {
-      if (!this.#load(HEAD) || this.#lo % 8 !== 0) return NATIVE
-      published = diff(this.#hi, this.#lo, th, tl)
-      if (published > cap) return NATIVE
-      this.#headHi = this.#hi
-      this.#headLo = this.#lo
-      if (published === 0) return EMPTY
+      published = this.#published(th, tl)
+      if (published <= 0) return published
     }
     const at = this.#offset(th, tl)
     // Read once: a peer that rewrites it meanwhile changes nothing of what is checked and copied.
@@ -226,13 +296,57 @@ export class Ring {
     } else if (len > out.byteLength) {
       return NATIVE
     }
-    const start = at + 8 === cap ? 0 : at + 8
-    const first = Math.min(len, cap - start)
-    // `set` from a fresh view: the fastest copy out for small records (no `subarray`).
-    if (first > 0) out.set(new Uint8Array(this.#segment, HEADER + start, first), 0)
-    if (first < len) out.set(new Uint8Array(this.#segment, HEADER, len - first), first)
+    this.#take(at, len, out, 0)
     this.#advance(TAIL, th, tl, size)
     if (Atomics.load(this.#words, TX_WAITING) !== 0) this.#wake(false)
     return len
+  }
+
+  /**
+   * The bytes published after tail `th:tl`, from a fresh, checked head (cached): {@link EMPTY}
+   * for none, {@link NATIVE} for a head out of the ordinary.
+   */
+  #published(th: number, tl: number): number {
+    if (!this.#load(HEAD) || this.#lo % 8 !== 0) return NATIVE
+    const published = diff(this.#hi, this.#lo, th, tl)
+    if (published > this.#cap) return NATIVE
+    this.#headHi = this.#hi
+    this.#headLo = this.#lo
+    return published === 0 ? EMPTY : published
+  }
+
+  /**
+   * Receives as many waiting records as fit, packed back to back into `target`, their lengths
+   * into `lengths`, consuming them with one store of `tail` (and one look at the sender's waiting
+   * word): how many, {@link EMPTY}, or {@link NATIVE} (the first does not fit, or a word out of the
+   * ordinary before any record: the native call reports it; after some, they are handed over and
+   * the next call finds it).
+   */
+  receiveMany(target: Uint8Array, lengths: Uint32Array): number {
+    if (lengths.buffer === target.buffer) return NATIVE
+    this.#own(TAIL)
+    const th = this.#hi
+    const tl = this.#lo
+    if (tl % 8 !== 0) return NATIVE
+    const published = this.#published(th, tl)
+    if (published <= 0) return published
+    let n = 0
+    let used = 0
+    let taken = 0
+    while (n < lengths.length && taken < published) {
+      this.#plus(th, tl, taken)
+      const at = this.#offset(this.#hi, this.#lo)
+      const len = this.#records[at / 4]
+      const size = recordSize(len)
+      if (size > published - taken || len > target.byteLength - used) break
+      this.#take(at, len, target, used)
+      lengths[n++] = len
+      used += len
+      taken += size
+    }
+    if (n === 0) return NATIVE
+    this.#advance(TAIL, th, tl, taken)
+    if (Atomics.load(this.#words, TX_WAITING) !== 0) this.#wake(false)
+    return n
   }
 }
