@@ -216,15 +216,17 @@ export class Ring {
 
   /** Sends `src` as one record if there is room now: {@link SENT}, {@link FULL} or {@link NATIVE}. */
   trySend(src: Uint8Array): number {
-    if (!this.#sendable(src.byteLength) || Atomics.load(this.#words, CLOSED) !== 0) return NATIVE
+    const len = src.byteLength
+    if (!this.#sendable(len) || Atomics.load(this.#words, CLOSED) !== 0) return NATIVE
     this.#own(HEAD)
     const hh = this.#hi
     const hl = this.#lo
     if (hl % 8 !== 0) return NATIVE
-    const room = this.#room(hh, hl, recordSize(src.byteLength))
+    const need = recordSize(len)
+    const room = this.#room(hh, hl, need)
     if (room !== SENT) return room
     this.#put(hh, hl, src)
-    this.#advance(HEAD, hh, hl, recordSize(src.byteLength))
+    this.#advance(HEAD, hh, hl, need)
     if (Atomics.load(this.#words, RX_WAITING) !== 0) this.#wake(true)
     return SENT
   }
