@@ -2,6 +2,13 @@
 /* eslint-disable */
 /// <reference types="node" />
 
+export declare class ExternalObject<T> {
+  readonly '': {
+    readonly '': unique symbol
+    [K: symbol]: T
+  }
+}
+
 /** One end of a channel. Detached by `detach()` or garbage collection. */
 export declare class ChannelHandle {
   /** Creates a channel segment of `512 + capacity` bytes (rounded up to 8). */
@@ -67,12 +74,21 @@ export declare class ChannelHandle {
    */
   recvWaitAsync(): { promise: Promise<string>, id: number } | null
   /**
-   * An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
-   * `sendWith`/`recvWith`; it keeps the mapping alive until collected.
-   * Where there can be none (Electron, a ring above
+   * An `ArrayBuffer` over the whole segment (the 512-byte header, then
+   * the ring: `512 + capacity` bytes), with no copy: the JavaScript send
+   * and receive paths and `sendWith`/`recvWith` work on it. It keeps the
+   * mapping alive until `detach(it)` cuts it off, or until it is
+   * collected. Where there can be none (Electron, a segment above
    * `buffer.constants.MAX_LENGTH`), a string that says why.
    */
-  ringBuffer(): ArrayBuffer | string
+  segmentBuffer(): ArrayBuffer | string
+  /**
+   * Wakes the receiver (`true`) or the sender (`false`) if its waiting
+   * word says it sleeps: for the JavaScript paths, which move `head` and
+   * `tail` themselves (`futex(2)` `FUTEX_WAKE`, no system call when the
+   * word is 0).
+   */
+  wake(receiver: boolean): void
   /**
    * Reserves room for `length` bytes to write in place, waiting while the
    * ring is too full: the payload's offset in the ring, `-1` on timeout,
@@ -100,10 +116,11 @@ export declare class ChannelHandle {
   remove(): void
   /**
    * Detaches this end (pending asynchronous receives end as detached).
-   * If `ring` is this end's `ringBuffer()`, it is detached first, so its
-   * views read as length 0. Idempotent.
+   * If `segment` is this end's `segmentBuffer()`, it is detached first, so
+   * its views read as length 0, and the mapping goes now (else when that
+   * buffer is collected). Idempotent.
    */
-  detach(ring?: ArrayBuffer | null): void
+  detach(segment?: ArrayBuffer | null): void
 }
 
 /**
@@ -132,6 +149,8 @@ export declare class Mapping {
   static attach(id: number, readOnly: boolean): Mapping
   /** The shmid. */
   get id(): number
+  /** The segment's key as read at attach (`0` once marked removed). */
+  get key(): number
   /** The segment's size in bytes (`shm_segsz`). */
   get size(): number
   /** Whether this is a `SHM_RDONLY` attachment. */
@@ -152,15 +171,10 @@ export declare class Mapping {
    */
   createSharedBuffer(): SharedArrayBuffer | string
   /**
-   * Copies from the segment at `offset` into `target`, as many bytes as fit
-   * in both; returns the count.
+   * The handle of the copy path's plain functions (`mappingReadInto`,
+   * `mappingWrite`) for this mapping.
    */
-  readInto(target: ArrayBufferView, offset: number): number
-  /**
-   * Copies all of `source` into the segment at `offset`; throws a
-   * `RangeError` if it does not fit. Returns the count.
-   */
-  write(source: ArrayBufferView, offset: number): number
+  copyHandle(): ExternalObject<'CopyHandle'>
   /**
    * `IPC_RMID` if at least `parties` attachments exist now (see
    * `Attachment::remove_if_attached`); returns whether it is marked removed.
@@ -204,6 +218,18 @@ export declare function ftok(path: string, projId: number): number
  * `futex_waitv` is missing or `SYSV_SHM_FUTEX_WAITV=0`). Probed once.
  */
 export declare function futexAsyncBackend(): string
+
+/**
+ * Copies from the segment at `offset` into `target`, as many bytes as fit
+ * in both; returns the count.
+ */
+export declare function mappingReadInto(handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number): number
+
+/**
+ * Copies all of `source` into the segment at `offset`; throws a
+ * `RangeError` if it does not fit. Returns the count.
+ */
+export declare function mappingWrite(handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number): number
 
 /** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`, then `IPC_SET` of `msg_qbytes`. */
 export declare function msgCreate(key: number, mode: number, exclusive: boolean, maxBytes?: number | undefined | null): NativeCreated

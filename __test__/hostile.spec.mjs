@@ -50,7 +50,7 @@ function peer(kind, args, started) {
  * segment; returns the victim's counts. The peer must have written, and the victim made calls
  * while it did.
  */
-async function attack(t, kind, mode, target, repair) {
+async function attack(t, kind, mode, target, repair, path = 'js') {
   const ctrl = segment(t, 16)
   const phase = new Int32Array(ctrl.buffer.buffer, ctrl.buffer.byteOffset, 3)
   const seed = (Math.random() * 2 ** 31) >>> 0
@@ -58,7 +58,7 @@ async function attack(t, kind, mode, target, repair) {
   let victimDone = false
   // Killed if the test fails before they end (they also end when this process does).
   const started = (child) => t.teardown(() => child.kill('SIGKILL'))
-  const victim = runNode('hostile-child.mjs', [mode, target.id, ctrl.id, seed], { started }).finally(() => (victimDone = true))
+  const victim = runNode('hostile-child.mjs', [mode, target.id, ctrl.id, seed, path], { started }).finally(() => (victimDone = true))
   const scribbler = peer(kind, [mode, target.id, ctrl.id, seed ^ 0x5bd1e995], started)
   let peerDone = false
   scribbler.finally(() => (peerDone = true))
@@ -87,39 +87,50 @@ async function attack(t, kind, mode, target, repair) {
  * `attack` on a live channel of 3584 bytes of ring: the segment ends on a page boundary. The
  * victim attaches it with an unmapped page after (checked in /proc/self/maps while it runs), so an
  * access past the ring faults. The repair restores the header and zeroes closed, head, tail and
- * the waiting words.
+ * the waiting words. `path`: the victim's channel calls take the JavaScript path where it applies
+ * (`js`), or only native calls (`native`, as in Electron); the check after the repair shows which.
  */
-async function attackChannel(t, kind, mode) {
+async function attackChannel(t, kind, mode, path) {
   const ch = Channel.create(IPC_PRIVATE, 3584)
   ch.remove()
   t.teardown(() => ch.detach())
   const shm = SharedMemory.openById(ch.id)
   t.teardown(() => shm.detach())
   const header = shm.read(0, 24)
-  const stats = await attack(t, kind, mode, shm, () => {
-    shm.write(header, 0)
-    shm.write(Buffer.alloc(512 - 24), 24)
-  })
+  const stats = await attack(
+    t,
+    kind,
+    mode,
+    shm,
+    () => {
+      shm.write(header, 0)
+      shm.write(Buffer.alloc(512 - 24), 24)
+    },
+    path,
+  )
   t.true(stats.intact > 0, 'messages came through between the damage')
   t.is(stats.clean, 200, 'the repaired channel moves messages exactly')
+  t.is(stats.cleanNative, path === 'js' ? 0 : 400, `native send and receive calls on the ${path} path`)
   return stats
 }
 
 for (const kind of ['Node', 'C']) {
-  test.serial(`channel: a ${kind} peer scribbling over head, tail, records and every header word gets ERR_CHANNEL_CORRUPT, never a crash`, async (t) => {
-    const stats = await attackChannel(t, kind, 'channel')
-    t.true(stats.errors.ERR_CHANNEL_CORRUPT > 0, 'the peer broke the channel')
-  })
+  for (const [path, how] of [['js', 'JavaScript paths'], ['native', 'native calls only (Electron)']]) {
+    test.serial(`channel, ${how}: a ${kind} peer scribbling over head, tail, records and every header word gets ERR_CHANNEL_CORRUPT, never a crash`, async (t) => {
+      const stats = await attackChannel(t, kind, 'channel', path)
+      t.true(stats.errors.ERR_CHANNEL_CORRUPT > 0, 'the peer broke the channel')
+    })
 
-  test.serial(`channel: a ${kind} peer rewriting record lengths never makes a receiver return more than head published`, async (t) => {
-    // The peer writes only length words (at tail, at head, anywhere), so the victim alone moves
-    // head and tail and knows what is published: every message must lie within it (stale bytes
-    // past head would be handed out by a check against the ring's size only).
-    const stats = await attackChannel(t, kind, 'lengths')
-    t.true(stats.checked >= MIN_CALLS, `${stats.checked} receives checked against what head published`)
-    t.true(stats.errors.ERR_CHANNEL_CORRUPT > 0, 'lengths longer than what head published were refused')
-    t.true(stats.forged > 0, 'lengths within it came through as messages the peer made')
-  })
+    test.serial(`channel, ${how}: a ${kind} peer rewriting record lengths never makes a receiver return more than head published`, async (t) => {
+      // The peer writes only length words (at tail, at head, anywhere), so the victim alone moves
+      // head and tail and knows what is published: every message must lie within it (stale bytes
+      // past head would be handed out by a check against the ring's size only).
+      const stats = await attackChannel(t, kind, 'lengths', path)
+      t.true(stats.checked >= MIN_CALLS, `${stats.checked} receives checked against what head published`)
+      t.true(stats.errors.ERR_CHANNEL_CORRUPT > 0, 'lengths longer than what head published were refused')
+      t.true(stats.forged > 0, 'lengths within it came through as messages the peer made')
+    })
+  }
 
   test.serial(`wait cells: a ${kind} peer scribbling over values and waiter counts leaves wait, waitAsync and notify working`, async (t) => {
     const shm = segment(t, 64)

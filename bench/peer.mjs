@@ -518,8 +518,50 @@ function roundTrips(send, listen, total, mark) {
 // Channel message rate: `count` messages of `size` bytes one way; the receiver checks each
 // sequence stamp and reports messages per second.
 
+/**
+ * The plain-JavaScript reference of the message rate: a minimal single-producer single-consumer
+ * ring of fixed 64-byte records on a segment's zero-copy Buffer (head at byte 0, tail at byte 64,
+ * 1024 slots from byte 128), one `Atomics.store` of the head (or tail) per message, `Buffer#copy`
+ * in and out, spinning when empty or full: no checks, no wake-ups. The JS limit for 64 B messages
+ * (bench/c/ring.c is the same ring in C).
+ */
+function jsRing() {
+  const { size, count, warm } = opts
+  const SLOTS = 1024
+  const shm = SharedMemory.openById(opts.id)
+  const buf = shm.buffer
+  const i32 = new Int32Array(buf.buffer, buf.byteOffset, 32)
+  const HEAD = 0
+  const TAIL = 16
+  const msg = Buffer.alloc(size)
+  let h = 0
+  let t = 0
+  if (role === 'send') {
+    for (let i = 0; i < count; i++) {
+      while (h - t === SLOTS) t = Atomics.load(i32, TAIL)
+      msg.writeUInt32LE(i, 0)
+      const at = 128 + (h % SLOTS) * size
+      msg.copy(buf, at, 0, size)
+      Atomics.store(i32, HEAD, ++h)
+    }
+  } else {
+    let t0
+    for (let i = 0; i < count; i++) {
+      if (i === warm) t0 = now()
+      while (t === h) h = Atomics.load(i32, HEAD)
+      const at = 128 + (t % SLOTS) * size
+      buf.copy(msg, 0, at, at + size)
+      if (msg.readUInt32LE(0) !== i) throw new Error(`bad message ${i}`)
+      Atomics.store(i32, TAIL, ++t)
+    }
+    say({ value: (count - warm) / secs(t0) })
+  }
+  shm.detach()
+}
+
 function rate() {
   const { size, count, warm, batch } = opts
+  if (impl === 'js-ring') return jsRing()
   const ch = Channel.openById(opts.id)
   if (role === 'send') {
     if (batch) {
@@ -604,13 +646,61 @@ async function mqRate() {
 function costs() {
   const { count } = opts
   if (impl === 'napi-call') {
-    // One napi-rs class call that does almost nothing (a getter that takes a mutex): the floor of
-    // every per-message native call on this machine.
+    // SharedMemory#attached: a native getter before, JavaScript's own state now (what every call's
+    // attach check costs).
     const shm = SharedMemory.openById(opts.id)
     let k = 0
     for (let i = 0; i < 100_000; i++) k += shm.attached ? 1 : 0
     const t0 = now()
     for (let i = 0; i < count; i++) k += shm.attached ? 1 : 0
+    const ns = Number(now() - t0) / count
+    shm.detach()
+    return say({ value: ns, k })
+  }
+  if (impl === 'plain-fn' || impl === 'getter' || impl === 'method' || impl === 'external-fn') {
+    // The cost of entering the addon: a plain #[napi] function with a number argument
+    // (cancelWait of an id that names no wait), a getter of the native Mapping class (id), a
+    // method of it with a number argument (notify on a cell nobody waits on: it checks the waiter
+    // count and returns 0), and the copy path's plain function over an External (mappingReadInto
+    // of an empty view: no bytes copied).
+    const mapping = native.Mapping.attach(opts.id, false)
+    const handle = mapping.copyHandle()
+    const empty = Buffer.alloc(0)
+    const call =
+      impl === 'plain-fn'
+        ? () => native.cancelWait(0)
+        : impl === 'getter'
+          ? () => mapping.id
+          : impl === 'method'
+            ? () => mapping.notify(0, 1)
+            : () => native.mappingReadInto(handle, empty, 0)
+    let k = 0
+    for (let i = 0; i < 100_000; i++) k += call() ? 1 : 0
+    const t0 = now()
+    for (let i = 0; i < count; i++) k += call() ? 1 : 0
+    const ns = Number(now() - t0) / count
+    mapping.detach(null)
+    return say({ value: ns, k })
+  }
+  if (impl === 'write64' || impl === 'readInto64' || impl === 'copy64' || impl === 'copyOut64') {
+    // 64 bytes into (or out of) a segment: SharedMemory#write / #readInto against Buffer#copy into
+    // the same mapping (its zero-copy Buffer), at offsets that walk the segment.
+    const shm = SharedMemory.openById(opts.id, { zeroCopy: opts.zeroCopy ?? true })
+    const data = Buffer.alloc(64, 7)
+    const view = opts.zeroCopy === false ? null : shm.buffer
+    const step =
+      impl === 'write64'
+        ? (off) => shm.write(data, off)
+        : impl === 'readInto64'
+          ? (off) => shm.readInto(data, off)
+          : impl === 'copy64'
+            ? (off) => data.copy(view, off)
+            : (off) => view.copy(data, 0, off, off + 64)
+    const slots = Math.floor(shm.size / 64)
+    let k = 0
+    for (let i = 0; i < 100_000; i++) k += step((i % slots) * 64)
+    const t0 = now()
+    for (let i = 0; i < count; i++) k += step((i % slots) * 64)
     const ns = Number(now() - t0) / count
     shm.detach()
     return say({ value: ns, k })

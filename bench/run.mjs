@@ -7,6 +7,13 @@
 // (min..max, in % of the median). Results go to bench/results/latest.json (and, with --save, to
 // bench/results/YYYY-MM-DD.json, or YYYY-MM-DD-2.json, … for later runs of the day) as an array of
 // { scenario, impl, value, unit, runs, min, max }.
+//
+// CPU placement: where the two processes of a scenario run decides a latency more than the code
+// does (on a VM, waking a process on an idle vCPU brings that vCPU out of halt: tens of µs; on
+// the same CPU a wake-up is a context switch: a few µs). So every latency scenario runs twice, with
+// the two processes pinned to different CPUs ("split", CPUs 0 and 1) and to one CPU ("same", CPU
+// 0), Node with `taskset`, C with sched_setaffinity; the table shows both. Rates and bulk
+// transfers run split (spinning on one CPU measures the scheduler's time slice, not the ring).
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -34,7 +41,7 @@ const n = (x) => Math.max(10, Math.round(x * scale))
 const build = join(here, '.build')
 mkdirSync(build, { recursive: true })
 const cbin = {}
-for (const name of ['bulk', 'pingpong', 'attach']) {
+for (const name of ['bulk', 'pingpong', 'attach', 'ring']) {
   cbin[name] = join(build, name)
   execFileSync('cc', ['-O2', '-o', cbin[name], join(here, 'c', `${name}.c`)], { stdio: 'inherit' })
 }
@@ -45,8 +52,16 @@ for (const name of ['bulk', 'pingpong', 'attach']) {
 const tmp = mkdtempSync(join(os.tmpdir(), 'sysv-shm-bench-'))
 const peer = join(here, 'peer.mjs')
 
-function spawnPeer(file, argv) {
-  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
+// The placements: [name, CPU of the first process, CPU of the second]; one CPU only: no split.
+const CPUS = os.availableParallelism?.() ?? os.cpus().length
+const placements = CPUS >= 2 ? [['split CPUs', 0, 1], ['same CPU', 0, 0]] : [['same CPU', 0, 0]]
+const SPLIT = placements[0]
+const ANYWHERE = ['anywhere', undefined, undefined]
+
+/** Spawns `file argv`, pinned to `cpu` with taskset (undefined: anywhere). */
+function spawnPeer(file, argv, cpu) {
+  const [cmd, args] = cpu === undefined ? [file, argv] : ['taskset', ['-c', String(cpu), file, ...argv]]
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   const lines = []
   let waiters = []
   let buf = ''
@@ -85,17 +100,21 @@ const valueOf = (lines) => {
   return l === undefined ? undefined : JSON.parse(l).value
 }
 
-/** Runs two peer processes (the first one first; waits for its "ready" if `ready`) and returns the reported value. */
-async function pair(opts, first, second, ready = false) {
-  const a = spawnPeer(process.execPath, [peer, JSON.stringify({ ...opts, role: first })])
+/**
+ * Runs two peer processes (the first one first; waits for its "ready" if `ready`) and returns the
+ * reported value. `place`: a placement (default split), the first process on its first CPU.
+ */
+async function pair(opts, first, second, ready = false, place = ANYWHERE) {
+  const a = spawnPeer(process.execPath, [peer, JSON.stringify({ ...opts, role: first })], place[1])
   if (ready) await Promise.race([a.line((l) => l === '"ready"'), a.exited])
-  const b = spawnPeer(process.execPath, [peer, JSON.stringify({ ...opts, role: second })])
+  const b = spawnPeer(process.execPath, [peer, JSON.stringify({ ...opts, role: second })], place[2])
   const [la, lb] = await Promise.all([a.exited, b.exited])
   return valueOf(la) ?? valueOf(lb)
 }
 
-async function single(opts) {
-  const p = spawnPeer(process.execPath, [peer, JSON.stringify(opts)])
+/** Runs one peer process; `cpus` (a taskset list) pins it and the processes it starts. */
+async function single(opts, cpus) {
+  const p = spawnPeer(process.execPath, [peer, JSON.stringify(opts)], cpus)
   return valueOf(await p.exited)
 }
 
@@ -163,39 +182,46 @@ for (const [size, label, count, warm] of [
   add(label, 'no IPC: fill + check in one process (bound)', 'MB/s', () => single({ ...o, impl: 'none', role: 'both' }))
 }
 
-{
+for (const place of placements) {
   const o = { scenario: 'pingpong', count: n(20000), warm: n(1000) }
-  const label = 'ping-pong 8 B round trip'
-  add(label, 'sysv-shm wait/notify', 'µs', () => withSegment(4096, (id) => pair({ ...o, impl: 'wait/notify', id }, 'pong', 'ping')))
-  add(label, 'sysv-shm spin on Atomics.load', 'µs', () => withSegment(4096, (id) => pair({ ...o, impl: 'spin', id }, 'pong', 'ping')))
+  const [where, cpuA, cpuB] = place
+  const label = `ping-pong 8 B round trip, ${where}`
+  // process.send and worker_threads start their peer themselves: pinned to CPU 0 for "same CPU",
+  // left to the scheduler on CPUs 0 and 1 for "split CPUs".
+  const both = cpuA === cpuB ? String(cpuA) : `${cpuA},${cpuB}`
+  add(label, 'sysv-shm wait/notify', 'µs', () => withSegment(4096, (id) => pair({ ...o, impl: 'wait/notify', id }, 'pong', 'ping', false, place)))
+  // Spinning on one CPU measures the time slice; spin rows run split only.
+  if (cpuA !== cpuB) {
+    add(label, 'sysv-shm spin on Atomics.load', 'µs', () => withSegment(4096, (id) => pair({ ...o, impl: 'spin', id }, 'pong', 'ping', false, place)))
+  }
   for (const wait of ['spin-then-park', 'park']) {
     add(label, `sysv-shm Channel (${wait})`, 'µs', () =>
-      withChannel(4096, (id) => withChannel(4096, (id2) => pair({ ...o, impl: 'channel', id, id2, wait }, 'pong', 'ping'))),
+      withChannel(4096, (id) => withChannel(4096, (id2) => pair({ ...o, impl: 'channel', id, id2, wait }, 'pong', 'ping', false, place))),
     )
   }
   add(label, 'pipe (two FIFOs, readSync/writeSync)', 'µs', () =>
-    pair({ ...o, impl: 'pipe', path: fifo(), path2: fifo() }, 'pong', 'ping'),
+    pair({ ...o, impl: 'pipe', path: fifo(), path2: fifo() }, 'pong', 'ping', false, place),
   )
-  add(label, 'Unix socket (net)', 'µs', () => pair({ ...o, impl: 'unix', path: sockPath() }, 'pong', 'ping', true))
-  add(label, "process.send (serialization: 'advanced')", 'µs', () => single({ ...o, impl: 'process.send', role: 'ping' }))
-  add(label, 'worker_threads postMessage (same process)', 'µs', () => single({ ...o, impl: 'worker', role: 'ping' }))
+  add(label, 'Unix socket (net)', 'µs', () => pair({ ...o, impl: 'unix', path: sockPath() }, 'pong', 'ping', true, place))
+  add(label, "process.send (serialization: 'advanced')", 'µs', () => single({ ...o, impl: 'process.send', role: 'ping' }, both))
+  add(label, 'worker_threads postMessage (same process)', 'µs', () => single({ ...o, impl: 'worker', role: 'ping' }, both))
   // The asynchronous waits on both of their paths: futex_waitv (Linux 5.16+) and the fallback of
   // older kernels (forced with SYSV_SHM_FUTEX_WAITV=0), side by side.
   const backends = [['futex_waitv', 'futex_waitv'], ['futex', 'FUTEX_WAIT fallback']]
   for (const [asyncBackend, name] of backends) {
     add(label, `sysv-shm waitAsync/notify (${name})`, 'µs', () =>
-      withSegment(4096, (id) => pair({ ...o, count: n(5000), impl: 'wait-async', id, asyncBackend }, 'pong', 'ping')),
+      withSegment(4096, (id) => pair({ ...o, count: n(5000), impl: 'wait-async', id, asyncBackend }, 'pong', 'ping', false, place)),
     )
   }
   for (const [asyncBackend, name] of backends) {
     add(label, `sysv-shm Channel send / recvAsync (${name})`, 'µs', () =>
       withChannel(4096, (id) =>
-        withChannel(4096, (id2) => pair({ ...o, count: n(5000), impl: 'channel-async', id, id2, asyncBackend }, 'pong', 'ping')),
+        withChannel(4096, (id2) => pair({ ...o, count: n(5000), impl: 'channel-async', id, id2, asyncBackend }, 'pong', 'ping', false, place)),
       ),
     )
   }
-  add(label, 'C futex (wait cell protocol)', 'µs', async () => (await c('pingpong', ['futex', o.count, o.warm]))[0])
-  add(label, 'C spin', 'µs', async () => (await c('pingpong', ['spin', o.count, o.warm]))[0])
+  add(label, 'C futex (wait cell protocol)', 'µs', async () => (await c('pingpong', ['futex', o.count, o.warm, cpuA, cpuB]))[0])
+  if (cpuA !== cpuB) add(label, 'C spin', 'µs', async () => (await c('pingpong', ['spin', o.count, o.warm, cpuA, cpuB]))[0])
 }
 
 // Message rate one way: the Channel (a ring in shared memory) beside a System V message queue
@@ -208,15 +234,22 @@ for (const [size, channels, queue] of [
   for (const [count, warm, batch] of channels) {
     const impl = batch ? `Channel trySendMany / recvMany (up to ${batch} per call)` : 'Channel send / recvInto (one call per message)'
     add(label, impl, 'msg/s', () =>
-      withChannel(MiB, (id) => pair({ scenario: 'rate', size, count, warm, batch, id }, 'recv', 'send')),
+      withChannel(MiB, (id) => pair({ scenario: 'rate', size, count, warm, batch, id }, 'recv', 'send', false, SPLIT)),
     )
+  }
+  if (size === 64) {
+    const [count, warm] = channels[0]
+    add(label, 'plain JS SPSC ring on a segment (reference: no checks, spins)', 'msg/s', () =>
+      withSegment(128 + 1024 * 64, (id) => pair({ scenario: 'rate', impl: 'js-ring', size, count, warm, id }, 'recv', 'send', false, SPLIT)),
+    )
+    add(label, 'C SPSC ring (reference: the same ring in C)', 'msg/s', async () => (await c('ring', [count, warm, SPLIT[1], SPLIT[2]]))[0])
   }
   const [count, warm] = queue
   add(label, 'MessageQueue send / receive (msgsnd / msgrcv per message)', 'msg/s', () =>
-    withQueue((id) => pair({ scenario: 'mqrate', impl: 'sync', size, count, warm, id }, 'recv', 'send')),
+    withQueue((id) => pair({ scenario: 'mqrate', impl: 'sync', size, count, warm, id }, 'recv', 'send', false, SPLIT)),
   )
   add(label, 'MessageQueue sendAsync / receiveAsync (await per message)', 'msg/s', () =>
-    withQueue((id) => pair({ scenario: 'mqrate', impl: 'async', size, count: Math.round(count / 2), warm, id }, 'recv', 'send')),
+    withQueue((id) => pair({ scenario: 'mqrate', impl: 'async', size, count: Math.round(count / 2), warm, id }, 'recv', 'send', false, SPLIT)),
   )
 }
 
@@ -250,13 +283,37 @@ for (const [size, channels, queue] of [
     return line ? Number(line.trim().split(/\s+/)[3]) : 0
   })
   for (const impl of ['trySend', 'tryRecvInto']) {
-    add('napi call floor', `Channel.${impl} of 64 B, one process, no peer`, 'ns', () =>
+    add('one call, one process', `Channel.${impl} of 64 B, no peer (JavaScript path)`, 'ns', () =>
       withChannel(256 * MiB, (id) => single({ scenario: 'costs', impl, id, count: n(1_000_000) })),
     )
   }
-  add('napi call floor', 'one napi-rs class getter (SharedMemory.attached)', 'ns', () =>
+  add('one call, one process', 'SharedMemory#attached (JavaScript: no native call)', 'ns', () =>
     withSegment(4096, (id) => single({ scenario: 'costs', impl: 'napi-call', id, count: n(2_000_000) })),
   )
+  for (const [impl, name] of [
+    ['plain-fn', 'plain native function (cancelWait(0))'],
+    ['getter', 'native class getter (Mapping#id)'],
+    ['method', 'native class method (Mapping#notify(0, 1), no waiter)'],
+    ['external-fn', 'copy path: plain function over an External (mappingReadInto, 0 bytes)'],
+  ]) {
+    add('native call cost', name, 'ns', () => withSegment(4096, (id) => single({ scenario: 'costs', impl, id, count: n(2_000_000) })))
+  }
+  const label4 = '64 B into or out of a segment'
+  add(label4, 'Buffer#copy 64 B into the mapping (reference)', 'ns', () =>
+    withSegment(65536, (id) => single({ scenario: 'costs', impl: 'copy64', id, count: n(2_000_000) })),
+  )
+  add(label4, 'Buffer#copy 64 B out of the mapping (reference)', 'ns', () =>
+    withSegment(65536, (id) => single({ scenario: 'costs', impl: 'copyOut64', id, count: n(2_000_000) })),
+  )
+  for (const zeroCopy of [true, false]) {
+    const how = zeroCopy ? 'zero-copy handle' : 'zeroCopy: false (the copy path of Electron)'
+    add(label4, `SharedMemory#write 64 B, ${how}`, 'ns', () =>
+      withSegment(65536, (id) => single({ scenario: 'costs', impl: 'write64', id, zeroCopy, count: n(2_000_000) })),
+    )
+    add(label4, `SharedMemory#readInto 64 B, ${how}`, 'ns', () =>
+      withSegment(65536, (id) => single({ scenario: 'costs', impl: 'readInto64', id, zeroCopy, count: n(2_000_000) })),
+    )
+  }
 }
 
 // Units: MB/s from bytes/s, µs from ns.
@@ -313,17 +370,19 @@ function round(v) {
 const find = (scenario, impl) => results.find((r) => r.scenario === scenario && r.impl.startsWith(impl))
 const ratio = (a, b) => (a && b ? a.value / b.value : NaN)
 
-// Baselines for the ratio column: the C reference of each scenario; for message rates, the Channel.
-const baseline = {
-  'bulk 64 KiB': 'C reference',
-  'bulk 1 MiB': 'C reference',
-  'ping-pong 8 B round trip': 'C futex',
-  'attach + detach': 'C shmat',
-  'notify, no waiter': 'C fence',
-  // No C reference for rates: the ratio column compares with the Channel's one call per message.
-  'message rate 64 B': 'Channel send /',
-  'message rate 4 KiB': 'Channel send /',
-}
+// Baselines for the ratio column: the C reference of each scenario; for the 64 B message rate,
+// the plain-JS ring; for 4 KiB, the Channel; for call costs, the plain function or Buffer#copy.
+const baselines = [
+  [/^bulk/, 'C reference'],
+  [/^ping-pong/, 'C futex'],
+  [/^attach/, 'C shmat'],
+  [/^notify/, 'C fence'],
+  [/^message rate 64 B/, 'plain JS SPSC ring'],
+  [/^message rate 4 KiB/, 'Channel send /'],
+  [/^native call cost/, 'plain native function'],
+  [/^64 B into/, 'Buffer#copy 64 B into'],
+]
+const baseline = (scenario) => baselines.find(([re]) => re.test(scenario))?.[1]
 
 const fmt = (v) => (v >= 1e6 ? v.toExponential(2) : v >= 100 ? String(Math.round(v)) : v.toFixed(2))
 const out = []
@@ -333,18 +392,19 @@ out.push('')
 out.push('| scenario | implementation | median | unit | spread: min..max (± half-range / median) | vs reference |')
 out.push('|---|---|---:|---|---|---:|')
 for (const r of results) {
-  const base = baseline[r.scenario] && r.unit !== 'calls' ? find(r.scenario, baseline[r.scenario]) : undefined
+  const base = baseline(r.scenario) && r.unit !== 'calls' ? find(r.scenario, baseline(r.scenario)) : undefined
   const spread = `${fmt(r.min)}..${fmt(r.max)} (±${Math.round((50 * (r.max - r.min)) / r.value)}%)`
   const vs = base ? `${ratio(r, base).toFixed(2)}x` : ''
   out.push(`| ${r.scenario} | ${r.impl} | ${fmt(r.value)} | ${r.unit} | ${spread} | ${vs} |`)
 }
 for (const [k, msg] of failures) out.push(`| ${k.scenario} | ${k.impl} | failed: ${msg.replace(/\|/g, '/')} | | | |`)
 out.push('')
-out.push('*vs reference*: the ratio to the C reference of the scenario; for message rates, to the Channel with one call per message.')
+out.push('*vs reference*: the ratio to the C reference of the scenario; for the 64 B message rate, to the plain-JS ring; for 4 KiB, to the Channel with one call per message; for call costs, to the plain native function or Buffer#copy.')
 
 // Targets of the issue, as ratios measured in this run.
 const t = []
-const target = (name, value, ok, detail) => t.push(`| ${name} | ${Number.isFinite(value) ? value.toFixed(2) : 'n/a'} | ${ok ? 'met' : 'NOT met'} | ${detail} |`)
+// A target whose rows were not run (--only) is left out.
+const target = (name, value, ok, detail) => Number.isFinite(value) && t.push(`| ${name} | ${Number.isFinite(value) ? value.toFixed(2) : 'n/a'} | ${ok ? 'met' : 'NOT met'} | ${detail} |`)
 for (const ch1 of [find('bulk 1 MiB', 'sysv-shm Channel (ring'), find('bulk 1 MiB', 'sysv-shm Channel sendWith')]) {
   if (!ch1) continue
   const which = ch1.impl.includes('sendWith') ? 'Channel sendWith/recvWith' : 'Channel send/recvInto'
@@ -355,27 +415,53 @@ for (const ch1 of [find('bulk 1 MiB', 'sysv-shm Channel (ring'), find('bulk 1 Mi
   const r3 = ratio(ch1, find('bulk 1 MiB', 'pipe'))
   target(`bulk 1 MiB: ${which} / pipe (FIFO)`, r3, r3 >= 5, '>= 5')
 }
-const wn = find('ping-pong 8 B round trip', 'sysv-shm wait/notify')
-if (wn) {
-  const r1 = ratio(wn, find('ping-pong 8 B round trip', 'C futex'))
-  target('ping-pong: wait/notify / C futex', r1, r1 <= 1.25, '<= 1.25')
-  const sp = find('ping-pong 8 B round trip', 'sysv-shm spin')
-  const r2 = ratio(sp, find('ping-pong 8 B round trip', 'C spin'))
-  target('ping-pong: spin / C spin', r2, r2 <= 3, '<= 3')
-  const ps = find('ping-pong 8 B round trip', 'process.send')
-  const r3 = ratio(wn, ps)
-  target('ping-pong: wait/notify / process.send', r3, r3 < 0.5, 'far below 1')
-  const r4 = ratio(sp, ps)
-  target('ping-pong: spin / process.send', r4, r4 < 0.5, 'far below 1')
+for (const [where] of placements) {
+  const pp = `ping-pong 8 B round trip, ${where}`
+  const wn = find(pp, 'sysv-shm wait/notify')
+  if (!wn) continue
+  const cf = find(pp, 'C futex')
+  const r1 = ratio(wn, cf)
+  target(`ping-pong ${where}: wait/notify / C futex`, r1, r1 <= 1.25, '<= 1.25')
+  const park = find(pp, 'sysv-shm Channel (park)')
+  const r2 = ratio(park, find(pp, 'pipe'))
+  target(`ping-pong ${where}: Channel park / pipe`, r2, r2 <= 1, '<= 1')
+  const wa = find(pp, 'sysv-shm waitAsync/notify (futex_waitv)')
+  const r3 = ratio(wa, cf)
+  target(`ping-pong ${where}: waitAsync / C futex`, r3, r3 <= 2, '<= 2')
+  const ra = find(pp, 'sysv-shm Channel send / recvAsync (futex_waitv)')
+  const r4 = ratio(ra, cf)
+  target(`ping-pong ${where}: Channel recvAsync / C futex`, r4, r4 <= 2, '<= 2')
+  const sp = find(pp, 'sysv-shm spin')
+  if (sp) {
+    const r5 = ratio(sp, find(pp, 'C spin'))
+    target(`ping-pong ${where}: spin / C spin`, r5, r5 <= 3, '<= 3')
+  }
+  const r6 = ratio(wn, find(pp, 'process.send'))
+  target(`ping-pong ${where}: wait/notify / process.send`, r6, r6 < 0.5, 'far below 1')
 }
+const pf = find('native call cost', 'plain native function')
+for (const impl of ['native class getter', 'native class method', 'copy path: plain function over an External']) {
+  const r = ratio(find('native call cost', impl), pf)
+  target(`${impl} / plain native function`, r, r <= 1.5, '<= 1.5')
+}
+for (const [impl, ref] of [['SharedMemory#write 64 B, zero-copy', 'into'], ['SharedMemory#readInto 64 B, zero-copy', 'out of']]) {
+  const r = ratio(find('64 B into or out of a segment', impl), find('64 B into or out of a segment', `Buffer#copy 64 B ${ref}`))
+  target(`${impl.replace(', zero-copy', '')} (zero-copy handle) / Buffer#copy 64 B ${ref} the mapping`, r, r <= 3, '<= 3')
+}
+const at = ratio(find('attach + detach', 'sysv-shm'), find('attach + detach', 'C shmat'))
+target('openById + detach / C shmat + shmdt', at, at <= 1.5, '<= 1.5')
 const nt = find('notify, no waiter', 'sysv-shm notify (zero-copy')
 if (nt) target('notify with no waiter, ns per call', nt.value, nt.value < 100, '< 100 ns')
 const sc = find('notify, no waiter', 'futex syscalls')
 if (sc) target('notify with no waiter: futex calls per 1M notifies', sc.value, sc.value < 1000, 'none per notify (< 1000, the runtime\'s own)')
 const rt = find('message rate 64 B', 'Channel send /')
-if (rt) target('Channel 64 B, million msg/s one way, one call per message', rt.value / 1e6, rt.value >= 1e6, '>= 1')
+if (rt) {
+  target('Channel 64 B, million msg/s one way, one call per message', rt.value / 1e6, rt.value >= 4e6, '>= 4')
+  const r = ratio(rt, find('message rate 64 B', 'plain JS SPSC ring'))
+  target('Channel 64 B one call per message / plain-JS ring', r, r >= 0.8, '>= 0.8')
+}
 const rb = find('message rate 64 B', 'Channel trySendMany')
-if (rb) target('Channel 64 B, million msg/s one way, batch calls', rb.value / 1e6, rb.value >= 1e6, '>= 1')
+if (rb) target('Channel 64 B, million msg/s one way, batch calls', rb.value / 1e6, rb.value >= 8e6, '>= 8')
 if (t.length) {
   out.push('')
   out.push('| target | measured | | wanted |')

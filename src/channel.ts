@@ -8,6 +8,7 @@ import type { ChannelHandle } from '../binding'
 
 import { native } from './binding'
 import * as futex from './futex'
+import { EMPTY as RING_EMPTY, FULL, Ring, SENT } from './ring'
 import * as check from './validate'
 
 /** How a blocked `send`/`recv` waits: busy-wait, sleep in the kernel at once, or busy-wait briefly then sleep. */
@@ -61,14 +62,40 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   readonly created: boolean
 
   #native: ChannelHandle
-  /** A Buffer over the ring for zero-copy calls: undefined until first needed, null if there can be none. */
-  #ring: Buffer | null | undefined = undefined
+  /** The ArrayBuffer over the whole segment (header and ring); null where there can be none (Electron). */
+  #segment: ArrayBuffer | null = null
+  /** A Buffer over the ring for zero-copy calls; null if there can be none. */
+  #ring: Buffer | null = null
+  /**
+   * The JavaScript send and receive paths over the segment (see `ring.ts`): null where there is
+   * no zero-copy view, and once detached. Then every call is native.
+   */
+  #js: Ring | null = null
+  /** Inside a `sendWith`/`recvWith` callback: sends and receives go native (they end a reservation). */
+  #inCallback = 0
 
   private constructor(handle: ChannelHandle, options: ChannelWaitOptions) {
     this.#native = handle
     this.id = handle.id
     this.created = handle.created
-    this.setWait(options)
+    try {
+      this.setWait(options)
+      const ab = handle.segmentBuffer()
+      if (typeof ab !== 'string') {
+        const capacity = handle.capacity
+        this.#segment = ab
+        this.#ring = Buffer.from(ab, 512, capacity)
+        this.#js = Ring.over(ab, capacity, (receiver) => handle.wake(receiver))
+      }
+    } catch (err) {
+      this.#detachNative()
+      throw err
+    }
+  }
+
+  /** The JavaScript paths, unless there are none or a zero-copy callback runs. */
+  #fast(): Ring | null {
+    return this.#inCallback === 0 ? this.#js : null
   }
 
   /**
@@ -145,18 +172,30 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    * @throws {ShmError} `ERR_CHANNEL_CLOSED`, `ERR_SHM_DETACHED`.
    */
   send(data: string | ArrayBufferView | ArrayBufferLike, timeoutMs?: number): boolean {
-    return this.#native.send(check.bytes('data', data), futex.timeout(timeoutMs))
+    const src = check.bytes('data', data)
+    const ms = futex.timeout(timeoutMs)
+    // Full, or anything the JavaScript path leaves to the native one: the native call waits or reports.
+    if (this.#fast()?.trySend(check.bytesOf(src)) === SENT) return true
+    return this.#native.send(src, ms)
   }
 
   /** Sends if there is room now; `false` if the ring is too full. Never blocks. */
   trySend(data: string | ArrayBufferView | ArrayBufferLike): boolean {
-    return this.#native.trySend(check.bytes('data', data))
+    const src = check.bytes('data', data)
+    const r = this.#fast()?.trySend(check.bytesOf(src))
+    if (r === SENT) return true
+    if (r === FULL) return false
+    return this.#native.trySend(src)
   }
 
   /** Sends messages in order while there is room, in one call; returns how many were sent. */
   trySendMany(items: readonly ArrayBufferView[]): number {
     if (!Array.isArray(items)) throw check.rangeError('The "items" argument must be an array of ArrayBufferViews')
-    return this.#native.trySendMany(items as ArrayBufferView[])
+    const js = this.#fast()
+    if (js === null) return this.#native.trySendMany(items as ArrayBufferView[])
+    const n = js.trySendMany(items)
+    // Stopped at an item the native call decides (it sends it, or throws for it): the rest go native.
+    return js.stopped ? n + this.#native.trySendMany(items.slice(n) as ArrayBufferView[]) : n
   }
 
   /**
@@ -164,12 +203,29 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    * `timeoutMs` elapsed, or if the channel is closed and empty.
    */
   recv(timeoutMs?: number): Buffer | null {
-    return this.#native.recv(futex.timeout(timeoutMs))
+    const ms = futex.timeout(timeoutMs)
+    return this.#take() ?? this.#native.recv(ms)
   }
 
   /** Receives the next message into a new Buffer if there is one, else `null`. Never blocks. */
   tryRecv(): Buffer | null {
-    return this.#native.tryRecv()
+    const js = this.#fast()
+    if (js === null) return this.#native.tryRecv()
+    const n = js.receive(null)
+    if (n === RING_EMPTY) return null
+    return n >= 0 ? this.#received(js) : this.#native.tryRecv()
+  }
+
+  /** A message the JavaScript path received now, or null (nothing there, or for the native call to decide). */
+  #take(): Buffer | null {
+    const js = this.#fast()
+    return js !== null && js.receive(null) >= 0 ? this.#received(js) : null
+  }
+
+  #received(js: Ring): Buffer {
+    const msg = js.received as Buffer
+    js.received = null
+    return msg
   }
 
   /**
@@ -180,12 +236,24 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    * channel (see {@link Channel.nextMessageSize}).
    */
   recvInto(target: ArrayBufferView, timeoutMs?: number): number | null {
-    const n = this.#native.recvInto(target, futex.timeout(timeoutMs))
+    const ms = futex.timeout(timeoutMs)
+    const js = this.#fast()
+    if (js !== null && ArrayBuffer.isView(target)) {
+      const n = js.receive(check.bytesOf(target))
+      if (n >= 0) return n
+    }
+    const n = this.#native.recvInto(target, ms)
     return n < 0 ? null : n
   }
 
   /** Receives into `target` if a message is there: its length, else `null`. Never blocks. */
   tryRecvInto(target: ArrayBufferView): number | null {
+    const js = this.#fast()
+    if (js !== null && ArrayBuffer.isView(target)) {
+      const n = js.receive(check.bytesOf(target))
+      if (n >= 0) return n
+      if (n === RING_EMPTY) return null
+    }
     const n = this.#native.tryRecvInto(target)
     return n < 0 ? null : n
   }
@@ -199,13 +267,22 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    * @throws {RangeError} `ERR_BUFFER_TOO_SMALL` if even the first message does not fit.
    */
   recvMany(target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number): number | null {
-    const n = this.#native.recvMany(target, lengthsOf(lengths), futex.timeout(timeoutMs))
-    return n < 0 ? null : n
+    return this.#recvMany(target, lengthsOf(lengths), futex.timeout(timeoutMs))
   }
 
   /** {@link Channel.recvMany} without waiting: the count, or `null` if nothing is there. */
   tryRecvMany(target: ArrayBufferView, lengths: Uint32Array): number | null {
-    const n = this.#native.recvMany(target, lengthsOf(lengths), 0)
+    return this.#recvMany(target, lengthsOf(lengths), 0)
+  }
+
+  #recvMany(target: ArrayBufferView, lengths: Uint32Array, ms: number | undefined): number | null {
+    const js = this.#fast()
+    if (js !== null && ArrayBuffer.isView(target)) {
+      const n = js.receiveMany(check.bytesOf(target), lengths)
+      if (n >= 0) return n
+      if (n === RING_EMPTY && ms === 0) return null
+    }
+    const n = this.#native.recvMany(target, lengths, ms)
     return n < 0 ? null : n
   }
 
@@ -240,7 +317,12 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       // tail): then this waits at most `timeoutMs` again, not for ever.
       return this.#native.send(scratch, ms)
     }
-    write(ring.subarray(off, off + len))
+    this.#inCallback++
+    try {
+      write(ring.subarray(off, off + len))
+    } finally {
+      this.#inCallback--
+    }
     this.#native.commit(len)
     return true
   }
@@ -273,9 +355,11 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     // header meanwhile cannot widen the view past the published record, and release consumes the
     // record peek showed.
     const len = this.#native.peekedLength
+    this.#inCallback++
     try {
       read(ring.subarray(off, off + len))
     } finally {
+      this.#inCallback--
       this.#native.release()
     }
     return true
@@ -327,21 +411,23 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   }
 
   /**
-   * Detaches this end; pending `recvAsync` calls reject with `ERR_SHM_DETACHED`. Idempotent. If
-   * `sendWith`/`recvWith` were used, their views read as length 0 at once and the mapping itself
-   * goes at the next garbage collection.
+   * Detaches this end (`shmdt`); pending `recvAsync` calls reject with `ERR_SHM_DETACHED`.
+   * Idempotent. Views that `sendWith`/`recvWith` handed out read as length 0.
    */
   detach(): void {
-    const ring = (this.#ring?.buffer as ArrayBuffer | undefined) ?? null
+    this.#js = null
     this.#ring = null
-    this.#native.detach(ring)
+    this.#detachNative()
+  }
+
+  /** Detaches the native handle, and the segment's ArrayBuffer with it (its views read as length 0). */
+  #detachNative(): void {
+    const segment = this.#segment
+    this.#segment = null
+    this.#native.detach(segment)
   }
 
   #ringBuffer(): Buffer | null {
-    if (this.#ring === undefined) {
-      const ab = this.#native.ringBuffer()
-      this.#ring = typeof ab === 'string' ? null : Buffer.from(ab)
-    }
     return this.#ring
   }
 

@@ -7,7 +7,7 @@
 import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
 
-import type { Mapping, NativeShmStat } from '../binding'
+import type { ExternalObject, Mapping, NativeShmStat } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
@@ -143,19 +143,31 @@ export class SharedMemory implements Disposable {
   readonly created: boolean
 
   #native: Mapping
+  /**
+   * Whether this handle is attached: JavaScript's own record, so that the checks of every call
+   * make no native call. Only {@link SharedMemory.detach} ends an attachment of a live handle.
+   */
+  #attached = true
+  /**
+   * The zero-copy view while attached (null once detached, read-only, or where there is none):
+   * `read`/`readInto`/`write` copy through it in JavaScript, with no native call, and check their
+   * ranges themselves; without it they call the native copy, which checks them again.
+   */
   #buffer: Buffer | null = null
+  /** The handle of the copy path's plain native functions, made at its first use. */
+  #copy: ExternalObject<'CopyHandle'> | null = null
   #sharedBuffer: SharedArrayBuffer | null = null
   #i32: Int32Array | null = null
   #zeroCopy: boolean
   /** Why there is no zero-copy buffer, for the error of `buffer`. */
   #noZeroCopy = 'zeroCopy: false was asked'
 
-  private constructor(mapping: Mapping, key: number, created: boolean, zeroCopy: boolean) {
+  private constructor(mapping: Mapping, id: number, key: number, readOnly: boolean, created: boolean, zeroCopy: boolean) {
     this.#native = mapping
-    this.id = mapping.id
+    this.id = id
     this.key = key >>> 0
     this.size = mapping.size
-    this.readOnly = mapping.readOnly
+    this.readOnly = readOnly
     this.created = created
     this.#zeroCopy = false
     if (zeroCopy && !this.readOnly) {
@@ -231,7 +243,7 @@ export class SharedMemory implements Disposable {
   /**
    * `shmat`, the `removeWhenUnused` marking, then the handle. If any step fails, nothing stays
    * attached, and a segment that this call created is removed again: no segment is left that
-   * nobody got to use. (`key` undefined: read it from the segment.)
+   * nobody got to use. (`key` undefined: the key the attach read.)
    */
   static #attach(
     id: number,
@@ -242,7 +254,7 @@ export class SharedMemory implements Disposable {
     try {
       mapping = native.Mapping.attach(id, o.readOnly)
       if (o.parties > 0) mapping.removeIfAttached(o.parties)
-      return new SharedMemory(mapping, key ?? native.shmStat(id).perm.key, o.created, o.zeroCopy)
+      return new SharedMemory(mapping, id, key ?? mapping.key, o.readOnly, o.created, o.zeroCopy)
     } catch (err) {
       try {
         mapping?.detach(null)
@@ -272,12 +284,12 @@ export class SharedMemory implements Disposable {
 
   /** Whether this handle is still attached. */
   get attached(): boolean {
-    return this.#native.attached
+    return this.#attached
   }
 
   /** Whether {@link SharedMemory.buffer} is available: not read-only, not refused by the runtime, not turned off. */
   get zeroCopy(): boolean {
-    return this.#zeroCopy && this.#native.attached
+    return this.#zeroCopy && this.#attached
   }
 
   /**
@@ -358,7 +370,8 @@ export class SharedMemory implements Disposable {
       )
     }
     const out = Buffer.allocUnsafe(n)
-    this.#native.readInto(out, start)
+    if (this.#buffer !== null) this.#buffer.copy(out, 0, start, start + n)
+    else native.mappingReadInto(this.#copyHandle(), out, start)
     return out
   }
 
@@ -367,7 +380,11 @@ export class SharedMemory implements Disposable {
     this.#live()
     const view = check.view('target', target)
     const start = check.integer('offset', offset, 0, this.size)
-    return this.#native.readInto(view, start)
+    const buf = this.#buffer
+    if (buf === null) return native.mappingReadInto(this.#copyHandle(), view, start)
+    const n = Math.min(view.byteLength, this.size - start)
+    // (0 bytes: nothing to touch; the view may be of a detached ArrayBuffer.)
+    return n === 0 ? 0 : buf.copy(check.bytesOf(view), 0, start, start + n)
   }
 
   /**
@@ -386,7 +403,12 @@ export class SharedMemory implements Disposable {
         `The "data" argument (${src.byteLength} bytes) does not fit at "offset" ${start} in a segment of ${this.size} bytes`,
       )
     }
-    return this.#native.write(src, start)
+    const buf = this.#buffer
+    if (buf === null) return native.mappingWrite(this.#copyHandle(), src, start)
+    // `set` copies as memmove does: `data` may be a view of this very segment. (0 bytes: nothing
+    // to touch; the view may be of a detached ArrayBuffer.)
+    if (src.byteLength > 0) buf.set(check.bytesOf(src), start)
+    return src.byteLength
   }
 
   /** `shmctl(id, IPC_STAT)`: owner, mode, pids, attach count, times, removed/locked. */
@@ -506,11 +528,16 @@ export class SharedMemory implements Disposable {
     this.#sharedBuffer = null
     this.#i32 = null
     this.#native.detach(ab)
+    this.#attached = false
   }
 
   /** `using shm = SharedMemory.open(key)` detaches at the end of the scope. */
   [Symbol.dispose](): void {
     this.detach()
+  }
+
+  #copyHandle(): ExternalObject<'CopyHandle'> {
+    return (this.#copy ??= this.#native.copyHandle())
   }
 
   #writable(what: string): void {
@@ -523,7 +550,7 @@ export class SharedMemory implements Disposable {
   }
 
   #live(): void {
-    if (!this.#native.attached) {
+    if (!this.#attached) {
       throw new ShmError(`segment ${this.id} has been detached from this handle`, 'ERR_SHM_DETACHED')
     }
   }

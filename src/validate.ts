@@ -83,6 +83,17 @@ export function bytes(name: string, value: unknown): ArrayBufferView {
   throw typeError(`The "${name}" argument must be a string, Buffer, TypedArray, DataView or ArrayBuffer. Received ${describe(value)}`)
 }
 
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * The bytes of a view, as a Uint8Array (the view itself if it is one). A view of a detached
+ * ArrayBuffer has none: no new view of that buffer can be made.
+ */
+export function bytesOf(view: ArrayBufferView): Uint8Array {
+  if (view instanceof Uint8Array) return view
+  return view.byteLength === 0 ? NO_BYTES : new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
+}
+
 /** A view to copy into. */
 export function view(name: string, value: unknown): ArrayBufferView {
   if (ArrayBuffer.isView(value)) return value

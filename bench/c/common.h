@@ -1,6 +1,7 @@
 /* Shared bits of the C references of the benchmark. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,4 +75,13 @@ __attribute__((unused)) static void *shm_new(size_t size, int *id_out) {
   shmctl(id, IPC_RMID, NULL); /* freed when both processes detach */
   if (id_out) *id_out = id;
   return p;
+}
+
+/* Pins the calling process to CPU `cpu` (sched_setaffinity); a negative cpu leaves it alone. */
+__attribute__((unused)) static void pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) { perror("sched_setaffinity"); exit(1); }
 }

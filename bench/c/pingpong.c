@@ -1,6 +1,7 @@
 /* C references of the ping-pong round trip between two processes (fork) over SysV shared memory.
  *   pingpong futex N WARMUP   the wait cell protocol of sysv-shm (value + waiter count, FUTEX_WAIT/WAKE), no spinning
  *   pingpong spin  N WARMUP   busy-wait on atomic loads
+ * Optional CPU_PING CPU_PONG after WARMUP: where each process runs (sched_setaffinity; -1: anywhere).
  * Prints nanoseconds per round trip. */
 #include "common.h"
 
@@ -27,16 +28,19 @@ int main(int argc, char **argv) {
   if (argc < 4) return 2;
   int futex = strcmp(argv[1], "futex") == 0;
   long n = atol(argv[2]), warm = atol(argv[3]);
+  int cpu_ping = argc > 4 ? atoi(argv[4]) : -1, cpu_pong = argc > 5 ? atoi(argv[5]) : -1;
   char *base = shm_new(4096, NULL);
   int32_t *ping = (int32_t *)base, *pong = (int32_t *)(base + 128);
   pid_t pid = fork();
   if (pid == 0) {
+    pin(cpu_pong);
     for (int32_t i = 1; i <= n + warm; i++) {
       if (futex) { cell_wait_for(ping, i); cell_set_notify(pong, i); }
       else { spin_for(ping, i); __atomic_store_n(pong, i, __ATOMIC_RELEASE); }
     }
     _exit(0);
   }
+  pin(cpu_ping);
   double t0 = 0;
   for (int32_t i = 1; i <= n + warm; i++) {
     if (i == warm + 1) t0 = now();

@@ -1,14 +1,15 @@
 //! `ChannelHandle`: the JS class behind `Channel`, one end of a
 //! `sysv_shm::channel::Channel`.
 
+use std::cell::RefCell;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy};
+use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy, HEADER_SIZE};
 use sysv_shm::{CreateOptions, Segment};
 
 use crate::buffer::{detach_if_ours, external, view_bytes, BufferKind, ExternalOrReason};
@@ -24,7 +25,14 @@ pub struct ChannelHandle {
     created: bool,
     /// The length `peek` read with the offset it returned.
     peeked: std::cell::Cell<f64>,
+    /// The pin of the buffer `segmentBuffer()` made, if any.
+    pin: RefCell<Option<Arc<SegmentPin>>>,
 }
+
+/// What the buffer over the segment keeps alive: the channel, until
+/// `detach` has cut that buffer off (then no view can reach the memory, and
+/// the mapping may go at once instead of at the buffer's garbage collection).
+struct SegmentPin(Mutex<Option<Arc<Channel>>>);
 
 const EMPTY: f64 = -1.0;
 const CLOSED: f64 = -2.0;
@@ -45,6 +53,7 @@ impl ChannelHandle {
             inner: Some(Arc::new(channel)),
             created,
             peeked: std::cell::Cell::new(0.0),
+            pin: RefCell::new(None),
         }
     }
 
@@ -420,24 +429,48 @@ impl ChannelHandle {
         pending(env, promise, id.unwrap_or(0)).map(Some)
     }
 
-    /// An `ArrayBuffer` over the ring (`capacity` bytes), with no copy, for
-    /// `sendWith`/`recvWith`; it keeps the mapping alive until collected.
-    /// Where there can be none (Electron, a ring above
+    /// An `ArrayBuffer` over the whole segment (the 512-byte header, then
+    /// the ring: `512 + capacity` bytes), with no copy: the JavaScript send
+    /// and receive paths and `sendWith`/`recvWith` work on it. It keeps the
+    /// mapping alive until `detach(it)` cuts it off, or until it is
+    /// collected. Where there can be none (Electron, a segment above
     /// `buffer.constants.MAX_LENGTH`), a string that says why.
     #[napi(ts_return_type = "ArrayBuffer | string")]
-    pub fn ring_buffer(&self, env: Env) -> Result<ExternalOrReason<'_>> {
+    pub fn segment_buffer(&self, env: Env) -> Result<ExternalOrReason<'_>> {
         let ch = self.get(&env)?;
-        // SAFETY: the ring is in the channel's mapping, which the `Arc<Channel>`
-        // handed to the buffer keeps attached.
-        unsafe {
+        let pin = Arc::new(SegmentPin(Mutex::new(Some(ch.clone()))));
+        // SAFETY: the segment is the channel's mapping, which the
+        // `Arc<Channel>` in the pin keeps attached until `detach` has cut the
+        // buffer off (then no view reaches the memory).
+        let buffer = unsafe {
             external(
                 &env,
                 BufferKind::ArrayBuffer,
-                ch.clone(),
-                ch.ring_ptr(),
-                ch.capacity(),
+                pin.clone(),
+                ch.attachment().as_ptr(),
+                HEADER_SIZE + ch.capacity(),
             )
+        }?;
+        // No buffer (a string saying why): nothing to cut off at detach.
+        if matches!(buffer, Either::A(_)) {
+            *self.pin.borrow_mut() = Some(pin);
         }
+        Ok(buffer)
+    }
+
+    /// Wakes the receiver (`true`) or the sender (`false`) if its waiting
+    /// word says it sleeps: for the JavaScript paths, which move `head` and
+    /// `tail` themselves (`futex(2)` `FUTEX_WAKE`, no system call when the
+    /// word is 0).
+    #[napi]
+    pub fn wake(&self, env: Env, receiver: bool) -> Result<()> {
+        let ch = self.get(&env)?;
+        if receiver {
+            ch.wake_receiver()
+        } else {
+            ch.wake_sender()
+        }
+        .map_err(|e| throw(&env, e))
     }
 
     /// Reserves room for `length` bytes to write in place, waiting while the
@@ -517,13 +550,19 @@ impl ChannelHandle {
     }
 
     /// Detaches this end (pending asynchronous receives end as detached).
-    /// If `ring` is this end's `ringBuffer()`, it is detached first, so its
-    /// views read as length 0. Idempotent.
-    #[napi(ts_args_type = "ring?: ArrayBuffer | null")]
-    pub fn detach(&mut self, env: Env, ring: Option<Unknown>) {
+    /// If `segment` is this end's `segmentBuffer()`, it is detached first, so
+    /// its views read as length 0, and the mapping goes now (else when that
+    /// buffer is collected). Idempotent.
+    #[napi(ts_args_type = "segment?: ArrayBuffer | null")]
+    pub fn detach(&mut self, env: Env, segment: Option<Unknown>) {
         if let Some(ch) = self.inner.take() {
-            if let Some(ring) = ring.as_ref() {
-                detach_if_ours(&env, ring, ch.ring_ptr());
+            let cut = segment
+                .as_ref()
+                .is_some_and(|b| detach_if_ours(&env, b, ch.attachment().as_ptr()));
+            if cut {
+                if let Some(pin) = self.pin.borrow_mut().take() {
+                    pin.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+                }
             }
             let map = ch.attachment();
             sysv_shm::futex::cancel_range(map.as_ptr() as usize, map.len());

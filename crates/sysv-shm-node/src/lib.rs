@@ -24,7 +24,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 pub use channel::ChannelHandle;
-pub use mapping::Mapping;
+pub use mapping::{mapping_read_into, mapping_write, CopyHandle, Mapping};
 
 use errors::{invalid, throw, ErrorClass};
 

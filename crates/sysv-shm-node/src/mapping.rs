@@ -55,6 +55,7 @@ pub(crate) struct SabPin {
 pub struct Mapping {
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: i32,
+    key: i32,
     size: usize,
     read_only: bool,
     address: usize,
@@ -81,6 +82,7 @@ impl Mapping {
         attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
         Ok(Mapping {
             id,
+            key: attachment.key(),
             size: attachment.len(),
             read_only,
             address: attachment.as_ptr() as usize,
@@ -97,6 +99,12 @@ impl Mapping {
     #[napi(getter)]
     pub fn id(&self) -> i32 {
         self.id
+    }
+
+    /// The segment's key as read at attach (`0` once marked removed).
+    #[napi(getter)]
+    pub fn key(&self) -> i32 {
+        self.key
     }
 
     /// The segment's size in bytes (`shm_segsz`).
@@ -208,34 +216,14 @@ impl Mapping {
         }
     }
 
-    /// Copies from the segment at `offset` into `target`, as many bytes as fit
-    /// in both; returns the count.
-    #[napi(ts_args_type = "target: ArrayBufferView, offset: number")]
-    pub fn read_into(&self, env: Env, target: Unknown, offset: f64) -> Result<f64> {
-        let offset = to_usize(&env, "offset", offset)?;
-        let (dst, len) = view_bytes(&env, &target)?;
-        let guard = self.shared.lock();
-        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-        let n = len.min(attachment.len().saturating_sub(offset));
-        // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
-        // memory, and no JS runs during this call. It may be the mapping itself,
-        // which `read_raw` allows (memmove).
-        unsafe { attachment.read_raw(offset, dst, n) }.map_err(|e| throw(&env, e))?;
-        Ok(n as f64)
-    }
-
-    /// Copies all of `source` into the segment at `offset`; throws a
-    /// `RangeError` if it does not fit. Returns the count.
-    #[napi(ts_args_type = "source: ArrayBufferView, offset: number")]
-    pub fn write(&self, env: Env, source: Unknown, offset: f64) -> Result<f64> {
-        let offset = to_usize(&env, "offset", offset)?;
-        let (src, len) = view_bytes(&env, &source)?;
-        let guard = self.shared.lock();
-        let attachment = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-        // SAFETY: `src` is valid for `len` bytes: it is the live view's memory,
-        // and no JS runs during this call. It may overlap the mapping (memmove).
-        unsafe { attachment.write_raw(offset, src, len) }.map_err(|e| throw(&env, e))?;
-        Ok(len as f64)
+    /// The handle of the copy path's plain functions (`mappingReadInto`,
+    /// `mappingWrite`) for this mapping.
+    #[napi(ts_return_type = "ExternalObject<'CopyHandle'>")]
+    pub fn copy_handle(&self) -> External<CopyHandle> {
+        External::new(CopyHandle {
+            shared: self.shared.clone(),
+            id: self.id,
+        })
     }
 
     /// `IPC_RMID` if at least `parties` attachments exist now (see
@@ -304,6 +292,87 @@ impl Mapping {
             None => attachment.detach().map_err(|e| throw(&env, e)),
         }
     }
+}
+
+/// What the copy path's plain functions take instead of the `Mapping`: its
+/// attachment (`None` once detached) and id, in an `External`. A class
+/// method of napi-rs 3 (with `napi8`) unwraps its object, checks its type
+/// tag and registers a borrow on every call, a plain function with an
+/// `External` only reads the external's pointer and compares a `TypeId`:
+/// about half the cost of a method, per call.
+pub struct CopyHandle {
+    shared: Arc<Shared>,
+    id: i32,
+}
+
+/// Runs one copy of the copy path: `copy(attachment, offset, view's
+/// memory, view's length)` with the attachment locked, after the checks both
+/// copy functions make (`offset`, the view, detached).
+fn with_copy(
+    env: &Env,
+    handle: &CopyHandle,
+    view: &Unknown,
+    offset: f64,
+    copy: impl FnOnce(&Attachment, usize, *mut u8, usize) -> sysv_shm::Result<f64>,
+) -> Result<f64> {
+    let offset = to_usize(env, "offset", offset)?;
+    let (ptr, len) = view_bytes(env, view)?;
+    let guard = handle.shared.lock();
+    let attachment = guard.as_ref().ok_or_else(|| detached(env, handle.id))?;
+    copy(attachment, offset, ptr, len).map_err(|e| throw(env, e))
+}
+
+/// Copies from the segment at `offset` into `target`, as many bytes as fit
+/// in both; returns the count.
+#[napi(
+    ts_args_type = "handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number"
+)]
+pub fn mapping_read_into(
+    env: Env,
+    handle: &External<CopyHandle>,
+    target: Unknown,
+    offset: f64,
+) -> Result<f64> {
+    with_copy(
+        &env,
+        handle,
+        &target,
+        offset,
+        |attachment, offset, dst, len| {
+            let n = len.min(attachment.len().saturating_sub(offset));
+            // SAFETY: `dst` is valid for `len >= n` bytes: it is the live view's
+            // memory, and no JS runs during this call. It may be the mapping
+            // itself, which `read_raw` allows (memmove).
+            unsafe { attachment.read_raw(offset, dst, n) }?;
+            Ok(n as f64)
+        },
+    )
+}
+
+/// Copies all of `source` into the segment at `offset`; throws a
+/// `RangeError` if it does not fit. Returns the count.
+#[napi(
+    ts_args_type = "handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number"
+)]
+pub fn mapping_write(
+    env: Env,
+    handle: &External<CopyHandle>,
+    source: Unknown,
+    offset: f64,
+) -> Result<f64> {
+    with_copy(
+        &env,
+        handle,
+        &source,
+        offset,
+        |attachment, offset, src, len| {
+            // SAFETY: `src` is valid for `len` bytes: it is the live view's
+            // memory, and no JS runs during this call. It may overlap the mapping
+            // (memmove).
+            unsafe { attachment.write_raw(offset, src, len) }?;
+            Ok(len as f64)
+        },
+    )
 }
 
 fn detached(env: &Env, id: i32) -> Error {

@@ -50,6 +50,8 @@ pub struct Attachment {
     ptr: NonNull<u8>,
     len: usize,
     id: i32,
+    /// The key at attach time, from the same `IPC_STAT` as `len`.
+    key: i32,
     read_only: bool,
 }
 
@@ -62,13 +64,13 @@ unsafe impl Send for Attachment {}
 unsafe impl Sync for Attachment {}
 
 impl Attachment {
-    /// `shmat(id, NULL, flags)`, then `len_of(id)`, the size of the segment
-    /// (`shm_segsz`, read by the caller's `IPC_STAT`): after the attach, so
-    /// that a refused attach reports `shmat`'s error.
+    /// `shmat(id, NULL, flags)`, then `size_and_key_of(id)`, the size of the
+    /// segment (`shm_segsz`) and its key, read by the caller's `IPC_STAT`:
+    /// after the attach, so that a refused attach reports `shmat`'s error.
     pub(crate) fn new(
         id: i32,
         read_only: bool,
-        len_of: impl FnOnce(i32) -> Result<usize>,
+        size_and_key_of: impl FnOnce(i32) -> Result<(usize, i32)>,
     ) -> Result<Attachment> {
         // Take a place in the budget first; give it back unless an
         // `Attachment` (whose detach gives it back) comes out of this.
@@ -99,18 +101,29 @@ impl Attachment {
             ptr,
             len: 0,
             id,
+            key: 0,
             read_only,
         };
         // The size asked for at creation; the mapping is that rounded up to
         // whole pages, so every byte below it is mapped. If IPC_STAT fails,
         // `?` drops the attachment, which detaches.
-        attachment.len = len_of(id)?;
+        (attachment.len, attachment.key) = size_and_key_of(id)?;
         Ok(attachment)
     }
 
     /// The shmid of the segment.
     pub fn id(&self) -> i32 {
         self.id
+    }
+
+    /// The segment's key as `shmctl(IPC_STAT)` read it right after the
+    /// `shmat` (`0` for `IPC_PRIVATE` and for a segment marked removed), so
+    /// that a caller that attached by id needs no second `IPC_STAT`.
+    ///
+    /// # References
+    /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+    pub fn key(&self) -> i32 {
+        self.key
     }
 
     /// The size of the segment in bytes (`shm_segsz`); every byte below it

@@ -468,6 +468,32 @@ impl Channel {
         Ok(())
     }
 
+    /// Wakes the receiver if its waiting word says it sleeps (after a full
+    /// fence); no system call otherwise. For a sender that moved `head`
+    /// itself, through its own view of the segment (the JavaScript path of
+    /// the Node binding): what [`Channel::try_send_raw`] does after its store.
+    ///
+    /// # Errors
+    /// `Os` from `futex(2)` `FUTEX_WAKE`.
+    ///
+    /// # References
+    /// - [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)
+    pub fn wake_receiver(&self) -> Result<()> {
+        self.wake(OFF_RX_WAITING)
+    }
+
+    /// Wakes the sender if its waiting word says it sleeps: as
+    /// [`Channel::wake_receiver`], for a receiver that moved `tail` itself.
+    ///
+    /// # Errors
+    /// `Os` from `futex(2)` `FUTEX_WAKE`.
+    ///
+    /// # References
+    /// - [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)
+    pub fn wake_sender(&self) -> Result<()> {
+        self.wake(OFF_TX_WAITING)
+    }
+
     /// Where the sender may write a record of `need` bytes (`need <= C`,
     /// from `check_len`): `Some(head)` if there is room now, `None` if the
     /// ring is too full. Checks `head` on every call and `tail` whenever it is

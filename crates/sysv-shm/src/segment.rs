@@ -164,7 +164,8 @@ impl Segment {
     /// - [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
     pub fn attach(&self, read_only: bool) -> Result<Attachment> {
         Attachment::new(self.id, read_only, |id| {
-            Ok(ipc::stat::<Segment>(id)?.shm_segsz)
+            let ds = ipc::stat::<Segment>(id)?;
+            Ok((ds.shm_segsz, crate::sys::perm_key(&ds.shm_perm)))
         })
     }
 

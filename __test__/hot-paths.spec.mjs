@@ -1,0 +1,364 @@
+// The hot paths that run in JavaScript where a zero-copy view exists: SharedMemory read, readInto
+// and write copy through the view and check their ranges themselves, with no native call (shown by
+// counting the calls into the addon's Mapping class); without a view (zeroCopy: false, read-only,
+// Electron) they call the native copy. Both paths must give the same bytes and the same errors.
+import test from 'ava'
+
+import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
+import { native } from '../dist/src/binding.js'
+import { dispose, noLeaks } from './helpers.mjs'
+
+noLeaks(test)
+
+/**
+ * Counts the calls into the native Mapping class and the copy path's functions while `fn` runs:
+ * every method and getter of its prototype, and the addon's functions, are wrapped for that time.
+ */
+function nativeCalls(fn) {
+  const saved = [native.Mapping.prototype, native].flatMap((proto) =>
+    Object.getOwnPropertyNames(proto)
+      .filter((k) => k !== 'constructor' && (proto !== native || typeof native[k] === 'function'))
+      .map((k) => [proto, k, Object.getOwnPropertyDescriptor(proto, k)]),
+  )
+  const calls = []
+  for (const [proto, k, d] of saved) {
+    const wrap = (f) =>
+      function (...args) {
+        calls.push(k)
+        return f.apply(this, args)
+      }
+    Object.defineProperty(proto, k, {
+      ...d,
+      ...(d.get ? { get: wrap(d.get) } : {}),
+      ...(typeof d.value === 'function' ? { value: wrap(d.value) } : {}),
+    })
+  }
+  try {
+    fn()
+  } finally {
+    for (const [proto, k, d] of saved) Object.defineProperty(proto, k, d)
+  }
+  return calls
+}
+
+function pair(t, size) {
+  const a = SharedMemory.create(IPC_PRIVATE, size)
+  const b = SharedMemory.openById(a.id, { zeroCopy: false })
+  t.teardown(() => dispose(b, a))
+  return { fast: a, copying: b }
+}
+
+test('read, readInto and write of a zero-copy handle make no native call; those of a copying handle do', (t) => {
+  const { fast, copying } = pair(t, 4096)
+  const data = Buffer.from('0123456789abcdef'.repeat(4))
+  const into = Buffer.alloc(64)
+  const fastCalls = nativeCalls(() => {
+    t.true(fast.attached)
+    t.is(fast.write(data, 100), 64)
+    t.is(fast.readInto(into, 100), 64)
+    t.deepEqual(fast.read(100, 64), data)
+  })
+  t.deepEqual(fastCalls, [])
+  const copyCalls = nativeCalls(() => {
+    t.is(copying.write(data, 200), 64)
+    t.is(copying.readInto(into, 200), 64)
+  })
+  t.deepEqual(copyCalls, ['copyHandle', 'mappingWrite', 'mappingReadInto'])
+})
+
+test('both paths copy the same bytes: any view type, offsets up to the end, partial readInto, strings', (t) => {
+  const { fast, copying } = pair(t, 1000)
+  for (const [writer, reader] of [[fast, copying], [copying, fast]]) {
+    const src = new Float64Array([1.5, -2, 3e300])
+    t.is(writer.write(src, 8), 24)
+    t.deepEqual(reader.read(8, 24), Buffer.from(src.buffer))
+    t.is(writer.write(new DataView(src.buffer, 8, 8), 992), 8)
+    t.deepEqual(reader.read(992), Buffer.from(src.buffer, 8, 8))
+    t.is(writer.write('héllo', 40), 6)
+    t.is(reader.read(40, 6).toString(), 'héllo')
+    t.is(writer.write(src.buffer, 0), 24)
+    const i32 = new Int32Array(10)
+    t.is(reader.readInto(i32, 996), 4, 'as many bytes as remain')
+    t.is(i32[0], new Int32Array(src.buffer, 8, 2)[1])
+    const dv = new DataView(new ArrayBuffer(6))
+    t.is(reader.readInto(dv, 40), 6)
+    t.is(Buffer.from(dv.buffer).toString(), 'héllo')
+    t.is(reader.readInto(Buffer.alloc(4), 1000), 0)
+    t.is(reader.read(1000).length, 0)
+    t.is(writer.write(Buffer.alloc(0), 1000), 0)
+  }
+})
+
+test('a write from a view of the same segment copies as memmove does, on both paths', (t) => {
+  const { fast, copying } = pair(t, 64)
+  for (const shm of [fast, copying]) {
+    fast.buffer.fill(0)
+    for (let i = 0; i < 16; i++) fast.buffer[i] = i + 1
+    shm.write(fast.buffer.subarray(0, 16), 4)
+    t.deepEqual([...fast.buffer.subarray(0, 20)], [1, 2, 3, 4, ...Array.from({ length: 16 }, (_, i) => i + 1)])
+  }
+})
+
+test('range errors are the same on both paths, before anything is copied', (t) => {
+  const { fast, copying } = pair(t, 100)
+  for (const shm of [fast, copying]) {
+    fast.buffer.fill(7)
+    const e1 = t.throws(() => shm.write(Buffer.alloc(10), 91), { instanceOf: RangeError })
+    t.is(e1.code, 'ERR_OUT_OF_RANGE')
+    t.throws(() => shm.write(Buffer.alloc(1), 101), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    t.throws(() => shm.write(Buffer.alloc(1), -1), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    t.throws(() => shm.write(Buffer.alloc(1), 1.5), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    t.throws(() => shm.write(42), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+    t.throws(() => shm.readInto(Buffer.alloc(1), 101), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    t.throws(() => shm.readInto([1, 2], 0), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+    t.throws(() => shm.read(50, 51), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    t.throws(() => shm.read('0'), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+    t.true(fast.buffer.every((b) => b === 7), 'nothing was written')
+  }
+})
+
+test('after detach, read, readInto and write throw ERR_SHM_DETACHED on both paths, with no native call', (t) => {
+  const { fast, copying } = pair(t, 64)
+  fast.remove()
+  fast.detach()
+  copying.detach()
+  for (const shm of [fast, copying]) {
+    const calls = nativeCalls(() => {
+      t.false(shm.attached)
+      t.false(shm.zeroCopy)
+      for (const call of [() => shm.write(Buffer.alloc(1)), () => shm.readInto(Buffer.alloc(1)), () => shm.read(0, 1)]) {
+        const e = t.throws(call, { instanceOf: ShmError })
+        t.is(e.code, 'ERR_SHM_DETACHED')
+      }
+    })
+    t.deepEqual(calls, [])
+  }
+})
+
+test('a read-only handle reads through the native copy and refuses writes with ERR_SHM_READ_ONLY', (t) => {
+  const rw = SharedMemory.create(IPC_PRIVATE, 64)
+  const ro = SharedMemory.openById(rw.id, { readOnly: true })
+  t.teardown(() => dispose(ro, rw))
+  rw.write('read me', 3)
+  t.is(ro.read(3, 7).toString(), 'read me')
+  const e = t.throws(() => ro.write('x'), { instanceOf: ShmError })
+  t.is(e.code, 'ERR_SHM_READ_ONLY')
+  t.is(rw.read(0, 1)[0], 0)
+})
+
+// The Channel's send and receive of one record in JavaScript (src/ring.ts), beside a handle of
+// the same channel that has only native calls (as in Electron: no view of the segment).
+
+/** A channel, a native-only handle of it, and a SharedMemory view of its segment to poke words. */
+function channel(t, capacity) {
+  const js = Channel.create(IPC_PRIVATE, capacity)
+  js.remove()
+  process.env.SYSV_SHM_SIMULATE_NO_EXTERNAL_BUFFERS = '1'
+  let nat
+  try {
+    nat = Channel.openById(js.id)
+  } finally {
+    delete process.env.SYSV_SHM_SIMULATE_NO_EXTERNAL_BUFFERS
+  }
+  const shm = SharedMemory.openById(js.id)
+  t.teardown(() => {
+    shm.detach()
+    nat.detach()
+    js.detach()
+  })
+  const words = new BigUint64Array(shm.buffer.buffer, shm.buffer.byteOffset, 64)
+  return { js, nat, shm, words }
+}
+
+/** Counts the calls into the native ChannelHandle class while `fn` runs. */
+function channelCalls(fn) {
+  const proto = native.ChannelHandle.prototype
+  const saved = Object.getOwnPropertyNames(proto)
+    .filter((k) => k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, k).value === 'function')
+    .map((k) => [k, proto[k]])
+  const calls = []
+  for (const [k, f] of saved) {
+    proto[k] = function (...args) {
+      calls.push(k)
+      return f.apply(this, args)
+    }
+  }
+  try {
+    fn()
+  } finally {
+    for (const [k, f] of saved) proto[k] = f
+  }
+  return calls
+}
+
+const HEAD = 128 / 8
+const TAIL = 256 / 8
+
+test('Channel send, trySend, recv, tryRecv, recvInto and tryRecvInto of a handle with a view make no native call', (t) => {
+  const { js } = channel(t, 4096)
+  const target = new Uint8Array(100)
+  const calls = channelCalls(() => {
+    t.true(js.trySend(Buffer.from('one')))
+    t.true(js.send(new Uint16Array([1, 2, 3]), 1000))
+    t.true(js.send('three'))
+    t.true(js.trySend(new DataView(new ArrayBuffer(5))))
+    t.deepEqual(js.tryRecv(), Buffer.from('one'))
+    t.is(js.recvInto(target, 1000), 6)
+    t.deepEqual([...new Uint16Array(target.buffer, 0, 3)], [1, 2, 3])
+    t.is(js.recv().toString(), 'three')
+    t.is(js.tryRecvInto(new DataView(target.buffer)), 5)
+    t.is(js.tryRecvInto(target), null)
+    t.is(js.tryRecv(), null)
+  })
+  t.deepEqual(calls, [])
+})
+
+test('the JavaScript and native paths interoperate: records that wrap the ring end, a full ring, u64 head and tail past 2^32', (t) => {
+  const { js, nat, words } = channel(t, 256)
+  // Both indices just below 2^32: the next records carry into the high half.
+  words[HEAD] = 2n ** 32n - 64n
+  words[TAIL] = 2n ** 32n - 64n
+  for (const [tx, rx] of [[js, nat], [nat, js], [js, js], [nat, nat]]) {
+    const sent = []
+    for (let i = 0; ; i++) {
+      const m = Buffer.alloc(1 + ((i * 37) % 90), i & 255)
+      if (!tx.trySend(m)) break
+      sent.push(m)
+    }
+    t.true(sent.length >= 3, 'the ring filled up')
+    t.false(tx.trySend(Buffer.alloc(200)), 'full')
+    for (const m of sent) t.deepEqual(rx.tryRecv(), m)
+    t.is(rx.tryRecv(), null)
+  }
+  t.true(words[HEAD] > 2n ** 32n, 'head carried past 2^32')
+  t.is(words[HEAD], words[TAIL])
+  // And near 2^64: the indices wrap.
+  words[HEAD] = 2n ** 64n - 24n
+  words[TAIL] = 2n ** 64n - 24n
+  for (let i = 0; i < 10; i++) {
+    t.true(js.trySend(Buffer.from(`message ${i}`)))
+    t.is(nat.tryRecv().toString(), `message ${i}`)
+  }
+  t.true(words[HEAD] < 256n, 'head wrapped past 2^64')
+})
+
+test('a corrupt head, tail or record length is ERR_CHANNEL_CORRUPT on both paths, and nothing is received or sent with it', (t) => {
+  const { js, nat, words, shm } = channel(t, 256)
+  const cases = [
+    ['tail', () => (words[TAIL] = 4n), /bad tail: tail 4 is not a multiple of 8/],
+    ['head', () => (words[HEAD] = 12n), /bad head: head 12 is not a multiple of 8/],
+    ['head', () => (words[HEAD] = 512n), /bad head: head 512 is more than the capacity 256 ahead of tail 0/],
+    ['tail', () => (words[TAIL] = 64n), /bad tail: tail 64 is ahead of head 0/],
+    ['head', () => (words[HEAD] = 2n ** 32n), /bad head: head 4294967296 is more than the capacity/],
+    ['record length', () => {
+      words[HEAD] = 16n
+      shm.buffer.writeUInt32LE(9, 512)
+    }, /bad record length: the record at tail 0 says 9 bytes \(24 with its header and padding\), but head 16 publishes only 16 bytes/],
+  ]
+  for (const [word, corrupt, message] of cases) {
+    for (const ch of [js, nat]) {
+      words[HEAD] = 0n
+      words[TAIL] = 0n
+      shm.buffer.fill(0, 512)
+      corrupt()
+      const head = words[HEAD]
+      const tail = words[TAIL]
+      for (const call of [() => ch.tryRecvInto(Buffer.alloc(64)), () => ch.tryRecv(), () => ch.recvInto(Buffer.alloc(64), 0)]) {
+        const e = t.throws(call, { instanceOf: ShmError }, `${word}: receive`)
+        t.is(e.code, 'ERR_CHANNEL_CORRUPT')
+        t.regex(e.message, message)
+      }
+      // A sender reads tail only when its cached tail shows no room (as the core does): head is checked on every send.
+      if (word === 'head') {
+        const e = t.throws(() => ch.trySend(Buffer.alloc(200)), { instanceOf: ShmError }, `${word}: send`)
+        t.is(e.code, 'ERR_CHANNEL_CORRUPT')
+      }
+      t.is(words[HEAD], head, 'head untouched')
+      t.is(words[TAIL], tail, 'tail untouched')
+    }
+  }
+})
+
+test('the JavaScript path leaves to the native call what it reports: closed, too large, a target too small', (t) => {
+  const { js } = channel(t, 256)
+  t.throws(() => js.trySend(Buffer.alloc(249)), { instanceOf: RangeError })
+  t.true(js.trySend(Buffer.alloc(20, 1)))
+  const e = t.throws(() => js.tryRecvInto(Buffer.alloc(19)), { instanceOf: RangeError })
+  t.is(e.code, 'ERR_BUFFER_TOO_SMALL')
+  t.deepEqual(js.tryRecv(), Buffer.alloc(20, 1), 'the message stayed')
+  js.close()
+  const c = t.throws(() => js.send(Buffer.alloc(1)), { instanceOf: ShmError })
+  t.is(c.code, 'ERR_CHANNEL_CLOSED')
+  t.is(js.recv(0), null)
+})
+
+test('Channel detach ends the attachment at once, and its calls throw ERR_SHM_DETACHED, on both paths', (t) => {
+  const { js, nat, shm } = channel(t, 256)
+  t.is(shm.stat().attachCount, 3)
+  js.detach()
+  t.is(shm.stat().attachCount, 2, 'shmdt at detach, not at garbage collection')
+  nat.detach()
+  t.is(shm.stat().attachCount, 1)
+  for (const ch of [js, nat]) {
+    for (const call of [() => ch.trySend(Buffer.alloc(1)), () => ch.send('x'), () => ch.tryRecvInto(Buffer.alloc(1)), () => ch.recv(0)]) {
+      const e = t.throws(call, { instanceOf: ShmError })
+      t.is(e.code, 'ERR_SHM_DETACHED')
+    }
+  }
+})
+
+test('views of a detached ArrayBuffer are zero bytes on the JavaScript paths, never a TypeError', (t) => {
+  const { fast } = pair(t, 64)
+  const { js } = channel(t, 256)
+  const { buffer } = new Uint8Array(8)
+  const detached = [new Uint8Array(buffer), new Float64Array(buffer)]
+  structuredClone(buffer, { transfer: [buffer] })
+  for (const view of detached) {
+    t.is(view.byteLength, 0)
+    t.is(fast.write(view, 3), 0)
+    t.is(fast.readInto(view, 3), 0)
+    t.true(js.trySend(view))
+    t.true(js.send(view))
+  }
+  t.is(js.tryRecvInto(detached[0]), 0)
+  t.is(js.recvInto(detached[1]), 0)
+  t.is(js.tryRecv().length, 0)
+  t.is(js.recv(0).length, 0)
+})
+
+test('trySendMany, recvMany and tryRecvMany run in JavaScript with one store of head or tail per batch, and agree with the native path', (t) => {
+  const { js, nat, words } = channel(t, 512)
+  words[HEAD] = 2n ** 32n - 40n
+  words[TAIL] = 2n ** 32n - 40n
+  const items = Array.from({ length: 12 }, (_, i) => Buffer.alloc(1 + ((i * 29) % 60), i + 1))
+  for (const [tx, rx, jsCalls] of [[js, nat, true], [nat, js, true], [js, js, true], [nat, nat, false]]) {
+    const target = Buffer.alloc(1000)
+    const lengths = new Uint32Array(5)
+    let sent = 0
+    let got = []
+    const calls = channelCalls(() => {
+      sent = tx.trySendMany(items)
+      for (;;) {
+        const n = got.length % 2 ? rx.tryRecvMany(target, lengths) : rx.recvMany(target, lengths, 0)
+        if (n === null) break
+        let off = 0
+        for (let k = 0; k < n; k++) {
+          got.push(Buffer.from(target.subarray(off, off + lengths[k])))
+          off += lengths[k]
+        }
+      }
+    })
+    t.true(sent >= 5 && sent < items.length, `${sent} sent: the ring filled up`)
+    t.deepEqual(got, items.slice(0, sent))
+    if (tx === js && rx === js) t.deepEqual(calls, [], 'no native call')
+    if (!jsCalls) t.true(calls.length > 0)
+  }
+  // What the JavaScript path leaves to the native one: an item that is not a view, a target too small.
+  t.throws(() => js.trySendMany([Buffer.from('a'), 'b']), { instanceOf: TypeError })
+  t.deepEqual(nat.tryRecv(), Buffer.from('a'))
+  t.true(js.trySend(Buffer.alloc(30)))
+  const e = t.throws(() => js.tryRecvMany(Buffer.alloc(10), new Uint32Array(4)), { instanceOf: RangeError })
+  t.is(e.code, 'ERR_BUFFER_TOO_SMALL')
+  const shared = new Uint32Array(20)
+  t.throws(() => js.tryRecvMany(new Uint8Array(shared.buffer, 0, 40), shared), { instanceOf: RangeError })
+})
