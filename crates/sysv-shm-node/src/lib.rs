@@ -14,6 +14,7 @@ mod errors;
 pub mod futex;
 mod mapping;
 pub mod msg;
+mod pending;
 pub mod semaphore;
 mod teardown;
 

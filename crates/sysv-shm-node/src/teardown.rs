@@ -1,7 +1,8 @@
 //! Cancelling a pending asynchronous call when its JS environment goes
 //! away (a worker is terminated): the one teardown hook of this addon, used
-//! by message queues and semaphores, so that no thread is left blocked, or
-//! goes on acting, for an environment that no longer exists.
+//! by every asynchronous call (`crate::pending`: message queues, semaphores,
+//! `waitAsync`, the channel's `recvAsync`), so that no thread is left
+//! blocked, or goes on acting, for an environment that no longer exists.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -257,11 +257,9 @@ impl Channel {
     /// Attaches the channel segment with this shmid and checks the header.
     pub fn from_segment(segment: Segment) -> Result<Channel> {
         let map = segment.attach(false)?;
-        let not_channel = |why: String| {
-            Error::InvalidArgument(format!(
-                "segment {} is not a sysv-shm channel: {why}",
-                segment.id()
-            ))
+        let not_channel = |detail: String| Error::NotAChannel {
+            id: segment.id(),
+            detail,
         };
         if map.len() < HEADER_SIZE + 16 {
             return Err(not_channel(format!("{} bytes is too small", map.len())));
@@ -411,11 +409,7 @@ impl Channel {
     }
 
     fn closed_error(&self) -> Error {
-        Error::os(
-            "channel_send",
-            nix::errno::Errno::EPIPE,
-            format!("channel {} is closed", self.map.id()),
-        )
+        Error::Closed { id: self.map.id() }
     }
 
     fn corrupt(&self, field: &'static str, detail: String) -> Error {
@@ -503,7 +497,7 @@ impl Channel {
     ///
     /// # Errors
     /// `InvalidArgument` for a message larger than [`Channel::max_message`],
-    /// `Os` `EPIPE` once closed, [`Error::ChannelCorrupt`] if `head` or
+    /// [`Error::Closed`] once closed, [`Error::ChannelCorrupt`] if `head` or
     /// `tail` break the layout's rules.
     ///
     /// # Safety

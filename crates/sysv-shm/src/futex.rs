@@ -55,6 +55,7 @@ use nix::errno::Errno;
 
 use crate::attachment::Attachment;
 use crate::error::{Error, Result};
+use crate::wait::CancelToken;
 
 mod fallback;
 
@@ -340,6 +341,7 @@ impl Attachment {
     ///
     /// `keepalive` must keep this attachment mapped until `on_done` runs or
     /// [`cancel_range`] is called for its address range, whichever is first.
+    /// `cancel` ends the wait with [`AsyncOutcome::Cancelled`] at once.
     pub fn wait_async(
         &self,
         offset: usize,
@@ -347,6 +349,7 @@ impl Attachment {
         timeout: Option<Duration>,
         keepalive: Arc<dyn Any + Send + Sync>,
         on_done: OnDone,
+        cancel: Option<&CancelToken>,
     ) -> Result<Option<u64>> {
         let checked = if self.read_only() {
             Err(Error::ReadOnly { id: self.id() })
@@ -367,6 +370,7 @@ impl Attachment {
             timeout,
             keepalive,
             on_done,
+            cancel: cancel.cloned(),
         };
         // SAFETY: both words are in this mapping, which the caller keeps
         // mapped through `keepalive` until completion or `cancel_range`.
@@ -393,6 +397,9 @@ pub enum AsyncOutcome {
     NotEqual,
     /// The kernel refused the wait (the `errno` of `futex_waitv`).
     Failed(Errno),
+    /// No thread could be started to serve the wait (the `errno` of
+    /// `pthread_create`).
+    NoThread(Errno),
 }
 
 /// The completion callback of an asynchronous wait.
@@ -413,6 +420,9 @@ pub struct AsyncRequest {
     pub keepalive: Arc<dyn Any + Send + Sync>,
     /// Called once, on the waiter thread (or the caller's for [`cancel`]).
     pub on_done: OnDone,
+    /// Cancelling it ends the wait at once with [`AsyncOutcome::Cancelled`]
+    /// (as [`cancel`] of its id does).
+    pub cancel: Option<CancelToken>,
 }
 
 struct Entry {
@@ -525,6 +535,28 @@ fn shards() -> MutexGuard<'static, Vec<Arc<Shard>>> {
 /// # Errors
 /// The error of spawning a thread.
 pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
+    if req.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+        (req.on_done)(AsyncOutcome::Cancelled);
+        return Ok(None);
+    }
+    let token = req.cancel.clone();
+    // SAFETY: the caller's contract, passed on.
+    let id = unsafe { start_async(req) }?;
+    if let (Some(token), Some(id)) = (token, id) {
+        // Takes the wait off its thread (`futex_waitv` list or fallback
+        // thread) and settles it; at once if cancelled meanwhile.
+        token.on_cancel(move || {
+            cancel(id);
+        });
+    }
+    Ok(id)
+}
+
+/// [`wait_async`] without the token.
+///
+/// # Safety
+/// As [`wait_async`].
+unsafe fn start_async(req: AsyncRequest) -> Result<Option<u64>> {
     // SAFETY: mapped and aligned (caller's contract).
     if unsafe { (*req.addr).load(Ordering::SeqCst) } != req.expected {
         (req.on_done)(AsyncOutcome::NotEqual);
@@ -574,12 +606,8 @@ pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
             if let Err(e) = spawned {
                 let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
                 // SAFETY: the entry's memory is mapped (caller's contract).
-                (unsafe { entry.finish() })(AsyncOutcome::Failed(errno));
-                return Err(Error::os(
-                    "pthread_create",
-                    errno,
-                    "start the waiter thread",
-                ));
+                (unsafe { entry.finish() })(AsyncOutcome::NoThread(errno));
+                return Err(Error::ThreadStart { errno });
             }
             // Not yet in `all`: no other caller can see it before the push.
             shard.lock().push(entry);
@@ -858,6 +886,7 @@ mod tests {
                 None,
                 keep.clone(),
                 Box::new(move |o| tx1.send(o).unwrap()),
+                None,
             )
             .unwrap()
             .unwrap();
@@ -874,6 +903,7 @@ mod tests {
             t,
             keep.clone(),
             Box::new(move |o| tx2.send(o).unwrap()),
+            None,
         )
         .unwrap();
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::TimedOut);
@@ -886,6 +916,7 @@ mod tests {
                 None,
                 keep.clone(),
                 Box::new(move |o| tx3.send(o).unwrap()),
+                None,
             )
             .unwrap()
             .unwrap();
@@ -893,8 +924,15 @@ mod tests {
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::Cancelled);
 
         let tx4 = tx.clone();
-        map.wait_async(40, 0, None, keep, Box::new(move |o| tx4.send(o).unwrap()))
-            .unwrap();
+        map.wait_async(
+            40,
+            0,
+            None,
+            keep,
+            Box::new(move |o| tx4.send(o).unwrap()),
+            None,
+        )
+        .unwrap();
         assert_eq!(cancel_range(map.as_ptr() as usize, map.len()), 1);
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::Detached);
         assert_eq!(value(&map, 44).load(Ordering::SeqCst), 0);
@@ -932,6 +970,7 @@ mod tests {
                                 None,
                                 keep,
                                 Box::new(move |o| tx.send(o).unwrap()),
+                                None,
                             )
                             .unwrap();
                         }

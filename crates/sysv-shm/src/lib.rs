@@ -35,6 +35,7 @@
 #![cfg(target_os = "linux")]
 
 mod attachment;
+pub mod blocking;
 pub mod channel;
 mod cleanup;
 mod error;

@@ -458,7 +458,7 @@ impl MessageQueue {
     }
 
     /// [`MessageQueue::send`] that `token` can cancel while it waits; a
-    /// cancelled send fails with `ECANCELED` and sends nothing.
+    /// cancelled send fails with [`Error::Cancelled`] and sends nothing.
     pub fn send_cancellable(
         &self,
         mtype: i64,
@@ -559,7 +559,7 @@ impl MessageQueue {
     }
 
     /// [`MessageQueue::receive`] that `token` can cancel while it waits; a
-    /// cancelled receive fails with `ECANCELED` and takes no message.
+    /// cancelled receive fails with [`Error::Cancelled`] and takes no message.
     pub fn receive_cancellable(
         &self,
         what: &Receive,
@@ -834,7 +834,7 @@ fn stop_error(syscall: &'static str, stop: Stop, wait: Wait, context: String) ->
             };
             Error::os(syscall, errno, format!("{context}: {what} for {ms} ms"))
         }
-        Stop::Cancelled => Error::os(syscall, Errno::ECANCELED, format!("{context}: cancelled")),
+        Stop::Cancelled => Error::Cancelled,
     }
 }
 
@@ -1040,7 +1040,7 @@ mod tests {
         thread::sleep(Duration::from_millis(20));
         token.cancel();
         let e = waiter.join().unwrap().unwrap_err();
-        assert_eq!(e.errno(), Some(Errno::ECANCELED));
+        assert_eq!(e, Error::Cancelled);
         // An already-cancelled token still takes a message that is there.
         q.0.send(1, b"ready", Wait::NoWait).unwrap();
         let m =
@@ -1049,9 +1049,8 @@ mod tests {
         assert_eq!(m.data, b"ready");
         assert_eq!(
             q.0.receive_cancellable(&any(), Wait::Forever, &token)
-                .unwrap_err()
-                .errno(),
-            Some(Errno::ECANCELED)
+                .unwrap_err(),
+            Error::Cancelled
         );
         // Removal wakes a blocked receiver with EIDRM.
         let waiter =
@@ -1094,7 +1093,7 @@ mod tests {
             }
             token.cancel();
             let e = waiter.join().unwrap().unwrap_err();
-            assert_eq!(e.errno(), Some(Errno::ECANCELED));
+            assert_eq!(e, Error::Cancelled);
         }
     }
 

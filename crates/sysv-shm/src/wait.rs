@@ -271,8 +271,12 @@ fn reached(now: libc::timespec, deadline: libc::timespec) -> bool {
 
 /// How a cancelled token wakes one waiter.
 enum Waker {
+    /// Fire the waiting thread's timer (its blocking call returns `EINTR`).
     Timer(Timer),
+    /// Unpark a thread that polls.
     Thread(Thread),
+    /// Take the wait away from whoever serves it (e.g. a `futex_waitv` entry).
+    Call(Box<dyn Fn() + Send + Sync>),
 }
 
 struct Registration {
@@ -290,9 +294,12 @@ struct TokenInner {
 ///
 /// Pass a clone to a call that may block (e.g.
 /// [`MessageQueue::send_cancellable`](crate::MessageQueue::send_cancellable));
-/// [`CancelToken::cancel`] makes every such call, now or later, return
-/// `ECANCELED` as soon as it can, unless it has already completed. Cheap to
-/// clone; all clones are the same token.
+/// [`CancelToken::cancel`] makes every such call, now or later, fail with
+/// [`Error::Cancelled`](crate::Error::Cancelled) at once, unless it has
+/// already completed. The one cancellation of this crate: it interrupts
+/// `msgrcv`, `msgsnd`, `semop` and the fallback's `FUTEX_WAIT` (a timer
+/// signal makes them return `EINTR`) and takes a `futex_waitv` wait off its
+/// thread's list. Cheap to clone; all clones are the same token.
 #[derive(Clone, Default)]
 pub struct CancelToken(Arc<TokenInner>);
 
@@ -315,17 +322,42 @@ impl CancelToken {
         self.0.cancelled.load(Ordering::Acquire)
     }
 
-    /// Cancels: every call waiting with this token wakes up and returns
-    /// `ECANCELED` (unless it completed first); later calls return it at once.
+    /// Cancels: every call waiting with this token wakes up and fails with
+    /// [`Error::Cancelled`](crate::Error::Cancelled) (unless it completed
+    /// first); later calls fail so at once.
     pub fn cancel(&self) {
-        self.0.cancelled.store(true, Ordering::Release);
-        for r in self.lock().iter() {
-            match &r.waker {
-                // Fire now, then every REFIRE until the waiter deletes the timer.
-                Waker::Timer(t) => t.arm(None),
-                Waker::Thread(t) => t.unpark(),
+        if self.0.cancelled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let calls: Vec<Registration> = {
+            let mut waiters = self.lock();
+            for r in waiters.iter() {
+                match &r.waker {
+                    // Fire now, then every REFIRE until the waiter stops the timer.
+                    Waker::Timer(t) => t.arm(None),
+                    Waker::Thread(t) => t.unpark(),
+                    Waker::Call(_) => {}
+                }
+            }
+            let (calls, rest) = waiters
+                .drain(..)
+                .partition(|r| matches!(r.waker, Waker::Call(_)));
+            *waiters = rest;
+            calls
+        };
+        // Outside the lock: a call may settle the wait, which may unregister.
+        for r in calls {
+            if let Waker::Call(f) = r.waker {
+                f();
             }
         }
+    }
+
+    /// Calls `f` (once) when the token is cancelled, at once if it already
+    /// is: how a wait that no signal ends (a `futex_waitv` entry) is taken
+    /// off its thread. `f` must not block.
+    pub(crate) fn on_cancel(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.register(Waker::Call(Box::new(f)));
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Registration>> {
@@ -336,13 +368,20 @@ impl CancelToken {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let mut waiters = self.lock();
-        waiters.push(Registration { id, waker });
         // Cancelled before the registration was seen: wake at once.
         if self.is_cancelled() {
-            if let Some(Waker::Timer(t)) = waiters.last().map(|r| &r.waker) {
-                t.arm(None);
+            match waker {
+                Waker::Timer(t) => t.arm(None),
+                Waker::Thread(t) => t.unpark(),
+                Waker::Call(f) => {
+                    drop(waiters);
+                    f();
+                    return id;
+                }
             }
+            return id;
         }
+        waiters.push(Registration { id, waker });
         id
     }
 
@@ -458,9 +497,11 @@ fn wait_signal<T>(
     would_block: Errno,
     attempt: &mut impl FnMut(bool) -> Result<T, Errno>,
 ) -> Option<Result<T, Stop>> {
-    // Called with a deadline or a token (or both): there is a timer.
+    // Called with a deadline or a token (or both): there is a timer, the
+    // pooled thread's own (see `crate::blocking`) or one made for this wait.
     let _unblocked = Unblocked::new();
-    let timer = match Timer::for_this_thread() {
+    let pooled = crate::blocking::thread_timer();
+    let timer = match pooled.map_or_else(Timer::for_this_thread, Ok) {
         Ok(t) => t,
         Err(_) => return None,
     };
@@ -486,7 +527,13 @@ fn wait_signal<T>(
     if let Some((token, id)) = registration {
         token.unregister(id);
     }
-    timer.delete();
+    if pooled.is_some() {
+        // The thread keeps its timer for the next call; a signal already
+        // sent only makes a later blocking call retry after `EINTR`.
+        timer.disarm();
+    } else {
+        timer.delete();
+    }
     Some(result)
 }
 

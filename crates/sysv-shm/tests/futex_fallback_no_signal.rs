@@ -19,14 +19,15 @@ use sysv_shm::{Attachment, CreateOptions, Segment, IPC_PRIVATE};
 
 extern "C" fn their_handler(_: libc::c_int) {}
 
-/// How many threads of this process named `sysv-shm-futex` are blocked in a
+/// How many threads of this process named `sysv-shm-wait` (the pool of
+/// `sysv_shm::blocking`) are blocked in a
 /// shared `FUTEX_WAIT` (futex(2) with op 0), from /proc/self/task/*/syscall.
 fn asleep_on_cells() -> usize {
     let mut n = 0;
     for task in fs::read_dir("/proc/self/task").unwrap().flatten() {
         let p = task.path();
         let comm = fs::read_to_string(p.join("comm")).unwrap_or_default();
-        if comm.trim() != "sysv-shm-futex" {
+        if comm.trim() != sysv_shm::blocking::THREAD_NAME {
             continue;
         }
         let sc = fs::read_to_string(p.join("syscall")).unwrap_or_default();
@@ -63,6 +64,7 @@ fn wait_on(map: &Arc<Attachment>, off: usize, timeout: Option<Duration>) -> Wait
             timeout,
             keep,
             Box::new(move |o| tx.send(o).unwrap()),
+            None,
         )
         .unwrap();
     (id, rx)

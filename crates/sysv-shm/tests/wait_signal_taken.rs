@@ -61,8 +61,8 @@ fn a_taken_signal_is_left_alone_and_waits_poll() {
     thread::sleep(Duration::from_millis(20));
     token.cancel();
     assert_eq!(
-        waiter.join().unwrap().unwrap_err().errno(),
-        Some(Errno::ECANCELED)
+        waiter.join().unwrap().unwrap_err(),
+        sysv_shm::Error::Cancelled
     );
 
     q.send(3, b"polled", Wait::NoWait).unwrap();
