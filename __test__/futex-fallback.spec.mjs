@@ -1,10 +1,11 @@
 // waitAsync, recvAsync and for-await without futex_waitv (Linux before 5.16, qemu-user): this file
 // sets SYSV_SHM_FUTEX_WAITV=0 (fixtures/force-fallback.mjs, imported first), which forces the fallback (a pooled thread per pending wait, asleep
-// in FUTEX_WAIT), then runs every test of futex.spec.mjs and channel.spec.mjs again in this process,
+// in FUTEX_WAIT), then runs every test of futex.spec.mjs, channel.spec.mjs and async-cancel.spec.mjs again in this process,
 // whose children inherit the variable; and adds tests of what is particular to the fallback.
 import './fixtures/force-fallback.mjs'
 import './futex.spec.mjs'
 import './channel.spec.mjs'
+import './async-cancel.spec.mjs'
 
 import { release } from 'node:os'
 

@@ -55,11 +55,12 @@ pub(crate) fn watch_teardown(env: &Env, token: &CancelToken) -> Option<Arc<Teard
 }
 
 /// On the JS thread, when the call settles: unregisters the hook, unless it
-/// has run (the environment is going away).
-pub(crate) fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) {
-    let Some(state) = state else { return };
+/// has run. Returns whether it had run: the environment is going away, and
+/// no JS will see what the call settles with.
+pub(crate) fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) -> bool {
+    let Some(state) = state else { return false };
     if state.claimed.swap(true, Ordering::AcqRel) {
-        return;
+        return true;
     }
     let arg = Arc::as_ptr(&state);
     // SAFETY: `env` is live (we are settling in it) and the hook is still
@@ -71,4 +72,5 @@ pub(crate) fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) {
         // SAFETY: the hook is gone without having run: release its reference.
         drop(unsafe { Arc::from_raw(arg) });
     }
+    false
 }
