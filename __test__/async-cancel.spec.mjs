@@ -26,7 +26,7 @@ function blockedIn(calls) {
   const out = []
   for (const tid of readdirSync('/proc/self/task')) {
     try {
-      if (!readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith('sysv-shm')) continue
+      if (!readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith('sysv-')) continue
       const f = readFileSync(`/proc/self/task/${tid}/syscall`, 'utf8').trim().split(' ')
       for (const call of calls) {
         // A futex counts only as a shared FUTEX_WAIT (op 0), the fallback's sleep on a cell;
