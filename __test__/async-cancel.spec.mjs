@@ -40,6 +40,17 @@ function blockedIn(calls) {
   return out
 }
 
+/** Removes `obj` when the test ends, unless the test removed it already. */
+function removeLater(t, obj) {
+  t.teardown(() => {
+    try {
+      obj.remove()
+    } catch {
+      // removed by the test
+    }
+  })
+}
+
 const pooledFutex = () => native.futexAsyncBackend() === 'futex'
 const cellWaiters = (shm, off) => new Uint32Array(shm.buffer.buffer, shm.buffer.byteOffset, shm.size >> 2)[(off >> 2) + 1]
 
@@ -101,11 +112,7 @@ const KINDS = [
     calls: ['semop', 'semtimedop'],
     make(t) {
       const sem = Semaphore.create(IPC_PRIVATE, { initial: 0 })
-      t.teardown(() => {
-        try {
-          sem.remove()
-        } catch {}
-      })
+      removeLater(t, sem)
       return {
         id: sem.id,
         start: (signal) => sem.acquireAsync(1, { signal }),
@@ -125,11 +132,7 @@ const KINDS = [
     calls: ['msgrcv'],
     make(t) {
       const q = MessageQueue.create(IPC_PRIVATE)
-      t.teardown(() => {
-        try {
-          q.remove()
-        } catch {}
-      })
+      removeLater(t, q)
       return {
         id: q.id,
         start: (signal) => q.receiveAsync({ signal }),
@@ -149,11 +152,7 @@ const KINDS = [
     calls: ['msgsnd'],
     make(t) {
       const q = MessageQueue.create(IPC_PRIVATE, { maxBytes: 16 })
-      t.teardown(() => {
-        try {
-          q.remove()
-        } catch {}
-      })
+      removeLater(t, q)
       q.send('0123456789abcdef')
       return {
         id: q.id,
@@ -276,11 +275,17 @@ test.serial('queue race: a message is never lost when the worker waiting for it 
     )
     await once(worker, 'message')
     await until(() => blockedIn(['msgrcv']).length === 1, 'the worker\'s msgrcv asleep')
+    // The termination is under way (JS can no longer run in the worker) when the message comes:
+    // msgrcv may still take it for the dying worker, whose promise will never be seen. (A message
+    // sent before the termination may reach the worker's promise just before it stops, a window
+    // no library can close: that message was delivered, to a worker that died.)
+    const terminated = worker.terminate()
     q.send(`round ${round}`)
-    await worker.terminate()
+    await terminated
+    // Either the worker got it, or it is still (or again: put back) in the queue.
+    await until(() => Atomics.load(got, 0) + q.stat().messages >= 1, `round ${round}: the message delivered or in the queue`)
     await until(() => blockedIn(['msgrcv']).length === 0, 'the msgrcv thread to finish')
     const left = q.stat().messages
-    // Either the worker got it, or it is still (or again) in the queue.
     t.is(Atomics.load(got, 0) + left, 1, `round ${round}: delivered ${Atomics.load(got, 0)}, in the queue ${left}`)
     delivered += Atomics.load(got, 0)
     kept += left
