@@ -16,7 +16,7 @@
 //!   threads instead of interrupting a blocking call here with `EINTR`.
 //! - Where the signal strategy is in use ([`WaitStrategy::Signal`]), each
 //!   thread owns a POSIX timer that sends it that signal
-//!   ([`thread_timer`]): a canceller arms it to end the thread's blocking
+//!   (`thread_timer`): a canceller arms it to end the thread's blocking
 //!   call (`futex`, `msgrcv`, `msgsnd`, `semop` all return `EINTR`), so a
 //!   wait costs no `timer_create` of its own.
 //! - A job's completion runs on its thread after the thread is back in the

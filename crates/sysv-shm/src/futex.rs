@@ -602,7 +602,12 @@ unsafe fn start_async(req: AsyncRequest) -> Result<Option<u64>> {
             let spawned = std::thread::Builder::new()
                 .name("sysv-shm-waiter".into())
                 .stack_size(256 * 1024)
-                .spawn(move || run(&for_thread));
+                .spawn(move || {
+                    // As the pool's threads (`crate::blocking`): the
+                    // application's signals go to its own threads.
+                    crate::wait::block_stray_signals();
+                    run(&for_thread)
+                });
             if let Err(e) = spawned {
                 let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
                 // SAFETY: the entry's memory is mapped (caller's contract).

@@ -352,7 +352,7 @@ impl SemaphoreSet {
     /// `semop(id, ops, n)` with `IPC_NOWAIT`, then, if it would block, a
     /// blocking `semop` that the wake-up signal of [`crate::wait`] ends
     /// (`EINTR`) when the deadline passes or the token is cancelled (see
-    /// [`wait::wait`]). Nothing is applied unless the whole call succeeds.
+    /// `wait::wait`). Nothing is applied unless the whole call succeeds.
     ///
     /// # Errors
     /// As [`SemaphoreSet::op`]; [`Error::Cancelled`] when `cancel` is

@@ -1,10 +1,12 @@
 //! Timeouts and cancellation for System V calls that can only block forever.
 //!
-//! `msgsnd(2)` and `msgrcv(2)` take no timeout: without `IPC_NOWAIT` they
-//! sleep until the queue has room or a message, the queue is removed
-//! (`EIDRM`), or a signal handler runs (`EINTR`, never restarted, even with
-//! `SA_RESTART`: see signal(7)). This module turns that last way out into a
-//! timeout and a cancellation that cost no CPU while waiting.
+//! `msgsnd(2)` and `msgrcv(2)` take no timeout, and `semop(2)` none that can
+//! be cancelled: without `IPC_NOWAIT` they sleep until the call can complete,
+//! the object is removed (`EIDRM`), or a signal handler runs (`EINTR`, never
+//! restarted, even with `SA_RESTART`: see signal(7)). This module turns that
+//! last way out into a timeout and a cancellation that cost no CPU while
+//! waiting. [`CancelToken`] is the crate's one cancellation: it also ends the
+//! asynchronous futex waits of [`crate::futex`].
 //!
 //! # The design ([`WaitStrategy::Signal`], the default)
 //!
@@ -164,7 +166,7 @@ fn handler_installed() -> bool {
 }
 
 /// A POSIX timer that sends [`wake_signal`] to one thread (also used by the
-/// waiter threads of `futex`'s fallback).
+/// threads of the pool of [`crate::blocking`]: one each, for every wait they serve).
 #[derive(Clone, Copy)]
 pub(crate) struct Timer(libc::timer_t);
 
