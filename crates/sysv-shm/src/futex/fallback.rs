@@ -49,13 +49,13 @@
 
 use std::collections::HashMap;
 use std::mem;
-use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
+use super::sys::futex_wait_once;
 use super::{futex_wake_private, timespec, AsyncOutcome, Entry, OnDone};
 use crate::blocking;
 use crate::error::Result;
@@ -262,36 +262,6 @@ pub(super) fn cancel_range(start: usize, len: usize) -> usize {
         }
     }
     n
-}
-
-/// `FUTEX_WAIT` once, shared; `Ok` when woken (or spuriously).
-///
-/// # Safety
-/// `addr` must be a 4-byte aligned address; the kernel only reads it (and
-/// fails with `EFAULT` if it is not mapped).
-unsafe fn futex_wait_once(
-    addr: usize,
-    expected: u32,
-    left: Option<Duration>,
-) -> std::result::Result<(), Errno> {
-    let ts = left.map(timespec);
-    let tsp = ts
-        .as_ref()
-        .map_or(ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: the kernel reads the aligned word at `addr` (caller's contract)
-    // and `*tsp`, which outlives the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            addr,
-            libc::FUTEX_WAIT,
-            expected,
-            tsp,
-            ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    Errno::result(r).map(drop)
 }
 
 /// What a thread still has to do for a wait it settled: call its callback
