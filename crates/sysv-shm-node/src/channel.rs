@@ -8,7 +8,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy};
+use sysv_shm::channel::{Channel, Peek, Recv, Reserve, SpinPolicy};
 use sysv_shm::{CreateOptions, Segment};
 
 use crate::buffer::{detach_if_ours, external, view_bytes, BufferKind, ExternalOrReason};
@@ -215,10 +215,10 @@ impl ChannelHandle {
     pub fn set_wait(&self, env: Env, kind: String, spin_micros: f64) -> Result<()> {
         let ch = self.get(&env)?;
         let strategy = match kind.as_str() {
-            "spin" => WaitStrategy::Spin,
-            "park" => WaitStrategy::Park,
+            "spin" => SpinPolicy::Spin,
+            "park" => SpinPolicy::Park,
             "spin-then-park" if spin_micros.is_finite() && spin_micros >= 0.0 => {
-                WaitStrategy::SpinThenPark(Duration::from_secs_f64(spin_micros / 1e6))
+                SpinPolicy::SpinThenPark(Duration::from_secs_f64(spin_micros / 1e6))
             }
             _ => {
                 return Err(invalid(

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use sysv_shm::wait::{set_wait_strategy, wait_strategy, WaitStrategy};
+use sysv_shm::wait::{set_wake_strategy, wake_strategy, WakeStrategy};
 use sysv_shm::{
     blocking, Message, MessageQueue, QueueInfo, QueueOptions, QueueSetOptions, Receive, Wait,
 };
@@ -91,7 +91,7 @@ fn configure() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if std::env::var_os("SYSV_SHM_MSG_WAIT").is_some_and(|v| v == "poll") {
-            set_wait_strategy(WaitStrategy::Poll);
+            set_wake_strategy(WakeStrategy::Poll);
         }
     });
 }
@@ -100,9 +100,9 @@ fn configure() {
 #[napi]
 pub fn msg_wait_strategy() -> String {
     configure();
-    match wait_strategy() {
-        WaitStrategy::Signal => "signal".into(),
-        WaitStrategy::Poll => "poll".into(),
+    match wake_strategy() {
+        WakeStrategy::Signal => "signal".into(),
+        WakeStrategy::Poll => "poll".into(),
     }
 }
 

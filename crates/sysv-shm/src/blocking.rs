@@ -14,7 +14,7 @@
 //!   [`crate::wait`] (`pthread_sigmask`): the process-directed signals of the
 //!   application (`SIGCHLD` of its children, `SIGINT`, ...) go to its own
 //!   threads instead of interrupting a blocking call here with `EINTR`.
-//! - Where the signal strategy is in use ([`WaitStrategy::Signal`]), each
+//! - Where the signal strategy is in use ([`WakeStrategy::Signal`]), each
 //!   thread owns a POSIX timer that sends it that signal
 //!   (`thread_timer`): a canceller arms it to end the thread's blocking
 //!   call (`futex`, `msgrcv`, `msgsnd`, `semop` all return `EINTR`), so a
@@ -37,7 +37,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::wait::{wait_strategy, wake_signal, Timer, WaitStrategy};
+use crate::wait::{wake_signal, wake_strategy, Timer, WakeStrategy};
 
 /// How long a thread whose call is over waits for the next one before it ends.
 pub const IDLE: Duration = Duration::from_secs(2);
@@ -174,7 +174,7 @@ fn serve(id: u64, first: Job, tx: &mpsc::Sender<Job>, rx: &mpsc::Receiver<Job>) 
 /// this thread's timer where the signal strategy is in use.
 fn prepare_thread() -> Option<Timer> {
     crate::wait::block_stray_signals();
-    if wait_strategy() != WaitStrategy::Signal {
+    if wake_strategy() != WakeStrategy::Signal {
         return None;
     }
     // SAFETY: an all-zero sigset_t is a valid object for sigemptyset/sigaddset.

@@ -535,7 +535,7 @@ impl MessageQueue {
             Err(Errno::EINVAL) => return Err(send_einval(len, context())),
             Err(e) => return Err(Error::os("msgsnd", e, context())),
         }
-        wait::wait(start, wait, token, Errno::EAGAIN, attempt).map_err(|stop| match stop {
+        wait::interruptible(start, wait, token, Errno::EAGAIN, attempt).map_err(|stop| match stop {
             Stop::Os(Errno::EINVAL) => send_einval(len, context()),
             stop => stop_error("msgsnd", stop, wait, context()),
         })
@@ -658,7 +658,7 @@ impl MessageQueue {
         let n = match first {
             Ok(n) => n,
             Err(Errno::ENOMSG) if wait != Wait::NoWait => {
-                wait::wait(start, wait, token, Errno::ENOMSG, attempt)
+                wait::interruptible(start, wait, token, Errno::ENOMSG, attempt)
                     .map_err(|stop| stop_error("msgrcv", stop, wait, context()))?
             }
             Err(e) => return Err(Error::os("msgrcv", e, context())),
@@ -841,7 +841,7 @@ fn stop_error(syscall: &'static str, stop: Stop, wait: Wait, context: String) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::{set_wait_strategy, WaitStrategy};
+    use crate::wait::{set_wake_strategy, WakeStrategy};
     use std::sync::Mutex;
     use std::thread;
     use std::time::Duration;
@@ -1008,9 +1008,9 @@ mod tests {
         assert_eq!(e.errno(), Some(Errno::E2BIG));
     }
 
-    fn timeout_and_wakeup(strategy: WaitStrategy) {
+    fn timeout_and_wakeup(strategy: WakeStrategy) {
         let _g = STRATEGY.lock().unwrap_or_else(|p| p.into_inner());
-        set_wait_strategy(strategy);
+        set_wake_strategy(strategy);
         let q = private();
         let t0 = Instant::now();
         let e =
@@ -1062,23 +1062,23 @@ mod tests {
             matches!(e.errno(), Some(Errno::EIDRM | Errno::EINVAL)),
             "{e}"
         );
-        set_wait_strategy(WaitStrategy::Signal);
+        set_wake_strategy(WakeStrategy::Signal);
     }
 
     #[test]
     fn timeout_and_wakeup_with_signal() {
-        timeout_and_wakeup(WaitStrategy::Signal);
+        timeout_and_wakeup(WakeStrategy::Signal);
     }
 
     #[test]
     fn timeout_and_wakeup_with_poll() {
-        timeout_and_wakeup(WaitStrategy::Poll);
+        timeout_and_wakeup(WakeStrategy::Poll);
     }
 
     #[test]
     fn many_cancels_race_with_the_wait() {
         let _g = STRATEGY.lock().unwrap_or_else(|p| p.into_inner());
-        set_wait_strategy(WaitStrategy::Signal);
+        set_wake_strategy(WakeStrategy::Signal);
         let q = private();
         let id = q.0.id();
         // Cancel at every point of the wait's set-up: none may hang.

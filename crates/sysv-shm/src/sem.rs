@@ -352,7 +352,7 @@ impl SemaphoreSet {
     /// `semop(id, ops, n)` with `IPC_NOWAIT`, then, if it would block, a
     /// blocking `semop` that the wake-up signal of [`crate::wait`] ends
     /// (`EINTR`) when the deadline passes or the token is cancelled (see
-    /// `wait::wait`). Nothing is applied unless the whole call succeeds.
+    /// `wait::interruptible`). Nothing is applied unless the whole call succeeds.
     ///
     /// # Errors
     /// As [`SemaphoreSet::op`]; [`Error::Cancelled`] when `cancel` is
@@ -375,7 +375,7 @@ impl SemaphoreSet {
         let context = || format!("{} on id {id}", describe(ops));
         let mut waited = false;
         // With a timeout, `semtimedop` (with no kernel timeout: the timer of
-        // `wait::wait` keeps the deadline), as `op` names it.
+        // `wait::interruptible` keeps the deadline), as `op` names it.
         let syscall = if timeout.is_some() {
             "semtimedop"
         } else {
@@ -421,7 +421,7 @@ impl SemaphoreSet {
             Err(e) => return Err(Error::os(syscall, e, context())),
         }
         let wait = timeout.map_or(Wait::Forever, Wait::Timeout);
-        match wait::wait(start, wait, Some(cancel), Errno::EAGAIN, attempt) {
+        match wait::interruptible(start, wait, Some(cancel), Errno::EAGAIN, attempt) {
             Ok(()) => Ok(OpOutcome::Done),
             Err(Stop::TimedOut) => Ok(OpOutcome::TimedOut),
             Err(Stop::Cancelled) => Err(Error::Cancelled),

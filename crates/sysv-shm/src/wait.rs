@@ -8,13 +8,13 @@
 //! waiting. [`CancelToken`] is the crate's one cancellation: it also ends the
 //! asynchronous futex waits of [`crate::futex`].
 //!
-//! # The design ([`WaitStrategy::Signal`], the default)
+//! # The design ([`WakeStrategy::Signal`], the default)
 //!
 //! - Once per process a no-op handler is installed, without `SA_RESTART`, for
 //!   one real-time signal, [`wake_signal`] (`SIGRTMAX - 6`). It is only ever
 //!   sent to one thread (never to the process), so it disturbs nothing else.
 //!   If that signal already has a handler (someone else's) the handler is not
-//!   replaced and [`WaitStrategy::Poll`] is used instead.
+//!   replaced and [`WakeStrategy::Poll`] is used instead.
 //! - A call that would block first tries with `IPC_NOWAIT`, so a ready queue
 //!   costs one system call and no set-up.
 //! - Otherwise, when it has a deadline or a [`CancelToken`], it makes a POSIX
@@ -35,12 +35,12 @@
 //! system calls (`timer_create`, `timer_settime`, `timer_delete`,
 //! `pthread_sigmask`), a few microseconds.
 //!
-//! # The fallback ([`WaitStrategy::Poll`])
+//! # The fallback ([`WakeStrategy::Poll`])
 //!
 //! Retries with `IPC_NOWAIT`, sleeping between tries from [`POLL_MIN`]
 //! doubling to [`POLL_MAX`]. No signal is used, but an idle waiter wakes up
 //! to `1 / POLL_MAX` times a second and a message can wait up to [`POLL_MAX`]
-//! before it is noticed. Chosen with [`set_wait_strategy`], or automatically
+//! before it is noticed. Chosen with [`set_wake_strategy`], or automatically
 //! when the signal is taken.
 
 use std::mem::{self, MaybeUninit};
@@ -64,9 +64,12 @@ pub enum Wait {
     Timeout(Duration),
 }
 
-/// How a timed or cancellable wait sleeps; see the module documentation.
+/// How a blocked System V call is woken for its deadline or its
+/// cancellation (process-wide): by a thread-directed timer signal, or by
+/// polling with `IPC_NOWAIT`; see the module documentation. (Not to be
+/// confused with [`crate::channel::SpinPolicy`], how a channel side waits.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitStrategy {
+pub enum WakeStrategy {
     /// Block in the kernel; a per-thread timer signal ends the wait.
     Signal,
     /// Retry with `IPC_NOWAIT` and sleep between tries.
@@ -77,31 +80,31 @@ pub enum WaitStrategy {
 /// it: bounds the delay of a wake-up that lost the race described in the
 /// module documentation.
 pub const REFIRE: Duration = Duration::from_millis(1);
-/// The first sleep of [`WaitStrategy::Poll`].
+/// The first sleep of [`WakeStrategy::Poll`].
 pub const POLL_MIN: Duration = Duration::from_micros(50);
-/// The longest sleep of [`WaitStrategy::Poll`].
+/// The longest sleep of [`WakeStrategy::Poll`].
 pub const POLL_MAX: Duration = Duration::from_millis(4);
 
 static STRATEGY: AtomicU8 = AtomicU8::new(0);
 
 /// Chooses how timed and cancellable waits sleep, for the whole process.
-pub fn set_wait_strategy(strategy: WaitStrategy) {
+pub fn set_wake_strategy(strategy: WakeStrategy) {
     STRATEGY.store(
         match strategy {
-            WaitStrategy::Signal => 0,
-            WaitStrategy::Poll => 1,
+            WakeStrategy::Signal => 0,
+            WakeStrategy::Poll => 1,
         },
         Ordering::Relaxed,
     );
 }
 
-/// The strategy in effect: [`WaitStrategy::Poll`] if asked for, or if the
+/// The strategy in effect: [`WakeStrategy::Poll`] if asked for, or if the
 /// wake-up signal could not be claimed.
-pub fn wait_strategy() -> WaitStrategy {
+pub fn wake_strategy() -> WakeStrategy {
     if STRATEGY.load(Ordering::Relaxed) == 1 || !handler_installed() {
-        WaitStrategy::Poll
+        WakeStrategy::Poll
     } else {
-        WaitStrategy::Signal
+        WakeStrategy::Signal
     }
 }
 
@@ -434,12 +437,14 @@ impl Drop for Unblocked {
     }
 }
 
-/// The slow path of a call that would block: calls `attempt(block)` until it
+/// The slow path of a call that would block, made interruptible by the
+/// deadline and the token (not to be confused with [`Wait`], how long a call
+/// may block, nor with `Attachment::wait`, a futex wait): calls `attempt(block)` until it
 /// succeeds, fails, times out or is cancelled. `attempt(false)` must use
 /// `IPC_NOWAIT` and fail with `would_block` when it would block;
 /// `attempt(true)` must block. `EINTR` is retried. `start` is when the call
 /// began (the deadline counts from it).
-pub(crate) fn wait<T>(
+pub(crate) fn interruptible<T>(
     start: Instant,
     wait: Wait,
     cancel: Option<&CancelToken>,
@@ -465,15 +470,15 @@ pub(crate) fn wait<T>(
         }
     }
     let deadline = timeout.map(|d| add(monotonic_now(), d.saturating_sub(start.elapsed())));
-    match wait_strategy() {
-        WaitStrategy::Signal => {
+    match wake_strategy() {
+        WakeStrategy::Signal => {
             if let Some(r) = wait_signal(deadline, cancel, would_block, &mut attempt) {
                 return r;
             }
             // No timer could be made (RLIMIT_SIGPENDING, …): poll instead.
             wait_poll(deadline, cancel, would_block, &mut attempt)
         }
-        WaitStrategy::Poll => wait_poll(deadline, cancel, would_block, &mut attempt),
+        WakeStrategy::Poll => wait_poll(deadline, cancel, would_block, &mut attempt),
     }
 }
 

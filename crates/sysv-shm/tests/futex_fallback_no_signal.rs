@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use sysv_shm::futex::{async_backend, cancel, cancel_range, AsyncBackend, AsyncOutcome};
-use sysv_shm::wait::{wait_strategy, wake_signal, WaitStrategy};
+use sysv_shm::wait::{wake_signal, wake_strategy, WakeStrategy};
 use sysv_shm::{Attachment, CreateOptions, Segment, IPC_PRIVATE};
 
 extern "C" fn their_handler(_: libc::c_int) {}
@@ -79,7 +79,7 @@ fn without_the_signal_fallback_threads_sleep_in_slices() {
     sa.sa_sigaction = their_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: a valid action with an async-signal-safe handler (it does nothing).
     assert_eq!(unsafe { libc::sigaction(sig, &sa, ptr::null_mut()) }, 0);
-    assert_eq!(wait_strategy(), WaitStrategy::Poll);
+    assert_eq!(wake_strategy(), WakeStrategy::Poll);
     assert_eq!(async_backend(), AsyncBackend::FutexWait);
 
     let (seg, _) = Segment::create(IPC_PRIVATE, 4096, &CreateOptions::default()).unwrap();

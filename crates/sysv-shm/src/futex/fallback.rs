@@ -26,7 +26,7 @@
 //!   closes the race of a signal that lands just before the thread enters
 //!   the kernel; the thread disarms it. A `FUTEX_WAKE` on the cell would wake
 //!   every waiter of the cell in every process instead.
-//! - Where the signal cannot be used ([`WaitStrategy::Poll`](crate::wait::WaitStrategy::Poll): someone else
+//! - Where the signal cannot be used ([`WakeStrategy::Poll`](crate::wait::WakeStrategy::Poll): someone else
 //!   handles it, or it was chosen), or no timer can be made, a thread sleeps
 //!   at most [`SLICE`] at a time and looks for a cancellation in between.
 //!   Either way a cancelled or detached wait settles at once; only the
