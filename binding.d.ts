@@ -69,10 +69,11 @@ export declare class ChannelHandle {
    */
   recv(timeoutMs?: number | undefined | null): Buffer | null
   /**
-   * Arms an asynchronous wait for a message: `null` if one (or the close)
-   * is already there, else `{ promise, id }` as for `Mapping.waitAsync`.
+   * Arms an asynchronous wait for a message that `token` cancels: `null`
+   * if one (or the close) is already there, else a promise as for
+   * `Mapping.waitAsync`.
    */
-  recvWaitAsync(): { promise: Promise<string>, id: number } | null
+  recvWaitAsync(token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'> | null
   /**
    * An `ArrayBuffer` over the whole segment (the 512-byte header, then
    * the ring: `512 + capacity` bytes), with no copy: the JavaScript send
@@ -140,11 +141,10 @@ export declare class Mapping {
    */
   notify(offset: number, count: number): number
   /**
-   * Starts an asynchronous wait: `{ promise, id }`; the promise resolves
-   * to `"ok"`, `"not-equal"` (then `id` is 0), `"timed-out"`,
-   * `"cancelled"` (see `cancelWait`), `"detached"` or `"error:ERRNO"`.
+   * Starts an asynchronous wait that `token` cancels; the promise is as
+   * [`futex_promise`] says.
    */
-  waitAsync(offset: number, expected: number, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
+  waitAsync(offset: number, expected: number, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'>
   /** `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`. */
   static attach(id: number, readOnly: boolean): Mapping
   /** The shmid. */
@@ -193,21 +193,15 @@ export declare class Mapping {
   detach(buffer?: ArrayBuffer | null): void
 }
 
-/** Cancels the wait of an asynchronous call, from JavaScript. */
+/**
+ * Cancels the wait of one asynchronous call, from JavaScript: the call
+ * rejects with `ABORT_ERR` unless it completed first.
+ */
 export declare class WaitToken {
   constructor()
-  /**
-   * Wakes the call waiting with this token: it settles with `ECANCELED`
-   * unless it completed first. Idempotent.
-   */
+  /** Wakes the call waiting with this token at once. Idempotent. */
   cancel(): void
 }
-
-/**
- * Cancels a pending asynchronous wait (of a mapping or a channel): its
- * promise resolves to `"cancelled"`. Returns `false` if it had completed.
- */
-export declare function cancelWait(id: number): boolean
 
 /** `ftok(3)`: a key from an existing path and a project id (1..=255). */
 export declare function ftok(path: string, projId: number): number
@@ -249,10 +243,12 @@ export declare function msgOpen(key: number): number
 export declare function msgReceive(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, block: boolean, timeoutMs: number | undefined | null, quiet: boolean): Buffer | null
 
 /**
- * `msgrcv` on a thread of its own; the promise resolves with `{ message }`
- * or `{ error }` (`ENOMSG` on timeout, `ECANCELED` when `token` cancels it).
+ * `msgrcv` on a pooled thread (`sysv_shm::blocking`) that `token` cancels
+ * at once; the promise resolves with the message as [`message_bytes`] lays
+ * it out, or rejects as `msgReceive` throws (`ENOMSG` on timeout,
+ * `ABORT_ERR` when cancelled: then no message was taken).
  */
-export declare function msgReceiveAsync(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, timeoutMs: number | undefined | null, token: WaitToken): Promise<NativeOutcome>
+export declare function msgReceiveAsync(id: number, mtype: number, maxSize: number | undefined | null, truncate: boolean, except: boolean, timeoutMs: number | undefined | null, token: WaitToken): Promise<Buffer>
 
 export declare function msgRemove(id: number): void
 
@@ -263,11 +259,12 @@ export declare function msgRemove(id: number): void
 export declare function msgSend(id: number, mtype: number, data: ArrayBufferView, block: boolean, timeoutMs: number | undefined | null, quiet: boolean): boolean
 
 /**
- * `msgsnd` on a thread of its own; `data` is copied before this returns.
- * The promise resolves with `{}` or `{ error }` (`EAGAIN` on timeout,
- * `ECANCELED` when `token` cancels it).
+ * `msgsnd` on a pooled thread that `token` cancels at once; `data` is
+ * copied before this returns. The promise resolves with nothing, or
+ * rejects as `msgSend` throws (`EAGAIN` on timeout, `ABORT_ERR` when
+ * cancelled: then nothing was sent).
  */
-export declare function msgSendAsync(id: number, mtype: number, data: ArrayBufferView, timeoutMs: number | undefined | null, token: WaitToken): Promise<NativeOutcome>
+export declare function msgSendAsync(id: number, mtype: number, data: ArrayBufferView, timeoutMs: number | undefined | null, token: WaitToken): Promise<void>
 
 /** `msgctl(id, IPC_SET)`, with `msg_qbytes`. */
 export declare function msgSet(id: number, options: NativeSetOptions): void
@@ -284,14 +281,6 @@ export declare function msgWaitStrategy(): string
 export interface NativeCreated {
   id: number
   created: boolean
-}
-
-/** A failed call, as values, for `src/message-queue.ts` to make a `ShmError` of. */
-export interface NativeErrorInfo {
-  code: string
-  message: string
-  errno?: number
-  syscall?: string
 }
 
 /** The kernel's message queue limits and usage (`ipcs -q -l`, `ipcs -q -u`). */
@@ -316,16 +305,6 @@ export interface NativeMsgStat {
   sendTime?: number
   receiveTime?: number
   changeTime?: number
-}
-
-/**
- * What an asynchronous call settles with: a message (receive, laid out as
- * [`message_bytes`] says), nothing (send), or the error. It always
- * resolves; `message-queue.ts` throws.
- */
-export interface NativeOutcome {
-  message?: Buffer
-  error?: NativeErrorInfo
 }
 
 /**
@@ -403,12 +382,6 @@ export interface NativeShmStat {
   locked: boolean
 }
 
-/**
- * Cancels a pending `semOpAsync` (it resolves `"cancelled"` within 100 ms,
- * having applied nothing). Returns whether it was pending.
- */
-export declare function semCancel(id: number): boolean
-
 /** `[GETNCNT, GETZCNT, GETPID]` of semaphore `index`. */
 export declare function semCounts(id: number, index: number): Array<number>
 
@@ -431,12 +404,12 @@ export declare function semList(): Array<NativeSemStat>
 export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): string
 
 /**
- * `semop` on a thread of its own: `{ promise, id }`; the promise resolves
- * to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`; also when the
- * JS environment is torn down, so that a terminated worker's thread takes
- * no unit), or `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
+ * `semop` on a pooled thread (`sysv_shm::blocking`) that `token` cancels
+ * at once (also when the JS environment is torn down, so that a terminated
+ * worker's thread takes no unit); the promise resolves to `"ok"` or
+ * `"timed-out"`, or rejects as `semOp` throws (`ABORT_ERR` if cancelled).
  */
-export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs?: number | undefined | null): { promise: Promise<string>, id: number }
+export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'would-block' | 'timed-out'>
 
 export declare function semOpen(key: number): number
 

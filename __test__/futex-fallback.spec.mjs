@@ -1,10 +1,11 @@
 // waitAsync, recvAsync and for-await without futex_waitv (Linux before 5.16, qemu-user): this file
 // sets SYSV_SHM_FUTEX_WAITV=0 (fixtures/force-fallback.mjs, imported first), which forces the fallback (a pooled thread per pending wait, asleep
-// in FUTEX_WAIT), then runs every test of futex.spec.mjs and channel.spec.mjs again in this process,
+// in FUTEX_WAIT), then runs every test of futex.spec.mjs, channel.spec.mjs and async-cancel.spec.mjs again in this process,
 // whose children inherit the variable; and adds tests of what is particular to the fallback.
 import './fixtures/force-fallback.mjs'
 import './futex.spec.mjs'
 import './channel.spec.mjs'
+import './async-cancel.spec.mjs'
 
 import { release } from 'node:os'
 
@@ -89,7 +90,7 @@ test.serial('detach ends every pending wait and frees their threads; a new wait 
   t.teardown(() => other.detach())
   const waits = Array.from({ length: 20 }, (_, k) => settled(shm.waitAsync(8 * k, 0)))
   await until(() => fallbackSleepers(process.pid) === 20, '20 threads asleep in FUTEX_WAIT')
-  const threads = new Set(threadsNamed(process.pid, 'sysv-shm-futex'))
+  const threads = new Set(threadsNamed(process.pid, 'sysv-shm-wait'))
   shm.detach()
   for (const r of await Promise.all(waits)) {
     t.true(r instanceof ShmError)
@@ -99,27 +100,28 @@ test.serial('detach ends every pending wait and frees their threads; a new wait 
   await until(() => fallbackSleepers(process.pid) === 0, 'the threads to leave FUTEX_WAIT')
   // A pooled thread serves the next wait (no new thread).
   t.is(await other.waitAsync(0, 0, 1), 'timed-out')
-  t.true(threadsNamed(process.pid, 'sysv-shm-futex').every((tid) => threads.has(tid)))
+  t.true(threadsNamed(process.pid, 'sysv-shm-wait').every((tid) => threads.has(tid)))
 })
 
-test('out of threads (RLIMIT_NPROC): waitAsync throws EAGAIN, pending waits still resolve, freed threads serve again', async (t) => {
+test('out of threads (RLIMIT_NPROC): waitAsync rejects with EAGAIN, pending waits still resolve, freed threads serve again', async (t) => {
   // As a user of its own (root is not held to RLIMIT_NPROC), with room for Node's own threads and a few more
   // (on top of nobody's threads elsewhere, e.g. another test file's children).
   const r = await runNodeWithThreadLimit(
     `const seg = SharedMemory.create(IPC_PRIVATE, 800)
 seg.remove()
 const i32 = new Int32Array(seg.buffer.buffer, seg.buffer.byteOffset, 200)
-const waits = []
-let err
-for (let k = 0; k < 100; k++) {
-  try { waits.push(seg.waitAsync(8 * k, 0)) } catch (e) { err = e; break }
-}
-for (let k = 0; k < waits.length; k++) { Atomics.store(i32, 2 * k, 1); seg.notify(8 * k) }
+// Every *Async call rejects, never throws (since the async/cancel rework): a wait that found no
+// thread rejects at once.
+const waits = Array.from({ length: 100 }, (_, k) => seg.waitAsync(8 * k, 0).then((v) => v, (e) => e))
+await new Promise((r) => setTimeout(r, 50))
+for (let k = 0; k < 100; k++) { Atomics.store(i32, 2 * k, 1); seg.notify(8 * k) }
 const results = await Promise.all(waits)
-const after = await seg.waitAsync(8 * 99, 0, 1)
+const errors = results.filter((x) => x !== 'ok')
+const err = errors[0]
+const after = await seg.waitAsync(8 * 99, 1, 1)
 seg.detach()
-console.log(JSON.stringify({ started: waits.length, name: err?.name, code: err?.code, syscall: err?.syscall,
-  allOk: results.every((x) => x === 'ok'), after }))`,
+console.log(JSON.stringify({ started: results.length - errors.length, name: err?.name, code: err?.code, syscall: err?.syscall,
+  allOk: errors.every((e) => e.code === err.code && e.syscall === err.syscall), after }))`,
     { env: { SYSV_SHM_FUTEX_WAITV: '0' } },
   )
   t.is(r.code, 0, r.stderr)

@@ -141,7 +141,7 @@ function blockedIn(pid, tid, call) {
 function waitThreads() {
   return readdirSync('/proc/self/task').filter((tid) => {
     try {
-      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'sysv-msg-wait'
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'sysv-shm-wait'
     } catch {
       return false
     }

@@ -7,6 +7,7 @@
 import type { ChannelHandle } from '../binding'
 
 import { native } from './binding'
+import { abortError, run } from './async'
 import * as futex from './futex'
 import { EMPTY as RING_EMPTY, FULL, Ring, SENT } from './ring'
 import * as check from './validate'
@@ -32,7 +33,7 @@ export interface ChannelCreateOptions extends ChannelWaitOptions {
 
 /** Options of {@link Channel.recvAsync}. */
 export interface RecvAsyncOptions {
-  /** Cancels the wait: the promise rejects with `signal.reason`. */
+  /** Cancels the wait at once: the promise rejects with an `AbortError` whose `cause` is `signal.reason`. */
   signal?: AbortSignal
 }
 
@@ -378,14 +379,16 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    */
   async recvAsync(options?: RecvAsyncOptions): Promise<Buffer | null> {
     const signal = futex.signalOf(options)
-    for (;;) {
-      if (signal?.aborted) throw signal.reason
-      const msg = this.#native.tryRecv()
-      if (msg !== null) return msg
-      if (this.#native.closed && this.#native.nextLength() === EMPTY) return null
-      const pending = this.#native.recvWaitAsync()
-      if (pending !== null) await futex.settle(pending, signal, this.id)
-    }
+    return run(signal, async (token) => {
+      for (;;) {
+        if (signal?.aborted) throw abortError(signal)
+        const msg = this.#native.tryRecv()
+        if (msg !== null) return msg
+        if (this.#native.closed && this.#native.nextLength() === EMPTY) return null
+        const pending = this.#native.recvWaitAsync(token)
+        if (pending !== null) await pending
+      }
+    })
   }
 
   /** `for await (const msg of channel)`: every message until the channel is closed and empty. */

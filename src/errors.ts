@@ -7,12 +7,19 @@
  * The error of a failed System V call, or of a handle used in a state that
  * forbids the call.
  *
- * `code` is the errno name for a failed system call (`'EEXIST'`, `'ENOENT'`,
- * `'EACCES'`, `'EINVAL'`, `'ENOMEM'`, `'ENOSPC'`, `'EIDRM'`, `'EPERM'`, …),
- * with `errno` (the positive C value, as in `os.constants.errno`) and
- * `syscall` (`'shmget'`, `'shmat'`, `'shmdt'`, `'shmctl'`, `'ftok'`).
+ * One shape for every class and for sync and async calls alike: an `*Async` method rejects
+ * with the very error object its synchronous form would throw (both are built from the core's
+ * one error type by the binding's one mapping, `crates/sysv-shm-node/src/errors.rs`).
  *
- * States of a handle have codes of their own and no errno:
+ * `code` is the errno name for a failed system call (`'EEXIST'`, `'ENOENT'`,
+ * `'EACCES'`, `'EINVAL'`, `'ENOMEM'`, `'ENOSPC'`, `'EIDRM'`, `'EPERM'`, `'ENOMSG'`,
+ * `'EAGAIN'`, …), with `errno` (the positive C value, as in `os.constants.errno`) and
+ * `syscall` (`'shmget'`, `'shmat'`, `'shmdt'`, `'shmctl'`, `'ftok'`, `'msgrcv'`, `'msgsnd'`,
+ * `'semop'`, `'semtimedop'`, `'futex'`, `'futex_waitv'`, …). A thread that could not be
+ * started for an asynchronous call is `code` `'EAGAIN'` (its errno) with `syscall`
+ * `'pthread_create'`.
+ *
+ * Everything else has a code of its own and no errno:
  * - `'ERR_SHM_DETACHED'`: the handle was detached.
  * - `'ERR_SHM_READ_ONLY'`: a write, or a writable view, on a `SHM_RDONLY` attachment.
  * - `'ERR_SHM_NO_ZERO_COPY'`: `buffer` where zero-copy views are unavailable
@@ -25,6 +32,8 @@
  * - `'ERR_CHANNEL_CORRUPT'`: a `Channel`'s head, tail or a record header breaks the layout's
  *   rules (another process wrote them, by a bug or on purpose); the message names the word and
  *   its values. Nothing was read or written with them.
+ * - `'ERR_CHANNEL_CLOSED'`: a send on a closed `Channel`.
+ * - `'ERR_SHM_NOT_A_CHANNEL'`: `Channel.open` of a segment that does not hold a channel.
  * - `'ERR_SHM_TOO_MANY_ATTACHMENTS'`: this process already holds half of
  *   `vm.max_map_count` attachments; detach some (handles dropped without
  *   `detach()` are detached by GC once the event loop turns).

@@ -9,8 +9,7 @@
  * @module
  */
 /// <reference types="node" preserve="true" />
-import { native } from './binding'
-import { ShmError } from './errors'
+import { abortSignal } from './async'
 import * as check from './validate'
 
 /** What a wait ended with, as `Atomics.wait` names it. */
@@ -18,7 +17,7 @@ export type WaitResult = 'ok' | 'not-equal' | 'timed-out'
 
 /** Options of {@link SharedMemory.waitAsync}. */
 export interface WaitAsyncOptions {
-  /** Cancels the wait: the promise rejects with `signal.reason` (an `AbortError` by default). */
+  /** Cancels the wait at once: the promise rejects with an `AbortError` whose `cause` is `signal.reason`. */
   signal?: AbortSignal
 }
 
@@ -45,17 +44,7 @@ export function int32(name: string, value: unknown): number {
   return check.integer(name, value, -0x8000_0000, 0xffff_ffff) | 0
 }
 
-/** A timeout in milliseconds: absent or `Infinity` for none. */
-export function timeout(value: unknown, name = 'timeoutMs'): number | undefined {
-  if (value === undefined || value === Infinity) return undefined
-  if (typeof value !== 'number') {
-    throw Object.assign(new TypeError(`The "${name}" argument must be of type number. Received ${typeof value}`), {
-      code: 'ERR_INVALID_ARG_TYPE',
-    })
-  }
-  if (!(value >= 0)) throw check.rangeError(`The "${name}" argument must be >= 0 or Infinity. Received ${value}`)
-  return value
-}
+export { timeout } from './async'
 
 /** A notify count: `Infinity` (all) or an integer >= 0. */
 export function count(value: unknown): number {
@@ -65,48 +54,5 @@ export function count(value: unknown): number {
 
 /** Checks `options.signal`. */
 export function signalOf(options: unknown): AbortSignal | undefined {
-  const o = check.options<WaitAsyncOptions>(options, ['signal'])
-  if (o.signal === undefined) return undefined
-  if (!(o.signal instanceof AbortSignal)) {
-    throw Object.assign(new TypeError('The "signal" option must be an AbortSignal'), { code: 'ERR_INVALID_ARG_TYPE' })
-  }
-  return o.signal
-}
-
-function abortReason(signal: AbortSignal | undefined): unknown {
-  return signal?.reason ?? Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR' })
-}
-
-/**
- * Turns a native pending wait into the promise the user sees: settles with the wait result,
- * rejects with the signal's reason when cancelled, with `ERR_SHM_DETACHED` when the handle was
- * detached, with a `ShmError` when the kernel refused the wait.
- */
-export function settle(
-  pending: { promise: Promise<string>; id: number },
-  signal: AbortSignal | undefined,
-  id: number,
-): Promise<WaitResult> {
-  const onAbort = (): void => {
-    native.cancelWait(pending.id)
-  }
-  if (signal && pending.id !== 0) signal.addEventListener('abort', onAbort, { once: true })
-  return pending.promise.then((r) => {
-    signal?.removeEventListener('abort', onAbort)
-    switch (r) {
-      case 'ok':
-      case 'not-equal':
-      case 'timed-out':
-        return r
-      case 'cancelled':
-        throw abortReason(signal)
-      case 'detached':
-        throw new ShmError(`segment ${id} was detached while a wait was pending`, 'ERR_SHM_DETACHED')
-      default: {
-        const code = r.startsWith('error:') ? r.slice(6) : r
-        const syscall = native.futexAsyncBackend()
-        throw new ShmError(`${syscall} failed: ${code}`, code, { syscall })
-      }
-    }
-  })
+  return abortSignal(check.options<WaitAsyncOptions>(options, ['signal']).signal)
 }

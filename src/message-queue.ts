@@ -3,7 +3,8 @@
  * @module
  */
 /// <reference types="node" preserve="true" />
-import type { NativeErrorInfo, NativeMsgStat, NativeOutcome } from '../binding'
+import type { NativeMsgStat } from '../binding'
+import { abortError, abortSignal, run, timeout } from './async'
 
 import { native } from './binding'
 import { ShmError } from './errors'
@@ -160,14 +161,9 @@ const SET_KEYS = ['uid', 'gid', 'mode', 'maxBytes'] as const
 const MAX_TYPE = Number.MAX_SAFE_INTEGER
 /** `msgmax` and `msg_qbytes` are C ints and longs; this bound keeps sizes sane. */
 const MAX_BYTES = 0x7fff_ffff
-const MAX_TIMEOUT = 0x7fff_ffff
 
 function sendType(value: unknown): number {
   return value === undefined ? 1 : check.integer('type', value, 1, MAX_TYPE)
-}
-
-function timeout(value: unknown): number | undefined {
-  return value === undefined ? undefined : check.integer('timeoutMs', value, 0, MAX_TIMEOUT)
 }
 
 function blocking(block: unknown, timeoutMs: unknown): { block: boolean; timeoutMs: number | undefined } {
@@ -192,47 +188,6 @@ function selector(o: ReceiveSelector): Selector {
   const truncate = check.boolean('truncate', o.truncate) ?? false
   if (truncate && maxSize === undefined) throw check.rangeError('truncate needs maxSize: the size to cut messages to')
   return { type, except, maxSize, truncate }
-}
-
-function abortSignal(value: unknown): AbortSignal | undefined {
-  if (value === undefined) return undefined
-  if (!(value instanceof AbortSignal)) {
-    throw Object.assign(new TypeError('The "signal" option must be an AbortSignal'), { code: 'ERR_INVALID_ARG_TYPE' })
-  }
-  return value
-}
-
-/** Node's AbortError: `name` `'AbortError'`, `code` `'ABORT_ERR'`, `cause` the signal's reason. */
-function abortError(signal: AbortSignal): Error {
-  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), {
-    name: 'AbortError',
-    code: 'ABORT_ERR',
-  })
-}
-
-function outcomeError(e: NativeErrorInfo, signal: AbortSignal | undefined): Error {
-  if (e.code === 'ECANCELED' && signal?.aborted) return abortError(signal)
-  const details: { errno?: number; syscall?: string } = {}
-  if (e.errno != null) details.errno = e.errno
-  if (e.syscall != null) details.syscall = e.syscall
-  return new ShmError(e.message, e.code, details)
-}
-
-/** Runs an asynchronous native wait with a token that `signal` cancels. */
-async function waitWith(
-  signal: AbortSignal | undefined,
-  start: (token: InstanceType<typeof native.WaitToken>) => Promise<NativeOutcome>,
-): Promise<NativeOutcome> {
-  const token = new native.WaitToken()
-  const onAbort = (): void => token.cancel()
-  signal?.addEventListener('abort', onAbort, { once: true })
-  try {
-    const out = await start(token)
-    if (out.error) throw outcomeError(out.error, signal)
-    return out
-  } finally {
-    signal?.removeEventListener('abort', onAbort)
-  }
 }
 
 /**
@@ -372,7 +327,7 @@ export class MessageQueue {
     if (signal?.aborted) throw abortError(signal)
     // Room now: no thread needed.
     if (native.msgSend(this.id, type, bytes, false, undefined, timeoutMs !== 0)) return
-    await waitWith(signal, (token) => native.msgSendAsync(this.id, type, bytes, timeoutMs, token))
+    await run(signal, (token) => native.msgSendAsync(this.id, type, bytes, timeoutMs, token))
   }
 
   /**
@@ -424,10 +379,11 @@ export class MessageQueue {
     // A message is there (or timeoutMs is 0): no thread needed.
     const now = native.msgReceive(this.id, s.type, s.maxSize, s.truncate, s.except, false, undefined, timeoutMs !== 0)
     if (now) return message(now)
-    const out = await waitWith(signal, (token) =>
-      native.msgReceiveAsync(this.id, s.type, s.maxSize, s.truncate, s.except, timeoutMs, token),
+    return message(
+      await run(signal, (token) =>
+        native.msgReceiveAsync(this.id, s.type, s.maxSize, s.truncate, s.except, timeoutMs, token),
+      ),
     )
-    return message(out.message as Buffer)
   }
 
   /**

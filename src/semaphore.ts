@@ -6,9 +6,8 @@
 import type { NativeSemOp, NativeSemStat } from '../binding'
 
 import { native } from './binding'
-import { ShmError } from './errors'
-import * as futex from './futex'
 import { date, perm, type IpcInfo } from './ipc'
+import { abortSignal, run, timeout } from './async'
 import * as check from './validate'
 
 /** Options of {@link Semaphore.create}. */
@@ -43,7 +42,7 @@ export interface SemaphoreWaitOptions extends SemaphoreOpOptions {
 
 /** Options of {@link Semaphore.acquireAsync}. */
 export interface SemaphoreAsyncOptions extends SemaphoreWaitOptions {
-  /** Cancels the wait (within 100 ms); the promise rejects with `signal.reason`. */
+  /** Cancels the wait at once; the promise rejects with an `AbortError` whose `cause` is `signal.reason`. */
   signal?: AbortSignal
 }
 
@@ -158,7 +157,7 @@ export class Semaphore {
    */
   acquire(n = 1, options?: SemaphoreWaitOptions): boolean {
     const o = check.options<SemaphoreWaitOptions>(options, WAIT_KEYS)
-    return native.semOp(this.id, [this.#op(-units(n), o, false)], futex.timeout(o.timeoutMs)) === 'ok'
+    return native.semOp(this.id, [this.#op(-units(n), o, false)], timeout(o.timeoutMs)) === 'ok'
   }
 
   /** Takes `n` units if the value allows now (`IPC_NOWAIT`); `false` otherwise. */
@@ -168,28 +167,18 @@ export class Semaphore {
   }
 
   /**
-   * Takes `n` units without blocking the event loop: the wait runs on a thread of its own (not the
-   * libuv pool). Resolves `true`, or `false` on timeout; `options.signal` cancels it.
+   * Takes `n` units without blocking the event loop: the wait runs on a pooled thread (not the
+   * libuv pool). Resolves `true`, or `false` on timeout; `options.signal` cancels it at once
+   * (an `AbortError`; nothing is taken). Every error is a rejection, never a throw.
    */
-  acquireAsync(n = 1, options?: SemaphoreAsyncOptions): Promise<boolean> {
+  async acquireAsync(n = 1, options?: SemaphoreAsyncOptions): Promise<boolean> {
     const o = check.options<SemaphoreAsyncOptions>(options, ASYNC_KEYS)
     const op = this.#op(-units(n), o, false)
-    const ms = futex.timeout(o.timeoutMs)
-    const signal = futex.signalOf({ signal: o.signal })
-    if (signal?.aborted) return Promise.reject(signal.reason)
-    const pending = native.semOpAsync(this.id, [op], ms)
-    const onAbort = (): void => {
-      native.semCancel(pending.id)
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    return pending.promise.then((r) => {
-      signal?.removeEventListener('abort', onAbort)
-      if (r === 'ok') return true
-      if (r === 'timed-out') return false
-      if (r === 'cancelled') throw signal?.reason
-      throw asyncError(r)
-    })
+    const ms = timeout(o.timeoutMs)
+    const signal = abortSignal(o.signal)
+    return (await run(signal, (token) => native.semOpAsync(this.id, [op], ms, token))) === 'ok'
   }
+
 
   /** Gives back `n` units (default 1), waking waiters. @throws {ShmError} `ERANGE` above 32767, `EIDRM`. */
   release(n = 1, options?: SemaphoreOpOptions): void {
@@ -203,7 +192,7 @@ export class Semaphore {
    */
   waitForZero(options?: Omit<SemaphoreWaitOptions, 'undo'>): boolean {
     const o = check.options<SemaphoreWaitOptions>(options, ['index', 'timeoutMs'])
-    return native.semOp(this.id, [this.#op(0, { index: o.index, undo: false }, false)], futex.timeout(o.timeoutMs)) === 'ok'
+    return native.semOp(this.id, [this.#op(0, { index: o.index, undo: false }, false)], timeout(o.timeoutMs)) === 'ok'
   }
 
   /** The value of semaphore 0 (`GETVAL`). */
@@ -280,12 +269,6 @@ export class Semaphore {
 
 function units(n: unknown): number {
   return check.integer('n', n, 1, MAX_VALUE)
-}
-
-function asyncError(r: string): ShmError {
-  // "error:CODE:ERRNO:SYSCALL:MESSAGE"
-  const [, code = 'EINVAL', errno = '', syscall = 'semop', ...rest] = r.split(':')
-  return new ShmError(rest.join(':') || r, code, { errno: Number(errno) || undefined, syscall })
 }
 
 /**

@@ -11,6 +11,7 @@ import type { ExternalObject, Mapping, NativeShmStat } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
+import { run } from './async'
 import * as futex from './futex'
 import type { WaitAsyncOptions, WaitResult } from './futex'
 import { date, perm, type IpcInfo } from './ipc'
@@ -503,19 +504,20 @@ export class SharedMemory implements Disposable {
    * thread per process sleeps in `futex_waitv(2)` on up to 127 cells at once; on older kernels (and
    * under qemu-user) each pending wait gets a pooled thread of its own, asleep in `FUTEX_WAIT`. It
    * resolves `'ok'` when the cell is woken, or when the waiter finds the value changed (so change the
-   * value before notifying). `options.signal` cancels the wait (the promise rejects with its reason);
+   * value before notifying). `options.signal` cancels the wait at once (the promise rejects with an
+   * `AbortError` whose `cause` is the signal's reason); every error is a rejection, never a throw;
    * {@link SharedMemory.detach} rejects pending waits with `ERR_SHM_DETACHED`.
    */
-  waitAsync(byteOffset: number, expected: number, timeoutMs?: number, options?: WaitAsyncOptions): Promise<WaitResult> {
+  async waitAsync(byteOffset: number, expected: number, timeoutMs?: number, options?: WaitAsyncOptions): Promise<WaitResult> {
     this.#live()
     const off = futex.cellOffset(byteOffset, this.size)
     const value = futex.int32('expected', expected)
     const ms = futex.timeout(timeoutMs)
     const signal = futex.signalOf(options)
     this.#writable('wait on')
-    if (signal?.aborted) return Promise.reject(signal.reason)
-    return futex.settle(this.#native.waitAsync(off, value, ms), signal, this.id)
+    return run(signal, (token) => this.#native.waitAsync(off, value, ms, token))
   }
+
 
   /**
    * Detaches now (`shmdt`); the `buffer` and its views become length 0. Idempotent. Once

@@ -9,12 +9,13 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use sysv_shm::channel::{Channel, Peek, Recv, Reserve, WaitStrategy, HEADER_SIZE};
+use sysv_shm::channel::{Channel, Peek, Recv, Reserve, SpinPolicy, HEADER_SIZE};
 use sysv_shm::{CreateOptions, Segment};
 
 use crate::buffer::{detach_if_ours, external, view_bytes, BufferKind, ExternalOrReason};
-use crate::errors::{invalid, shm_error, throw};
-use crate::futex::{deferred, pending, timeout};
+use crate::errors::{invalid, throw};
+use crate::futex::{futex_promise, timeout};
+use crate::pending::WaitToken;
 use crate::to_usize;
 
 /// One end of a channel. Detached by `detach()` or garbage collection.
@@ -37,15 +38,6 @@ struct SegmentPin(Mutex<Option<Arc<Channel>>>);
 const EMPTY: f64 = -1.0;
 const CLOSED: f64 = -2.0;
 
-fn open_error(env: &Env, e: sysv_shm::Error) -> Error {
-    match e {
-        sysv_shm::Error::InvalidArgument(msg) if msg.contains("not a sysv-shm channel") => {
-            shm_error(env, "ERR_SHM_NOT_A_CHANNEL", &msg)
-        }
-        e => throw(env, e),
-    }
-}
-
 impl ChannelHandle {
     fn wrap(channel: Channel, created: bool) -> ChannelHandle {
         ChannelHandle {
@@ -58,34 +50,20 @@ impl ChannelHandle {
     }
 
     fn get(&self, env: &Env) -> Result<&Arc<Channel>> {
-        self.inner.as_ref().ok_or_else(|| {
-            shm_error(
-                env,
-                "ERR_SHM_DETACHED",
-                &format!("channel {} has been detached from this handle", self.id),
-            )
-        })
+        self.inner
+            .as_ref()
+            .ok_or_else(|| throw(env, sysv_shm::Error::Detached { id: self.id }))
     }
 
     fn closed_error(&self, env: &Env) -> Error {
-        shm_error(
-            env,
-            "ERR_CHANNEL_CLOSED",
-            &format!(
-                "channel {} is closed: no more messages can be sent",
-                self.id
-            ),
-        )
+        throw(env, sysv_shm::Error::Closed { id: self.id })
     }
 
     /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`:
-    /// the core's closed error (`EPIPE` of `channel_send`), or any error once
-    /// the closed word is set (it may have been cleared again since: a peer
-    /// can write it).
+    /// the core's [`sysv_shm::Error::Closed`], or any error once the closed
+    /// word is set (it may have been cleared again since: a peer can write it).
     fn send_error(&self, env: &Env, ch: &Channel, e: sysv_shm::Error) -> Error {
-        let closed =
-            e.syscall() == Some("channel_send") && e.errno() == Some(sysv_shm::Errno::EPIPE);
-        if closed || ch.is_closed() {
+        if ch.is_closed() {
             self.closed_error(env)
         } else {
             throw(env, e)
@@ -179,22 +157,21 @@ impl ChannelHandle {
             ..CreateOptions::default()
         };
         let (channel, created) =
-            Channel::create(key, capacity, &options).map_err(|e| open_error(&env, e))?;
+            Channel::create(key, capacity, &options).map_err(|e| throw(&env, e))?;
         Ok(ChannelHandle::wrap(channel, created))
     }
 
     /// Opens the channel of `key`.
     #[napi(factory)]
     pub fn open(env: Env, key: i32) -> Result<ChannelHandle> {
-        let channel = Channel::open(key).map_err(|e| open_error(&env, e))?;
+        let channel = Channel::open(key).map_err(|e| throw(&env, e))?;
         Ok(ChannelHandle::wrap(channel, false))
     }
 
     /// Opens the channel segment with this shmid.
     #[napi(factory)]
     pub fn open_by_id(env: Env, id: i32) -> Result<ChannelHandle> {
-        let channel =
-            Channel::from_segment(Segment::from_id(id)).map_err(|e| open_error(&env, e))?;
+        let channel = Channel::from_segment(Segment::from_id(id)).map_err(|e| throw(&env, e))?;
         Ok(ChannelHandle::wrap(channel, false))
     }
 
@@ -247,10 +224,10 @@ impl ChannelHandle {
     pub fn set_wait(&self, env: Env, kind: String, spin_micros: f64) -> Result<()> {
         let ch = self.get(&env)?;
         let strategy = match kind.as_str() {
-            "spin" => WaitStrategy::Spin,
-            "park" => WaitStrategy::Park,
+            "spin" => SpinPolicy::Spin,
+            "park" => SpinPolicy::Park,
             "spin-then-park" if spin_micros.is_finite() && spin_micros >= 0.0 => {
-                WaitStrategy::SpinThenPark(Duration::from_secs_f64(spin_micros / 1e6))
+                SpinPolicy::SpinThenPark(Duration::from_secs_f64(spin_micros / 1e6))
             }
             _ => {
                 return Err(invalid(
@@ -405,15 +382,20 @@ impl ChannelHandle {
         self.recv_buffer(&env, timeout, true)
     }
 
-    /// Arms an asynchronous wait for a message: `null` if one (or the close)
-    /// is already there, else `{ promise, id }` as for `Mapping.waitAsync`.
-    #[napi(ts_return_type = "{ promise: Promise<string>, id: number } | null")]
-    pub fn recv_wait_async<'a>(&self, env: &'a Env) -> Result<Option<Object<'a>>> {
+    /// Arms an asynchronous wait for a message that `token` cancels: `null`
+    /// if one (or the close) is already there, else a promise as for
+    /// `Mapping.waitAsync`.
+    #[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'> | null")]
+    pub fn recv_wait_async<'a>(
+        &self,
+        env: &'a Env,
+        token: &WaitToken,
+    ) -> Result<Option<Object<'a>>> {
         let ch = self.get(env)?;
         if !ch.arm_rx_wait() {
             return Ok(None);
         }
-        let (promise, on_done) = deferred(env)?;
+        let (promise, on_done) = futex_promise(env, token, self.id)?;
         let keepalive: Arc<dyn std::any::Any + Send + Sync> = ch.clone();
         let req = sysv_shm::futex::AsyncRequest {
             addr: ch.rx_waiting_word(),
@@ -422,11 +404,13 @@ impl ChannelHandle {
             timeout: None,
             keepalive,
             on_done,
+            cancel: Some(token.token.clone()),
         };
         // SAFETY: the word is in the channel's header, kept mapped by the
         // `Arc<Channel>` in `keepalive`; `detach` cancels the range first.
-        let id = unsafe { sysv_shm::futex::wait_async(req) }.map_err(|e| throw(env, e))?;
-        pending(env, promise, id.unwrap_or(0)).map(Some)
+        // `on_done` settles the promise in every case (no thread too).
+        let _ = unsafe { sysv_shm::futex::wait_async(req) };
+        Ok(Some(promise))
     }
 
     /// An `ArrayBuffer` over the whole segment (the 512-byte header, then

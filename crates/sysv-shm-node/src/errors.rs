@@ -136,46 +136,71 @@ pub(crate) fn throw_js(
     }
 }
 
+/// The JS error a core error becomes, for the sync and async paths alike:
+/// its class, `code` (stable: listed in `src/errors.ts`), message, `errno`
+/// and `syscall`.
+struct Mapped {
+    kind: Kind,
+    code: String,
+    message: String,
+    errno: Option<i32>,
+    syscall: Option<&'static str>,
+}
+
+fn map(e: &sysv_shm::Error) -> Mapped {
+    use sysv_shm::Error as E;
+    let message = e.to_string();
+    let state = |code: &str| (Kind::Shm, code.to_string());
+    let (kind, code) = match e {
+        E::Os { errno, .. } | E::ThreadStart { errno } => (Kind::Shm, format!("{errno:?}")),
+        E::OutOfBounds { .. } => (Kind::Range, "ERR_OUT_OF_RANGE".into()),
+        E::ReadOnly { .. } => state("ERR_SHM_READ_ONLY"),
+        E::Detached { .. } => state("ERR_SHM_DETACHED"),
+        E::Closed { .. } => state("ERR_CHANNEL_CLOSED"),
+        E::NotAChannel { .. } => state("ERR_SHM_NOT_A_CHANNEL"),
+        E::ChannelCorrupt { .. } => state("ERR_CHANNEL_CORRUPT"),
+        E::Cancelled => state("ABORT_ERR"),
+        E::TooManyAttachments { .. } => {
+            return Mapped {
+                kind: Kind::Shm,
+                code: "ERR_SHM_TOO_MANY_ATTACHMENTS".into(),
+                message: format!(
+                    "{message} (handles dropped without detach() are detached by garbage \
+                     collection, whose finalizers only run when the event loop turns)"
+                ),
+                errno: None,
+                syscall: None,
+            }
+        }
+        _ => (Kind::Range, "ERR_INVALID_ARG_VALUE".into()),
+    };
+    let syscall = match e {
+        E::ThreadStart { .. } => Some("pthread_create"),
+        e => e.syscall(),
+    };
+    Mapped {
+        kind,
+        code,
+        message,
+        errno: e.errno().map(|n| n as i32),
+        syscall,
+    }
+}
+
 /// Throws a core error as the JS error its kind calls for.
 pub(crate) fn throw(env: &Env, e: sysv_shm::Error) -> Error {
-    let message = e.to_string();
-    match &e {
-        sysv_shm::Error::Os { syscall, errno, .. } => throw_js(
-            env,
-            Kind::Shm,
-            &format!("{errno:?}"),
-            &message,
-            Some(*errno as i32),
-            Some(syscall),
-        ),
-        sysv_shm::Error::OutOfBounds { .. } => {
-            throw_js(env, Kind::Range, "ERR_OUT_OF_RANGE", &message, None, None)
-        }
-        sysv_shm::Error::ReadOnly { .. } => {
-            throw_js(env, Kind::Shm, "ERR_SHM_READ_ONLY", &message, None, None)
-        }
-        sysv_shm::Error::ChannelCorrupt { .. } => {
-            throw_js(env, Kind::Shm, "ERR_CHANNEL_CORRUPT", &message, None, None)
-        }
-        sysv_shm::Error::TooManyAttachments { .. } => throw_js(
-            env,
-            Kind::Shm,
-            "ERR_SHM_TOO_MANY_ATTACHMENTS",
-            &format!(
-                "{message} (handles dropped without detach() are detached by garbage \
-                 collection, whose finalizers only run when the event loop turns)"
-            ),
-            None,
-            None,
-        ),
-        _ => throw_js(
-            env,
-            Kind::Range,
-            "ERR_INVALID_ARG_VALUE",
-            &message,
-            None,
-            None,
-        ),
+    let m = map(&e);
+    throw_js(env, m.kind, &m.code, &m.message, m.errno, m.syscall)
+}
+
+/// The same error as [`throw`] makes, as a promise's rejection: napi-rs
+/// rejects with the object itself.
+pub(crate) fn rejection(env: &Env, e: sysv_shm::Error) -> Error {
+    let m = map(&e);
+    match build(env, m.kind, &m.code, &m.message, m.errno, m.syscall) {
+        // SAFETY: `err` is a live error object of this scope.
+        Ok(err) => Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), err) }),
+        Err(_) => Error::new(Status::GenericFailure, format!("{}: {}", m.code, m.message)),
     }
 }
 

@@ -8,8 +8,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sysv_shm::futex::AsyncOutcome;
 
-use crate::errors::{invalid, shm_error, throw};
+use crate::errors::{invalid, throw};
 use crate::mapping::Mapping;
+use crate::pending::{self, WaitToken};
 use crate::to_usize;
 
 /// A timeout in milliseconds (`Infinity` or absent: none).
@@ -26,37 +27,32 @@ pub(crate) fn timeout(env: &Env, ms: Option<f64>) -> Result<Option<Duration>> {
     }
 }
 
-/// What a pending asynchronous wait settles with: `"ok"`, `"timed-out"`,
-/// `"cancelled"`, `"detached"` or `"error:ERRNO"`.
-pub(crate) fn outcome_name(o: AsyncOutcome) -> String {
-    match o {
-        AsyncOutcome::Ok => "ok".into(),
-        AsyncOutcome::TimedOut => "timed-out".into(),
-        AsyncOutcome::Cancelled => "cancelled".into(),
-        AsyncOutcome::Detached => "detached".into(),
-        AsyncOutcome::NotEqual => "not-equal".into(),
-        AsyncOutcome::Failed(e) => format!("error:{e:?}"),
-    }
-}
-
-type Resolver = Box<dyn FnOnce(Env) -> Result<String> + Send>;
-
-/// Makes a promise and the callback that settles it from any thread.
-pub(crate) fn deferred(env: &Env) -> Result<(Object<'_>, sysv_shm::futex::OnDone)> {
-    let (deferred, promise) = env.create_deferred::<String, Resolver>()?;
+/// The promise of an asynchronous futex wait (of a mapping or a channel)
+/// and the core callback that settles it: `"ok"`, `"not-equal"` or
+/// `"timed-out"`; a cancelled wait rejects with `ABORT_ERR`, one ended by a
+/// detach with `ERR_SHM_DETACHED`, one the kernel refused with its errno.
+pub(crate) fn futex_promise<'env>(
+    env: &'env Env,
+    token: &WaitToken,
+    id: i32,
+) -> Result<(Object<'env>, sysv_shm::futex::OnDone)> {
+    let (promise, settle) = pending::promise(env, &token.token, |s: &'static str| s)?;
     let on_done: sysv_shm::futex::OnDone = Box::new(move |o: AsyncOutcome| {
-        let name = outcome_name(o);
-        deferred.resolve(Box::new(move |_env| Ok(name)));
+        settle(match o {
+            AsyncOutcome::Ok => Ok("ok"),
+            AsyncOutcome::TimedOut => Ok("timed-out"),
+            AsyncOutcome::NotEqual => Ok("not-equal"),
+            AsyncOutcome::Cancelled => Err(sysv_shm::Error::Cancelled),
+            AsyncOutcome::Detached => Err(sysv_shm::Error::Detached { id }),
+            AsyncOutcome::NoThread(errno) => Err(sysv_shm::Error::ThreadStart { errno }),
+            AsyncOutcome::Failed(errno) => Err(sysv_shm::Error::Os {
+                syscall: sysv_shm::futex::async_backend().as_str(),
+                errno,
+                context: "an asynchronous wait".into(),
+            }),
+        })
     });
     Ok((promise, on_done))
-}
-
-/// `{ promise, id }` for a pending wait.
-pub(crate) fn pending<'a>(env: &'a Env, promise: Object<'a>, id: u64) -> Result<Object<'a>> {
-    let mut obj = Object::new(env)?;
-    obj.set("promise", promise)?;
-    obj.set("id", id as f64)?;
-    Ok(obj)
 }
 
 #[napi]
@@ -93,16 +89,16 @@ impl Mapping {
         map.notify(offset, count).map_err(|e| throw(&env, e))
     }
 
-    /// Starts an asynchronous wait: `{ promise, id }`; the promise resolves
-    /// to `"ok"`, `"not-equal"` (then `id` is 0), `"timed-out"`,
-    /// `"cancelled"` (see `cancelWait`), `"detached"` or `"error:ERRNO"`.
-    #[napi(ts_return_type = "{ promise: Promise<string>, id: number }")]
+    /// Starts an asynchronous wait that `token` cancels; the promise is as
+    /// [`futex_promise`] says.
+    #[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>")]
     pub fn wait_async<'a>(
         &self,
         env: &'a Env,
         offset: f64,
         expected: i32,
         timeout_ms: Option<f64>,
+        token: &WaitToken,
     ) -> Result<Object<'a>> {
         let offset = to_usize(env, "byteOffset", offset)?;
         let timeout = timeout(env, timeout_ms)?;
@@ -112,13 +108,19 @@ impl Mapping {
         if map.read_only() {
             return Err(throw(env, sysv_shm::Error::ReadOnly { id: self.id }));
         }
-        let (promise, on_done) = deferred(env)?;
+        let (promise, on_done) = futex_promise(env, token, self.id)?;
         let keepalive: Arc<dyn std::any::Any + Send + Sync> = self.shared.clone();
-        // `on_done` settles the promise in every case, errors included.
-        match map.wait_async(offset, expected, timeout, keepalive, on_done) {
-            Ok(id) => pending(env, promise, id.unwrap_or(0)),
-            Err(e) => Err(throw(env, e)),
-        }
+        // `on_done` settles the promise in every case (no thread too), so
+        // the error is in the rejection.
+        let _ = map.wait_async(
+            offset,
+            expected,
+            timeout,
+            keepalive,
+            on_done,
+            Some(&token.token),
+        );
+        Ok(promise)
     }
 }
 
@@ -130,17 +132,6 @@ pub fn futex_async_backend() -> &'static str {
     sysv_shm::futex::async_backend().as_str()
 }
 
-/// Cancels a pending asynchronous wait (of a mapping or a channel): its
-/// promise resolves to `"cancelled"`. Returns `false` if it had completed.
-#[napi]
-pub fn cancel_wait(id: f64) -> bool {
-    sysv_shm::futex::cancel(id as u64)
-}
-
 fn detached(env: &Env, id: i32) -> Error {
-    shm_error(
-        env,
-        "ERR_SHM_DETACHED",
-        &format!("segment {id} has been detached from this handle"),
-    )
+    throw(env, sysv_shm::Error::Detached { id })
 }

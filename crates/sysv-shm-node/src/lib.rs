@@ -15,6 +15,7 @@ pub mod futex;
 pub mod ipc;
 mod mapping;
 pub mod msg;
+mod pending;
 pub mod semaphore;
 mod teardown;
 

@@ -3,75 +3,29 @@
 //! A queue is named by its msqid alone (it holds no resource in this
 //! process), so these are plain functions over the id. The blocking calls
 //! run on the calling thread (`msgSend`, `msgReceive`) or on a thread of
-//! their own (`msgSendAsync`, `msgReceiveAsync`): never on the libuv pool,
-//! which a wait of unbounded length would starve. A [`WaitToken`] cancels
-//! the wait; the thread then ends within microseconds (see
-//! `sysv_shm::wait`). If the JS environment goes away (a worker is
-//! terminated), its pending waits are cancelled so that no thread is left
-//! blocked.
+//! the core's pool (`msgSendAsync`, `msgReceiveAsync`; `sysv_shm::blocking`),
+//! settled as every asynchronous call is (`crate::pending`).
 
 use std::ffi::c_void;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use sysv_shm::wait::{set_wait_strategy, wait_strategy, WaitStrategy};
-use sysv_shm::{CancelToken, Message, MessageQueue, Receive, Wait};
+use sysv_shm::wait::{set_wake_strategy, wake_strategy, WakeStrategy};
+use sysv_shm::{blocking, Message, MessageQueue, Receive, Wait};
 
 use crate::buffer::view_bytes;
 use crate::errors::{invalid, throw};
-use crate::teardown::{release_teardown, watch_teardown};
-
-/// A failed call, as values, for `src/message-queue.ts` to make a `ShmError` of.
-#[napi(object)]
-pub struct NativeErrorInfo {
-    pub code: String,
-    pub message: String,
-    pub errno: Option<i32>,
-    pub syscall: Option<String>,
-}
-
-/// What an asynchronous call settles with: a message (receive, laid out as
-/// [`message_bytes`] says), nothing (send), or the error. It always
-/// resolves; `message-queue.ts` throws.
-#[napi(object)]
-pub struct NativeOutcome {
-    pub message: Option<Buffer>,
-    pub error: Option<NativeErrorInfo>,
-}
-
-/// Cancels the wait of an asynchronous call, from JavaScript.
-#[napi]
-pub struct WaitToken {
-    token: CancelToken,
-}
-
-#[napi]
-impl WaitToken {
-    #[napi(constructor)]
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> WaitToken {
-        WaitToken {
-            token: CancelToken::new(),
-        }
-    }
-
-    /// Wakes the call waiting with this token: it settles with `ECANCELED`
-    /// unless it completed first. Idempotent.
-    #[napi]
-    pub fn cancel(&self) {
-        self.token.cancel();
-    }
-}
+use crate::futex::timeout;
+use crate::pending::{self, WaitToken};
 
 /// Applies `SYSV_SHM_MSG_WAIT=poll` once per process.
 fn configure() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if std::env::var_os("SYSV_SHM_MSG_WAIT").is_some_and(|v| v == "poll") {
-            set_wait_strategy(WaitStrategy::Poll);
+            set_wake_strategy(WakeStrategy::Poll);
         }
     });
 }
@@ -80,20 +34,21 @@ fn configure() {
 #[napi]
 pub fn msg_wait_strategy() -> String {
     configure();
-    match wait_strategy() {
-        WaitStrategy::Signal => "signal".into(),
-        WaitStrategy::Poll => "poll".into(),
+    match wake_strategy() {
+        WakeStrategy::Signal => "signal".into(),
+        WakeStrategy::Poll => "poll".into(),
     }
 }
 
-fn wait_of(block: bool, timeout_ms: Option<f64>) -> Wait {
-    match (block, timeout_ms) {
+/// How long a call may block: `timeoutMs` as every call takes it (absent or
+/// `Infinity`: forever; see [`timeout`]).
+fn wait_of(env: &Env, block: bool, timeout_ms: Option<f64>) -> Result<Wait> {
+    let t = timeout(env, timeout_ms)?;
+    Ok(match (block, t) {
         (false, _) => Wait::NoWait,
         (true, None) => Wait::Forever,
-        (true, Some(ms)) => Wait::Timeout(
-            Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).unwrap_or(Duration::MAX),
-        ),
-    }
+        (true, Some(d)) => Wait::Timeout(d),
+    })
 }
 
 fn to_i64(env: &Env, what: &str, v: f64) -> Result<i64> {
@@ -105,17 +60,6 @@ fn to_i64(env: &Env, what: &str, v: f64) -> Result<i64> {
             "ERR_OUT_OF_RANGE",
             &format!("{what} must be a safe integer, got {v}"),
         ))
-    }
-}
-
-fn check_timeout(env: &Env, timeout_ms: Option<f64>) -> Result<()> {
-    match timeout_ms {
-        Some(ms) if !(ms.is_finite() && ms >= 0.0) => Err(invalid(
-            env,
-            "ERR_OUT_OF_RANGE",
-            &format!("timeoutMs must be a non-negative number, got {ms}"),
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -140,12 +84,12 @@ pub fn msg_send(
 ) -> Result<bool> {
     configure();
     let mtype = to_i64(&env, "type", mtype)?;
-    check_timeout(&env, timeout_ms)?;
+    let wait = wait_of(&env, block, timeout_ms)?;
     let (ptr, len) = view_bytes(&env, &data)?;
     let queue = MessageQueue::from_id(id);
     // SAFETY: `ptr` is the live view's memory, readable for `len` bytes, and
     // no JS runs during this call; send_raw copies it with raw reads first.
-    let r = unsafe { queue.send_raw(mtype, ptr, len, wait_of(block, timeout_ms), None) };
+    let r = unsafe { queue.send_raw(mtype, ptr, len, wait, None) };
     match r {
         Ok(()) => Ok(true),
         Err(e) if quiet && would_block(&e, sysv_shm::Errno::EAGAIN) => Ok(false),
@@ -223,150 +167,19 @@ pub fn msg_receive<'env>(
 ) -> Result<Option<Unknown<'env>>> {
     configure();
     let what = receive_options(env, mtype, max_size, truncate, except)?;
-    check_timeout(env, timeout_ms)?;
-    match MessageQueue::from_id(id).receive(&what, wait_of(block, timeout_ms)) {
+    let wait = wait_of(env, block, timeout_ms)?;
+    match MessageQueue::from_id(id).receive(&what, wait) {
         Ok(m) => message_buffer(env, &m).map(Some),
         Err(e) if quiet && would_block(&e, sysv_shm::Errno::ENOMSG) => Ok(None),
         Err(e) => Err(throw(env, e)),
     }
 }
 
-fn error_info(e: sysv_shm::Error) -> NativeErrorInfo {
-    NativeErrorInfo {
-        code: e
-            .errno()
-            .map(|n| format!("{n:?}"))
-            .unwrap_or_else(|| "ERR_INVALID_ARG_VALUE".into()),
-        errno: e.errno().map(|n| n as i32),
-        syscall: e.syscall().map(String::from),
-        message: e.to_string(),
-    }
-}
-
-/// Threads for waits that may block for any time: one per pending wait
-/// (never libuv's pool, which they would starve). A thread whose wait has
-/// ended is kept for the next wait for [`pool::IDLE`], then ends: starting a
-/// thread costs tens of microseconds, about as much as a round trip.
-mod pool {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::mpsc::{self, RecvTimeoutError};
-    use std::sync::{Mutex, MutexGuard};
-    use std::time::Duration;
-
-    type Job = Box<dyn FnOnce() + Send>;
-
-    /// How long a thread waits for its next job before it ends.
-    pub(super) const IDLE: Duration = Duration::from_secs(2);
-
-    /// The threads waiting for a job, by id.
-    static IDLE_THREADS: Mutex<Vec<(u64, mpsc::Sender<Job>)>> = Mutex::new(Vec::new());
-
-    fn idle() -> MutexGuard<'static, Vec<(u64, mpsc::Sender<Job>)>> {
-        IDLE_THREADS.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs `job` on an idle thread, or on a new one.
-    pub(super) fn run(mut job: Job) -> std::io::Result<()> {
-        loop {
-            let taken = idle().pop();
-            match taken {
-                Some((_, tx)) => match tx.send(job) {
-                    Ok(()) => return Ok(()),
-                    // That thread is gone (it cannot be, but then try another).
-                    Err(mpsc::SendError(j)) => job = j,
-                },
-                None => break,
-            }
-        }
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("sysv-msg-wait".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                // Stray signals (SIGCHLD of the application's children) go to
-                // its own threads, not into this thread's msgrcv as EINTR.
-                sysv_shm::wait::block_stray_signals();
-                job();
-                loop {
-                    idle().push((id, tx.clone()));
-                    match rx.recv_timeout(IDLE) {
-                        Ok(job) => job(),
-                        Err(RecvTimeoutError::Timeout) => {
-                            let mut list = idle();
-                            if let Some(i) = list.iter().position(|(x, _)| *x == id) {
-                                list.swap_remove(i);
-                                return;
-                            }
-                            drop(list);
-                            // Taken from the list just now: its job is on the way.
-                            match rx.recv() {
-                                Ok(job) => job(),
-                                Err(_) => return,
-                            }
-                        }
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                }
-            })
-            .map(drop)
-    }
-}
-
-/// Runs `work` on a thread of its own (see [`pool`]) and settles the returned promise
-/// with its outcome on the JS thread; with `EAGAIN` from `pthread_create` if no thread
-/// could be started (the promise is settled either way: one never settled would keep
-/// the event loop alive).
-fn spawn_wait<'env>(
-    env: &'env Env,
-    token: &CancelToken,
-    work: impl FnOnce() -> std::result::Result<Option<Message>, sysv_shm::Error> + Send + 'static,
-) -> Result<Object<'env>> {
-    type Outcome = std::result::Result<Option<Message>, sysv_shm::Error>;
-    type Resolver = Box<dyn FnOnce(Env) -> Result<NativeOutcome> + Send>;
-    let (deferred, promise) = env.create_deferred::<NativeOutcome, Resolver>()?;
-    let hook = watch_teardown(env, token);
-    let settle = move |outcome: Outcome| {
-        deferred.resolve(Box::new(move |env| {
-            release_teardown(&env, hook);
-            Ok(match outcome {
-                Ok(m) => NativeOutcome {
-                    message: m.map(|m| message_bytes(&m).into()),
-                    error: None,
-                },
-                Err(e) => NativeOutcome {
-                    message: None,
-                    error: Some(error_info(e)),
-                },
-            })
-        }));
-    };
-    // Shared with the job: a thread that fails to start drops the job unrun.
-    let slot = Arc::new(Mutex::new(Some(settle)));
-    let for_job = Arc::clone(&slot);
-    let take = |slot: &Mutex<Option<_>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let started = pool::run(Box::new(move || {
-        let outcome = work();
-        if let Some(settle) = take(&for_job) {
-            settle(outcome);
-        }
-    }));
-    if let Err(e) = started {
-        if let Some(settle) = take(&slot) {
-            settle(Err(sysv_shm::Error::Os {
-                syscall: "pthread_create",
-                errno: sysv_shm::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
-                context: "start a thread to wait on the queue".into(),
-            }));
-        }
-    }
-    Ok(promise)
-}
-
-/// `msgrcv` on a thread of its own; the promise resolves with `{ message }`
-/// or `{ error }` (`ENOMSG` on timeout, `ECANCELED` when `token` cancels it).
-#[napi(ts_return_type = "Promise<NativeOutcome>")]
+/// `msgrcv` on a pooled thread (`sysv_shm::blocking`) that `token` cancels
+/// at once; the promise resolves with the message as [`message_bytes`] lays
+/// it out, or rejects as `msgReceive` throws (`ENOMSG` on timeout,
+/// `ABORT_ERR` when cancelled: then no message was taken).
+#[napi(ts_return_type = "Promise<Buffer>")]
 #[allow(clippy::too_many_arguments)]
 pub fn msg_receive_async<'env>(
     env: &'env Env,
@@ -380,23 +193,51 @@ pub fn msg_receive_async<'env>(
 ) -> Result<Object<'env>> {
     configure();
     let what = receive_options(env, mtype, max_size, truncate, except)?;
-    check_timeout(env, timeout_ms)?;
-    let wait = wait_of(true, timeout_ms);
+    let wait = wait_of(env, true, timeout_ms)?;
+    let (promise, settle) = pending::promise(env, &token.token, |mut m: Taken| {
+        Buffer::from(
+            m.0.take()
+                .map(|(_, m)| message_bytes(&m))
+                .unwrap_or_default(),
+        )
+    })?;
     let t = token.token.clone();
-    spawn_wait(env, &token.token, move || {
-        MessageQueue::from_id(id)
-            .receive_cancellable(&what, wait, &t)
-            .map(Some)
-    })
+    blocking::run(
+        move || {
+            let queue = MessageQueue::from_id(id);
+            let m = queue.receive_cancellable(&what, wait, &t)?;
+            Ok(Taken(Some((queue, m))))
+        },
+        settle,
+    );
+    Ok(promise)
 }
 
-/// `msgsnd` on a thread of its own; `data` is copied before this returns.
-/// The promise resolves with `{}` or `{ error }` (`EAGAIN` on timeout,
-/// `ECANCELED` when `token` cancels it).
+/// A message taken for a `msgReceiveAsync` whose promise may never be
+/// settled: if its JS environment is torn down (a worker is terminated)
+/// after `msgrcv` took it, the settle is dropped unrun, and this puts the
+/// message back in its queue (`msgsnd` with `IPC_NOWAIT`, at the end of the
+/// queue) instead of losing it.
+struct Taken(Option<(MessageQueue, Message)>);
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some((queue, m)) = self.0.take() {
+            // Never blocks, never panics: a queue that is full or gone now
+            // loses the message, as it would have lost a send.
+            let _ = queue.send(m.mtype, &m.data, Wait::NoWait);
+        }
+    }
+}
+
+/// `msgsnd` on a pooled thread that `token` cancels at once; `data` is
+/// copied before this returns. The promise resolves with nothing, or
+/// rejects as `msgSend` throws (`EAGAIN` on timeout, `ABORT_ERR` when
+/// cancelled: then nothing was sent).
 #[napi(
     ts_args_type = "id: number, mtype: number, data: ArrayBufferView, \
                     timeoutMs: number | undefined | null, token: WaitToken",
-    ts_return_type = "Promise<NativeOutcome>"
+    ts_return_type = "Promise<void>"
 )]
 pub fn msg_send_async<'env>(
     env: &'env Env,
@@ -408,7 +249,7 @@ pub fn msg_send_async<'env>(
 ) -> Result<Object<'env>> {
     configure();
     let mtype = to_i64(env, "type", mtype)?;
-    check_timeout(env, timeout_ms)?;
+    let wait = wait_of(env, true, timeout_ms)?;
     let (ptr, len) = view_bytes(env, &data)?;
     let mut bytes = Vec::<u8>::with_capacity(len);
     // SAFETY: `ptr` is readable for `len` bytes (the live view, no JS runs
@@ -417,11 +258,11 @@ pub fn msg_send_async<'env>(
         std::ptr::copy_nonoverlapping(ptr, bytes.as_mut_ptr(), len);
         bytes.set_len(len);
     }
-    let wait = wait_of(true, timeout_ms);
+    let (promise, settle) = pending::promise(env, &token.token, |()| ())?;
     let t = token.token.clone();
-    spawn_wait(env, &token.token, move || {
-        MessageQueue::from_id(id)
-            .send_cancellable(mtype, &bytes, wait, &t)
-            .map(|()| None)
-    })
+    blocking::run(
+        move || MessageQueue::from_id(id).send_cancellable(mtype, &bytes, wait, &t),
+        settle,
+    );
+    Ok(promise)
 }

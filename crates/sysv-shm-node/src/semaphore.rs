@@ -1,17 +1,12 @@
 //! System V semaphore sets for JS: thin functions over `sysv_shm::sem`.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use sysv_shm::CancelToken;
 use sysv_shm::{OpOutcome, SemOp, SemaphoreSet, SEM_VALUE_MAX};
 
 use crate::errors::{invalid, throw};
-use crate::futex::{pending, timeout};
-use crate::teardown::{release_teardown, watch_teardown};
+use crate::futex::timeout;
+use crate::pending::{self, WaitToken};
 use crate::to_usize;
 
 /// One operation of `semop`.
@@ -77,73 +72,23 @@ pub fn sem_op(
         .map_err(|e| throw(&env, e))
 }
 
-/// The tokens of pending `semOpAsync`s, by the id handed to JS.
-fn cancels() -> MutexGuard<'static, HashMap<u64, CancelToken>> {
-    static CANCELS: OnceLock<Mutex<HashMap<u64, CancelToken>>> = OnceLock::new();
-    CANCELS
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-}
-
-static NEXT: AtomicU64 = AtomicU64::new(1);
-
-/// `semop` on a thread of its own: `{ promise, id }`; the promise resolves
-/// to `"ok"`, `"timed-out"`, `"cancelled"` (see `semCancel`; also when the
-/// JS environment is torn down, so that a terminated worker's thread takes
-/// no unit), or `"error:CODE:ERRNO:SYSCALL:MESSAGE"`.
-#[napi(ts_return_type = "{ promise: Promise<string>, id: number }")]
+/// `semop` on a pooled thread (`sysv_shm::blocking`) that `token` cancels
+/// at once (also when the JS environment is torn down, so that a terminated
+/// worker's thread takes no unit); the promise resolves to `"ok"` or
+/// `"timed-out"`, or rejects as `semOp` throws (`ABORT_ERR` if cancelled).
+#[napi(ts_return_type = "Promise<'ok' | 'would-block' | 'timed-out'>")]
 pub fn sem_op_async<'a>(
     env: &'a Env,
     id: i32,
     list: Vec<NativeSemOp>,
     timeout_ms: Option<f64>,
+    token: &WaitToken,
 ) -> Result<Object<'a>> {
     let list = ops(env, &list)?;
     let timeout = timeout(env, timeout_ms)?;
-    type Resolver = Box<dyn FnOnce(Env) -> Result<String> + Send>;
-    let (deferred, promise) = env.create_deferred::<String, Resolver>()?;
-    let key = NEXT.fetch_add(1, Ordering::Relaxed);
-    let token = CancelToken::new();
-    cancels().insert(key, token.clone());
-    let hook = watch_teardown(env, &token);
-    let on_done = Box::new(move |r: sysv_shm::Result<Option<OpOutcome>>| {
-        cancels().remove(&key);
-        let s = match r {
-            Ok(Some(o)) => outcome(o).to_string(),
-            Ok(None) => "cancelled".to_string(),
-            Err(e) => match &e {
-                sysv_shm::Error::Os { syscall, errno, .. } => {
-                    format!("error:{errno:?}:{}:{syscall}:{e}", *errno as i32)
-                }
-                _ => format!("error:EINVAL:22:semop:{e}"),
-            },
-        };
-        deferred.resolve(Box::new(move |env| {
-            release_teardown(&env, hook);
-            Ok(s)
-        }));
-    });
-    // Without a thread, `on_done` has run here already: it took back the
-    // cancel entry and settles the (unused) promise, which unregisters the
-    // teardown hook.
-    SemaphoreSet::from_id(id)
-        .op_async(list, timeout, token, on_done)
-        .map_err(|e| throw(env, e))?;
-    pending(env, promise, key)
-}
-
-/// Cancels a pending `semOpAsync` (it resolves `"cancelled"` within 100 ms,
-/// having applied nothing). Returns whether it was pending.
-#[napi]
-pub fn sem_cancel(id: f64) -> bool {
-    match cancels().get(&(id as u64)) {
-        Some(token) => {
-            token.cancel();
-            true
-        }
-        None => false,
-    }
+    let (promise, settle) = pending::promise(env, &token.token, outcome)?;
+    SemaphoreSet::from_id(id).op_async(list, timeout, token.token.clone(), settle);
+    Ok(promise)
 }
 
 /// `GETVAL`.

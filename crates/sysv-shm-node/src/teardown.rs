@@ -1,7 +1,8 @@
 //! Cancelling a pending asynchronous call when its JS environment goes
 //! away (a worker is terminated): the one teardown hook of this addon, used
-//! by message queues and semaphores, so that no thread is left blocked, or
-//! goes on acting, for an environment that no longer exists.
+//! by every asynchronous call (`crate::pending`: message queues, semaphores,
+//! `waitAsync`, the channel's `recvAsync`), so that no thread is left
+//! blocked, or goes on acting, for an environment that no longer exists.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,11 +55,12 @@ pub(crate) fn watch_teardown(env: &Env, token: &CancelToken) -> Option<Arc<Teard
 }
 
 /// On the JS thread, when the call settles: unregisters the hook, unless it
-/// has run (the environment is going away).
-pub(crate) fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) {
-    let Some(state) = state else { return };
+/// has run. Returns whether it had run: the environment is going away, and
+/// no JS will see what the call settles with.
+pub(crate) fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) -> bool {
+    let Some(state) = state else { return false };
     if state.claimed.swap(true, Ordering::AcqRel) {
-        return;
+        return true;
     }
     let arg = Arc::as_ptr(&state);
     // SAFETY: `env` is live (we are settling in it) and the hook is still
@@ -70,4 +72,5 @@ pub(crate) fn release_teardown(env: &Env, state: Option<Arc<Teardown>>) {
         // SAFETY: the hook is gone without having run: release its reference.
         drop(unsafe { Arc::from_raw(arg) });
     }
+    false
 }

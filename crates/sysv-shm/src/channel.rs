@@ -87,9 +87,11 @@ const OFF_TAIL: usize = 256;
 const OFF_RX_WAITING: usize = 384;
 const OFF_TX_WAITING: usize = 448;
 
-/// How a blocked side waits for the other.
+/// How a blocked side of a channel waits for the other: spinning on the
+/// shared indices, sleeping in `FUTEX_WAIT`, or first one then the other.
+/// (Not to be confused with [`crate::wait::WakeStrategy`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitStrategy {
+pub enum SpinPolicy {
     /// Busy-wait on the shared indices: lowest latency, burns a core.
     Spin,
     /// Sleep in `FUTEX_WAIT` at once.
@@ -98,9 +100,9 @@ pub enum WaitStrategy {
     SpinThenPark(Duration),
 }
 
-impl Default for WaitStrategy {
+impl Default for SpinPolicy {
     fn default() -> Self {
-        WaitStrategy::SpinThenPark(Duration::from_micros(10))
+        SpinPolicy::SpinThenPark(Duration::from_micros(10))
     }
 }
 
@@ -191,7 +193,7 @@ pub struct Channel {
     peeked: AtomicU64,
     /// `tail` once that record is consumed, as checked when it was shown.
     peeked_next: AtomicU64,
-    strategy: std::sync::Mutex<WaitStrategy>,
+    strategy: std::sync::Mutex<SpinPolicy>,
 }
 
 impl Channel {
@@ -257,11 +259,9 @@ impl Channel {
     /// Attaches the channel segment with this shmid and checks the header.
     pub fn from_segment(segment: Segment) -> Result<Channel> {
         let map = segment.attach(false)?;
-        let not_channel = |why: String| {
-            Error::InvalidArgument(format!(
-                "segment {} is not a sysv-shm channel: {why}",
-                segment.id()
-            ))
+        let not_channel = |detail: String| Error::NotAChannel {
+            id: segment.id(),
+            detail,
         };
         if map.len() < HEADER_SIZE + 16 {
             return Err(not_channel(format!("{} bytes is too small", map.len())));
@@ -314,7 +314,7 @@ impl Channel {
             cancelled: AtomicU64::new(0),
             peeked: AtomicU64::new(NO_RESERVATION),
             peeked_next: AtomicU64::new(0),
-            strategy: std::sync::Mutex::new(WaitStrategy::default()),
+            strategy: std::sync::Mutex::new(SpinPolicy::default()),
         }
     }
 
@@ -376,12 +376,12 @@ impl Channel {
     }
 
     /// How this handle waits when it blocks.
-    pub fn strategy(&self) -> WaitStrategy {
+    pub fn strategy(&self) -> SpinPolicy {
         *self.strategy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sets how this handle waits when it blocks.
-    pub fn set_strategy(&self, s: WaitStrategy) {
+    pub fn set_strategy(&self, s: SpinPolicy) {
         *self.strategy.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
@@ -411,11 +411,7 @@ impl Channel {
     }
 
     fn closed_error(&self) -> Error {
-        Error::os(
-            "channel_send",
-            nix::errno::Errno::EPIPE,
-            format!("channel {} is closed", self.map.id()),
-        )
+        Error::Closed { id: self.map.id() }
     }
 
     fn corrupt(&self, field: &'static str, detail: String) -> Error {
@@ -529,7 +525,7 @@ impl Channel {
     ///
     /// # Errors
     /// `InvalidArgument` for a message larger than [`Channel::max_message`],
-    /// `Os` `EPIPE` once closed, [`Error::ChannelCorrupt`] if `head` or
+    /// [`Error::Closed`] once closed, [`Error::ChannelCorrupt`] if `head` or
     /// `tail` break the layout's rules.
     ///
     /// # Safety
@@ -559,7 +555,7 @@ impl Channel {
         unsafe { self.try_send_raw(data.as_ptr(), data.len()) }
     }
 
-    /// Sends a message, waiting (by the handle's [`WaitStrategy`]) while the
+    /// Sends a message, waiting (by the handle's [`SpinPolicy`]) while the
     /// ring is too full: `Ok(false)` if `timeout` elapsed first.
     ///
     /// # Safety
@@ -1073,9 +1069,9 @@ impl Channel {
         ready: impl Fn() -> bool,
     ) -> Result<bool> {
         let spin = match self.strategy() {
-            WaitStrategy::Park => None,
-            WaitStrategy::Spin => deadline,
-            WaitStrategy::SpinThenPark(d) => {
+            SpinPolicy::Park => None,
+            SpinPolicy::Spin => deadline,
+            SpinPolicy::SpinThenPark(d) => {
                 let end = Instant::now().checked_add(d);
                 match (end, deadline) {
                     (Some(e), Some(dl)) => Some(e.min(dl)),
@@ -1083,7 +1079,7 @@ impl Channel {
                 }
             }
         };
-        let spin_forever = self.strategy() == WaitStrategy::Spin && deadline.is_none();
+        let spin_forever = self.strategy() == SpinPolicy::Spin && deadline.is_none();
         if spin.is_some() || spin_forever {
             let mut i = 0u32;
             loop {
@@ -1096,7 +1092,7 @@ impl Channel {
                     break;
                 }
             }
-            if self.strategy() == WaitStrategy::Spin {
+            if self.strategy() == SpinPolicy::Spin {
                 return Ok(ready());
             }
         }
@@ -1291,9 +1287,9 @@ mod tests {
     #[test]
     fn threads_with_every_strategy() {
         for strategy in [
-            WaitStrategy::Park,
-            WaitStrategy::Spin,
-            WaitStrategy::SpinThenPark(Duration::from_micros(5)),
+            SpinPolicy::Park,
+            SpinPolicy::Spin,
+            SpinPolicy::SpinThenPark(Duration::from_micros(5)),
         ] {
             let c = Arc::new(channel(256));
             c.set_strategy(strategy);

@@ -7,8 +7,13 @@ use nix::errno::Errno;
 /// What went wrong in a call of this crate.
 ///
 /// A failed system call carries its `errno` and the name of the call
-/// ([`Error::Os`]); the other variants are argument checks made before any
-/// system call.
+/// ([`Error::Os`], only for real system calls); every other way a call can
+/// end without its result has a variant of its own: argument checks made
+/// before any system call, states of a handle ([`Error::ReadOnly`],
+/// [`Error::Detached`], [`Error::Closed`]), a cancelled wait
+/// ([`Error::Cancelled`]), a segment that is not what it should be
+/// ([`Error::NotAChannel`], [`Error::ChannelCorrupt`]) and a thread that
+/// could not start ([`Error::ThreadStart`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -46,6 +51,35 @@ pub enum Error {
         /// The most this process may hold (half of `vm.max_map_count`).
         limit: usize,
     },
+    /// A blocking call was cancelled by its
+    /// [`CancelToken`](crate::CancelToken) before it completed; it had no
+    /// effect (nothing sent, received or applied).
+    Cancelled,
+    /// No thread could be started for a blocking call (`pthread_create`
+    /// failed, usually `EAGAIN`: out of threads or memory).
+    ThreadStart {
+        /// The `errno` of `pthread_create`.
+        errno: Errno,
+    },
+    /// The handle was detached (or an asynchronous wait on it ended by the
+    /// detach).
+    Detached {
+        /// The shmid of the segment.
+        id: i32,
+    },
+    /// A send on a closed channel.
+    Closed {
+        /// The shmid of the channel.
+        id: i32,
+    },
+    /// The segment does not hold a sysv-shm channel (too small, or its header
+    /// is not one).
+    NotAChannel {
+        /// The shmid of the segment.
+        id: i32,
+        /// Why, e.g. `"64 bytes is too small"`.
+        detail: String,
+    },
     /// A word of a channel segment breaks the layout's rules (another process
     /// wrote it, by a bug or on purpose): nothing was read or written with it.
     ChannelCorrupt {
@@ -67,10 +101,11 @@ impl Error {
         }
     }
 
-    /// The `errno` of a failed system call, if this is one.
+    /// The `errno` of a failed system call (or of `pthread_create`), if this
+    /// is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            Error::Os { errno, .. } => Some(*errno),
+            Error::Os { errno, .. } | Error::ThreadStart { errno } => Some(*errno),
             _ => None,
         }
     }
@@ -118,6 +153,21 @@ impl fmt::Display for Error {
                  vm.max_map_count): every attachment is a memory mapping, and a process out of \
                  mappings cannot allocate memory; detach attachments that are no longer used"
             ),
+            Error::Cancelled => f.write_str("the wait was cancelled; the call had no effect"),
+            Error::ThreadStart { errno } => write!(
+                f,
+                "no thread could be started for a blocking call (pthread_create: {errno:?}: {})",
+                errno.desc()
+            ),
+            Error::Detached { id } => {
+                write!(f, "segment {id} has been detached from this handle")
+            }
+            Error::Closed { id } => {
+                write!(f, "channel {id} is closed: no more messages can be sent")
+            }
+            Error::NotAChannel { id, detail } => {
+                write!(f, "segment {id} is not a sysv-shm channel: {detail}")
+            }
             Error::ChannelCorrupt { id, field, detail } => write!(
                 f,
                 "channel {id} is corrupt: bad {field}: {detail} (another process wrote words \

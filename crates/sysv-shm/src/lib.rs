@@ -38,6 +38,7 @@
 #![cfg(target_os = "linux")]
 
 mod attachment;
+pub mod blocking;
 pub mod channel;
 mod cleanup;
 mod error;
@@ -65,8 +66,7 @@ pub use msg::{
 pub use nix::errno::Errno;
 pub use segment::{list_segments, CreateOptions, Segment, SegmentInfo};
 pub use sem::{
-    list_semaphores, max_semaphores_per_set, OnDone, OpOutcome, SemInfo, SemOp, SemaphoreSet,
-    SEM_VALUE_MAX,
+    list_semaphores, max_semaphores_per_set, OpOutcome, SemInfo, SemOp, SemaphoreSet, SEM_VALUE_MAX,
 };
 pub use wait::{CancelToken, Wait};
 

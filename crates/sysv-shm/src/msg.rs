@@ -440,7 +440,7 @@ impl MessageQueue {
     }
 
     /// [`MessageQueue::send`] that `token` can cancel while it waits; a
-    /// cancelled send fails with `ECANCELED` and sends nothing.
+    /// cancelled send fails with [`Error::Cancelled`] and sends nothing.
     pub fn send_cancellable(
         &self,
         mtype: i64,
@@ -517,7 +517,7 @@ impl MessageQueue {
             Err(Errno::EINVAL) => return Err(send_einval(len, context())),
             Err(e) => return Err(Error::os("msgsnd", e, context())),
         }
-        wait::wait(start, wait, token, Errno::EAGAIN, attempt).map_err(|stop| match stop {
+        wait::interruptible(start, wait, token, Errno::EAGAIN, attempt).map_err(|stop| match stop {
             Stop::Os(Errno::EINVAL) => send_einval(len, context()),
             stop => stop_error("msgsnd", stop, wait, context()),
         })
@@ -541,7 +541,7 @@ impl MessageQueue {
     }
 
     /// [`MessageQueue::receive`] that `token` can cancel while it waits; a
-    /// cancelled receive fails with `ECANCELED` and takes no message.
+    /// cancelled receive fails with [`Error::Cancelled`] and takes no message.
     pub fn receive_cancellable(
         &self,
         what: &Receive,
@@ -640,7 +640,7 @@ impl MessageQueue {
         let n = match first {
             Ok(n) => n,
             Err(Errno::ENOMSG) if wait != Wait::NoWait => {
-                wait::wait(start, wait, token, Errno::ENOMSG, attempt)
+                wait::interruptible(start, wait, token, Errno::ENOMSG, attempt)
                     .map_err(|stop| stop_error("msgrcv", stop, wait, context()))?
             }
             Err(e) => return Err(Error::os("msgrcv", e, context())),
@@ -747,14 +747,14 @@ fn stop_error(syscall: &'static str, stop: Stop, wait: Wait, context: String) ->
             };
             Error::os(syscall, errno, format!("{context}: {what} for {ms} ms"))
         }
-        Stop::Cancelled => Error::os(syscall, Errno::ECANCELED, format!("{context}: cancelled")),
+        Stop::Cancelled => Error::Cancelled,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::{set_wait_strategy, WaitStrategy};
+    use crate::wait::{set_wake_strategy, WakeStrategy};
     use crate::IPC_PRIVATE;
     use std::sync::Mutex;
     use std::thread;
@@ -922,9 +922,9 @@ mod tests {
         assert_eq!(e.errno(), Some(Errno::E2BIG));
     }
 
-    fn timeout_and_wakeup(strategy: WaitStrategy) {
+    fn timeout_and_wakeup(strategy: WakeStrategy) {
         let _g = STRATEGY.lock().unwrap_or_else(|p| p.into_inner());
-        set_wait_strategy(strategy);
+        set_wake_strategy(strategy);
         let q = private();
         let t0 = Instant::now();
         let e =
@@ -954,7 +954,7 @@ mod tests {
         thread::sleep(Duration::from_millis(20));
         token.cancel();
         let e = waiter.join().unwrap().unwrap_err();
-        assert_eq!(e.errno(), Some(Errno::ECANCELED));
+        assert_eq!(e, Error::Cancelled);
         // An already-cancelled token still takes a message that is there.
         q.0.send(1, b"ready", Wait::NoWait).unwrap();
         let m =
@@ -963,9 +963,8 @@ mod tests {
         assert_eq!(m.data, b"ready");
         assert_eq!(
             q.0.receive_cancellable(&any(), Wait::Forever, &token)
-                .unwrap_err()
-                .errno(),
-            Some(Errno::ECANCELED)
+                .unwrap_err(),
+            Error::Cancelled
         );
         // Removal wakes a blocked receiver with EIDRM.
         let waiter =
@@ -977,23 +976,23 @@ mod tests {
             matches!(e.errno(), Some(Errno::EIDRM | Errno::EINVAL)),
             "{e}"
         );
-        set_wait_strategy(WaitStrategy::Signal);
+        set_wake_strategy(WakeStrategy::Signal);
     }
 
     #[test]
     fn timeout_and_wakeup_with_signal() {
-        timeout_and_wakeup(WaitStrategy::Signal);
+        timeout_and_wakeup(WakeStrategy::Signal);
     }
 
     #[test]
     fn timeout_and_wakeup_with_poll() {
-        timeout_and_wakeup(WaitStrategy::Poll);
+        timeout_and_wakeup(WakeStrategy::Poll);
     }
 
     #[test]
     fn many_cancels_race_with_the_wait() {
         let _g = STRATEGY.lock().unwrap_or_else(|p| p.into_inner());
-        set_wait_strategy(WaitStrategy::Signal);
+        set_wake_strategy(WakeStrategy::Signal);
         let q = private();
         let id = q.0.id();
         // Cancel at every point of the wait's set-up: none may hang.
@@ -1008,7 +1007,7 @@ mod tests {
             }
             token.cancel();
             let e = waiter.join().unwrap().unwrap_err();
-            assert_eq!(e.errno(), Some(Errno::ECANCELED));
+            assert_eq!(e, Error::Cancelled);
         }
     }
 

@@ -10,21 +10,18 @@
 //! - [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
 //! - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use libc::{c_int, c_ushort};
 use nix::errno::Errno;
 
+use crate::blocking::{self, OnDone};
 use crate::error::{Error, Result};
 use crate::ipc::{self, hex_key, Kind, Perm, SetOptions};
 use crate::segment::CreateOptions;
 use crate::sys;
-use crate::wait::CancelToken;
+use crate::wait::{self, CancelToken, Stop, Wait};
 
-/// What [`SemaphoreSet::op_async`] calls when the operation ends: the
-/// outcome, `Ok(None)` if cancelled.
-pub type OnDone = Box<dyn FnOnce(Result<Option<OpOutcome>>) + Send>;
 use crate::Key;
 
 /// `SEMVMX`: the largest value of a semaphore.
@@ -290,16 +287,7 @@ impl SemaphoreSet {
     /// # References
     /// - [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
     pub fn op(&self, ops: &[SemOp], timeout: Option<Duration>) -> Result<OpOutcome> {
-        let mut raw: Vec<libc::sembuf> = ops
-            .iter()
-            .map(|o| libc::sembuf {
-                sem_num: o.index,
-                sem_op: o.delta,
-                sem_flg: ((if o.undo { libc::SEM_UNDO } else { 0 })
-                    | (if o.nowait { libc::IPC_NOWAIT } else { 0 }))
-                    as libc::c_short,
-            })
-            .collect();
+        let mut raw = sembufs(ops, false);
         let nowait = ops.iter().any(|o| o.nowait);
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
         let syscall = if timeout.is_some() {
@@ -348,76 +336,99 @@ impl SemaphoreSet {
         }
     }
 
-    /// Runs [`SemaphoreSet::op`] on a thread of its own and calls `on_done`
-    /// there. The wait is made in slices of at most 100 ms so that
-    /// cancelling `cancel` ends it (with `Ok(None)`) within one slice; the
-    /// slices are invisible otherwise (`semtimedop` applies nothing when it
-    /// times out).
-    ///
-    /// `on_done` is called exactly once: from that thread, or, if no thread
-    /// can be started, on this one with the error returned.
+    /// [`SemaphoreSet::op`] that `cancel` can interrupt at once: one
+    /// `semop(id, ops, n)` with `IPC_NOWAIT`, then, if it would block, a
+    /// blocking `semop` that the wake-up signal of [`crate::wait`] ends
+    /// (`EINTR`) when the deadline passes or the token is cancelled (see
+    /// `wait::interruptible`). Nothing is applied unless the whole call succeeds.
     ///
     /// # Errors
-    /// `pthread_create` when no thread can be started.
+    /// As [`SemaphoreSet::op`]; [`Error::Cancelled`] when `cancel` is
+    /// cancelled first; `EIDRM` when the set is removed while waiting.
+    ///
+    /// # References
+    /// - [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
+    /// - [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html): `semop` is never
+    ///   restarted after a signal handler.
+    pub fn op_cancellable(
+        &self,
+        ops: &[SemOp],
+        timeout: Option<Duration>,
+        cancel: &CancelToken,
+    ) -> Result<OpOutcome> {
+        let start = Instant::now();
+        let mut blocking = sembufs(ops, false);
+        let mut nowait = sembufs(ops, true);
+        let id = self.id;
+        let context = || format!("{} on id {id}", describe(ops));
+        let mut waited = false;
+        // With a timeout, `semtimedop` (with no kernel timeout: the timer of
+        // `wait::interruptible` keeps the deadline), as `op` names it.
+        let syscall = if timeout.is_some() {
+            "semtimedop"
+        } else {
+            "semop"
+        };
+        let mut attempt = |block: bool| -> std::result::Result<(), Errno> {
+            let raw = if block { &mut blocking } else { &mut nowait };
+            let r = if timeout.is_some() {
+                // SAFETY: `raw` holds `raw.len()` initialised sembufs; a null
+                // timeout is allowed (semtimedop then behaves as semop).
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_semtimedop,
+                        id,
+                        raw.as_mut_ptr(),
+                        raw.len(),
+                        std::ptr::null::<libc::timespec>(),
+                    ) as c_int
+                }
+            } else {
+                // SAFETY: `raw` holds `raw.len()` initialised sembufs.
+                unsafe { libc::semop(id, raw.as_mut_ptr(), raw.len()) }
+            };
+            match Errno::result(r) {
+                Ok(_) => Ok(()),
+                // Removed while we waited between two tries (poll strategy):
+                // the id is gone (EINVAL), but for the caller the set was
+                // removed while it waited, as in one blocking semop.
+                Err(Errno::EINVAL) if waited => Err(Errno::EIDRM),
+                Err(e) => {
+                    waited |= e == Errno::EAGAIN;
+                    Err(e)
+                }
+            }
+        };
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        match retry_eintr(|| attempt(false)) {
+            Ok(()) => return Ok(OpOutcome::Done),
+            Err(Errno::EAGAIN) if ops.iter().any(|o| o.nowait) => return Ok(OpOutcome::WouldBlock),
+            Err(Errno::EAGAIN) => {}
+            Err(e) => return Err(Error::os(syscall, e, context())),
+        }
+        let wait = timeout.map_or(Wait::Forever, Wait::Timeout);
+        match wait::interruptible(start, wait, Some(cancel), Errno::EAGAIN, attempt) {
+            Ok(()) => Ok(OpOutcome::Done),
+            Err(Stop::TimedOut) => Ok(OpOutcome::TimedOut),
+            Err(Stop::Cancelled) => Err(Error::Cancelled),
+            Err(Stop::Os(e)) => Err(Error::os(syscall, e, context())),
+        }
+    }
+
+    /// Runs [`SemaphoreSet::op_cancellable`] on a thread of the pool of
+    /// [`crate::blocking`] and reports to `on_done` there; `on_done` is
+    /// called exactly once (see [`blocking::run`]).
     pub fn op_async(
         &self,
         ops: Vec<SemOp>,
         timeout: Option<Duration>,
         cancel: CancelToken,
-        on_done: OnDone,
-    ) -> Result<()> {
+        on_done: OnDone<OpOutcome>,
+    ) {
         let set = *self;
-        // Shared with the thread: a failed spawn drops the thread's closure,
-        // and `on_done` must still run (it settles a promise, frees a token).
-        let slot = Arc::new(Mutex::new(Some(on_done)));
-        let for_thread = Arc::clone(&slot);
-        let take =
-            |slot: &Mutex<Option<OnDone>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let spawned = std::thread::Builder::new()
-            .name("sysv-shm-semop".into())
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                let slice = Duration::from_millis(100);
-                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-                let mut waited = false;
-                let r = loop {
-                    if cancel.is_cancelled() {
-                        break Ok(None);
-                    }
-                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                    let this = left.map_or(slice, |l| l.min(slice));
-                    match set.op(&ops, Some(this)) {
-                        Ok(OpOutcome::TimedOut) if !left.is_some_and(|l| l <= this) => {
-                            waited = true
-                        }
-                        // Removed between two slices: the id is gone (EINVAL), but for
-                        // the caller the set was removed while it waited, as in one semop.
-                        Err(Error::Os {
-                            errno: Errno::EINVAL,
-                            syscall,
-                            ..
-                        }) if waited => {
-                            break Err(Error::os(
-                                syscall,
-                                Errno::EIDRM,
-                                format!("id {}: removed while waiting", set.id),
-                            ))
-                        }
-                        other => break other.map(Some),
-                    }
-                };
-                if let Some(on_done) = take(&for_thread) {
-                    on_done(r);
-                }
-            });
-        spawned.map(drop).map_err(|e| {
-            let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
-            let error = || Error::os("pthread_create", errno, "start a semop thread");
-            if let Some(on_done) = take(&slot) {
-                on_done(Err(error()));
-            }
-            error()
-        })
+        blocking::run(move || set.op_cancellable(&ops, timeout, &cancel), on_done);
     }
 
     fn ctl(&self, index: usize, cmd: c_int, arg: Semun, what: &str) -> Result<c_int> {
@@ -562,6 +573,34 @@ impl SemaphoreSet {
     /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn remove(&self) -> Result<()> {
         ipc::remove::<SemaphoreSet>(self.id)
+    }
+}
+
+/// `ops` as `struct sembuf`s; with `IPC_NOWAIT` on every one if `nowait`.
+fn sembufs(ops: &[SemOp], nowait: bool) -> Vec<libc::sembuf> {
+    ops.iter()
+        .map(|o| libc::sembuf {
+            sem_num: o.index,
+            sem_op: o.delta,
+            sem_flg: ((if o.undo { libc::SEM_UNDO } else { 0 })
+                | (if o.nowait || nowait {
+                    libc::IPC_NOWAIT
+                } else {
+                    0
+                })) as libc::c_short,
+        })
+        .collect()
+}
+
+/// Calls `f` again while it fails with `EINTR`.
+fn retry_eintr<T>(
+    mut f: impl FnMut() -> std::result::Result<T, Errno>,
+) -> std::result::Result<T, Errno> {
+    loop {
+        match f() {
+            Err(Errno::EINTR) => continue,
+            r => return r,
+        }
     }
 }
 

@@ -1,18 +1,20 @@
 //! Timeouts and cancellation for System V calls that can only block forever.
 //!
-//! `msgsnd(2)` and `msgrcv(2)` take no timeout: without `IPC_NOWAIT` they
-//! sleep until the queue has room or a message, the queue is removed
-//! (`EIDRM`), or a signal handler runs (`EINTR`, never restarted, even with
-//! `SA_RESTART`: see signal(7)). This module turns that last way out into a
-//! timeout and a cancellation that cost no CPU while waiting.
+//! `msgsnd(2)` and `msgrcv(2)` take no timeout, and `semop(2)` none that can
+//! be cancelled: without `IPC_NOWAIT` they sleep until the call can complete,
+//! the object is removed (`EIDRM`), or a signal handler runs (`EINTR`, never
+//! restarted, even with `SA_RESTART`: see signal(7)). This module turns that
+//! last way out into a timeout and a cancellation that cost no CPU while
+//! waiting. [`CancelToken`] is the crate's one cancellation: it also ends the
+//! asynchronous futex waits of [`crate::futex`].
 //!
-//! # The design ([`WaitStrategy::Signal`], the default)
+//! # The design ([`WakeStrategy::Signal`], the default)
 //!
 //! - Once per process a no-op handler is installed, without `SA_RESTART`, for
 //!   one real-time signal, [`wake_signal`] (`SIGRTMAX - 6`). It is only ever
 //!   sent to one thread (never to the process), so it disturbs nothing else.
 //!   If that signal already has a handler (someone else's) the handler is not
-//!   replaced and [`WaitStrategy::Poll`] is used instead.
+//!   replaced and [`WakeStrategy::Poll`] is used instead.
 //! - A call that would block first tries with `IPC_NOWAIT`, so a ready queue
 //!   costs one system call and no set-up.
 //! - Otherwise, when it has a deadline or a [`CancelToken`], it makes a POSIX
@@ -33,12 +35,12 @@
 //! system calls (`timer_create`, `timer_settime`, `timer_delete`,
 //! `pthread_sigmask`), a few microseconds.
 //!
-//! # The fallback ([`WaitStrategy::Poll`])
+//! # The fallback ([`WakeStrategy::Poll`])
 //!
 //! Retries with `IPC_NOWAIT`, sleeping between tries from [`POLL_MIN`]
 //! doubling to [`POLL_MAX`]. No signal is used, but an idle waiter wakes up
 //! to `1 / POLL_MAX` times a second and a message can wait up to [`POLL_MAX`]
-//! before it is noticed. Chosen with [`set_wait_strategy`], or automatically
+//! before it is noticed. Chosen with [`set_wake_strategy`], or automatically
 //! when the signal is taken.
 
 use std::mem::{self, MaybeUninit};
@@ -62,9 +64,12 @@ pub enum Wait {
     Timeout(Duration),
 }
 
-/// How a timed or cancellable wait sleeps; see the module documentation.
+/// How a blocked System V call is woken for its deadline or its
+/// cancellation (process-wide): by a thread-directed timer signal, or by
+/// polling with `IPC_NOWAIT`; see the module documentation. (Not to be
+/// confused with [`crate::channel::SpinPolicy`], how a channel side waits.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitStrategy {
+pub enum WakeStrategy {
     /// Block in the kernel; a per-thread timer signal ends the wait.
     Signal,
     /// Retry with `IPC_NOWAIT` and sleep between tries.
@@ -75,31 +80,31 @@ pub enum WaitStrategy {
 /// it: bounds the delay of a wake-up that lost the race described in the
 /// module documentation.
 pub const REFIRE: Duration = Duration::from_millis(1);
-/// The first sleep of [`WaitStrategy::Poll`].
+/// The first sleep of [`WakeStrategy::Poll`].
 pub const POLL_MIN: Duration = Duration::from_micros(50);
-/// The longest sleep of [`WaitStrategy::Poll`].
+/// The longest sleep of [`WakeStrategy::Poll`].
 pub const POLL_MAX: Duration = Duration::from_millis(4);
 
 static STRATEGY: AtomicU8 = AtomicU8::new(0);
 
 /// Chooses how timed and cancellable waits sleep, for the whole process.
-pub fn set_wait_strategy(strategy: WaitStrategy) {
+pub fn set_wake_strategy(strategy: WakeStrategy) {
     STRATEGY.store(
         match strategy {
-            WaitStrategy::Signal => 0,
-            WaitStrategy::Poll => 1,
+            WakeStrategy::Signal => 0,
+            WakeStrategy::Poll => 1,
         },
         Ordering::Relaxed,
     );
 }
 
-/// The strategy in effect: [`WaitStrategy::Poll`] if asked for, or if the
+/// The strategy in effect: [`WakeStrategy::Poll`] if asked for, or if the
 /// wake-up signal could not be claimed.
-pub fn wait_strategy() -> WaitStrategy {
+pub fn wake_strategy() -> WakeStrategy {
     if STRATEGY.load(Ordering::Relaxed) == 1 || !handler_installed() {
-        WaitStrategy::Poll
+        WakeStrategy::Poll
     } else {
-        WaitStrategy::Signal
+        WakeStrategy::Signal
     }
 }
 
@@ -164,7 +169,7 @@ fn handler_installed() -> bool {
 }
 
 /// A POSIX timer that sends [`wake_signal`] to one thread (also used by the
-/// waiter threads of `futex`'s fallback).
+/// threads of the pool of [`crate::blocking`]: one each, for every wait they serve).
 #[derive(Clone, Copy)]
 pub(crate) struct Timer(libc::timer_t);
 
@@ -271,8 +276,12 @@ fn reached(now: libc::timespec, deadline: libc::timespec) -> bool {
 
 /// How a cancelled token wakes one waiter.
 enum Waker {
+    /// Fire the waiting thread's timer (its blocking call returns `EINTR`).
     Timer(Timer),
+    /// Unpark a thread that polls.
     Thread(Thread),
+    /// Take the wait away from whoever serves it (e.g. a `futex_waitv` entry).
+    Call(Box<dyn Fn() + Send + Sync>),
 }
 
 struct Registration {
@@ -290,9 +299,12 @@ struct TokenInner {
 ///
 /// Pass a clone to a call that may block (e.g.
 /// [`MessageQueue::send_cancellable`](crate::MessageQueue::send_cancellable));
-/// [`CancelToken::cancel`] makes every such call, now or later, return
-/// `ECANCELED` as soon as it can, unless it has already completed. Cheap to
-/// clone; all clones are the same token.
+/// [`CancelToken::cancel`] makes every such call, now or later, fail with
+/// [`Error::Cancelled`](crate::Error::Cancelled) at once, unless it has
+/// already completed. The one cancellation of this crate: it interrupts
+/// `msgrcv`, `msgsnd`, `semop` and the fallback's `FUTEX_WAIT` (a timer
+/// signal makes them return `EINTR`) and takes a `futex_waitv` wait off its
+/// thread's list. Cheap to clone; all clones are the same token.
 #[derive(Clone, Default)]
 pub struct CancelToken(Arc<TokenInner>);
 
@@ -315,17 +327,42 @@ impl CancelToken {
         self.0.cancelled.load(Ordering::Acquire)
     }
 
-    /// Cancels: every call waiting with this token wakes up and returns
-    /// `ECANCELED` (unless it completed first); later calls return it at once.
+    /// Cancels: every call waiting with this token wakes up and fails with
+    /// [`Error::Cancelled`](crate::Error::Cancelled) (unless it completed
+    /// first); later calls fail so at once.
     pub fn cancel(&self) {
-        self.0.cancelled.store(true, Ordering::Release);
-        for r in self.lock().iter() {
-            match &r.waker {
-                // Fire now, then every REFIRE until the waiter deletes the timer.
-                Waker::Timer(t) => t.arm(None),
-                Waker::Thread(t) => t.unpark(),
+        if self.0.cancelled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let calls: Vec<Registration> = {
+            let mut waiters = self.lock();
+            for r in waiters.iter() {
+                match &r.waker {
+                    // Fire now, then every REFIRE until the waiter stops the timer.
+                    Waker::Timer(t) => t.arm(None),
+                    Waker::Thread(t) => t.unpark(),
+                    Waker::Call(_) => {}
+                }
+            }
+            let (calls, rest) = waiters
+                .drain(..)
+                .partition(|r| matches!(r.waker, Waker::Call(_)));
+            *waiters = rest;
+            calls
+        };
+        // Outside the lock: a call may settle the wait, which may unregister.
+        for r in calls {
+            if let Waker::Call(f) = r.waker {
+                f();
             }
         }
+    }
+
+    /// Calls `f` (once) when the token is cancelled, at once if it already
+    /// is: how a wait that no signal ends (a `futex_waitv` entry) is taken
+    /// off its thread. `f` must not block.
+    pub(crate) fn on_cancel(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.register(Waker::Call(Box::new(f)));
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Registration>> {
@@ -336,13 +373,20 @@ impl CancelToken {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let mut waiters = self.lock();
-        waiters.push(Registration { id, waker });
         // Cancelled before the registration was seen: wake at once.
         if self.is_cancelled() {
-            if let Some(Waker::Timer(t)) = waiters.last().map(|r| &r.waker) {
-                t.arm(None);
+            match waker {
+                Waker::Timer(t) => t.arm(None),
+                Waker::Thread(t) => t.unpark(),
+                Waker::Call(f) => {
+                    drop(waiters);
+                    f();
+                    return id;
+                }
             }
+            return id;
         }
+        waiters.push(Registration { id, waker });
         id
     }
 
@@ -393,12 +437,14 @@ impl Drop for Unblocked {
     }
 }
 
-/// The slow path of a call that would block: calls `attempt(block)` until it
+/// The slow path of a call that would block, made interruptible by the
+/// deadline and the token (not to be confused with [`Wait`], how long a call
+/// may block, nor with `Attachment::wait`, a futex wait): calls `attempt(block)` until it
 /// succeeds, fails, times out or is cancelled. `attempt(false)` must use
 /// `IPC_NOWAIT` and fail with `would_block` when it would block;
 /// `attempt(true)` must block. `EINTR` is retried. `start` is when the call
 /// began (the deadline counts from it).
-pub(crate) fn wait<T>(
+pub(crate) fn interruptible<T>(
     start: Instant,
     wait: Wait,
     cancel: Option<&CancelToken>,
@@ -424,15 +470,15 @@ pub(crate) fn wait<T>(
         }
     }
     let deadline = timeout.map(|d| add(monotonic_now(), d.saturating_sub(start.elapsed())));
-    match wait_strategy() {
-        WaitStrategy::Signal => {
+    match wake_strategy() {
+        WakeStrategy::Signal => {
             if let Some(r) = wait_signal(deadline, cancel, would_block, &mut attempt) {
                 return r;
             }
             // No timer could be made (RLIMIT_SIGPENDING, …): poll instead.
             wait_poll(deadline, cancel, would_block, &mut attempt)
         }
-        WaitStrategy::Poll => wait_poll(deadline, cancel, would_block, &mut attempt),
+        WakeStrategy::Poll => wait_poll(deadline, cancel, would_block, &mut attempt),
     }
 }
 
@@ -458,9 +504,11 @@ fn wait_signal<T>(
     would_block: Errno,
     attempt: &mut impl FnMut(bool) -> Result<T, Errno>,
 ) -> Option<Result<T, Stop>> {
-    // Called with a deadline or a token (or both): there is a timer.
+    // Called with a deadline or a token (or both): there is a timer, the
+    // pooled thread's own (see `crate::blocking`) or one made for this wait.
     let _unblocked = Unblocked::new();
-    let timer = match Timer::for_this_thread() {
+    let pooled = crate::blocking::thread_timer();
+    let timer = match pooled.map_or_else(Timer::for_this_thread, Ok) {
         Ok(t) => t,
         Err(_) => return None,
     };
@@ -486,7 +534,13 @@ fn wait_signal<T>(
     if let Some((token, id)) = registration {
         token.unregister(id);
     }
-    timer.delete();
+    if pooled.is_some() {
+        // The thread keeps its timer for the next call; a signal already
+        // sent only makes a later blocking call retry after `EINTR`.
+        timer.disarm();
+    } else {
+        timer.delete();
+    }
     Some(result)
 }
 

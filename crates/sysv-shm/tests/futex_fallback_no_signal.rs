@@ -14,19 +14,20 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use sysv_shm::futex::{async_backend, cancel, cancel_range, AsyncBackend, AsyncOutcome};
-use sysv_shm::wait::{wait_strategy, wake_signal, WaitStrategy};
+use sysv_shm::wait::{wake_signal, wake_strategy, WakeStrategy};
 use sysv_shm::{Attachment, CreateOptions, Segment, IPC_PRIVATE};
 
 extern "C" fn their_handler(_: libc::c_int) {}
 
-/// How many threads of this process named `sysv-shm-futex` are blocked in a
+/// How many threads of this process named `sysv-shm-wait` (the pool of
+/// `sysv_shm::blocking`) are blocked in a
 /// shared `FUTEX_WAIT` (futex(2) with op 0), from /proc/self/task/*/syscall.
 fn asleep_on_cells() -> usize {
     let mut n = 0;
     for task in fs::read_dir("/proc/self/task").unwrap().flatten() {
         let p = task.path();
         let comm = fs::read_to_string(p.join("comm")).unwrap_or_default();
-        if comm.trim() != "sysv-shm-futex" {
+        if comm.trim() != sysv_shm::blocking::THREAD_NAME {
             continue;
         }
         let sc = fs::read_to_string(p.join("syscall")).unwrap_or_default();
@@ -63,6 +64,7 @@ fn wait_on(map: &Arc<Attachment>, off: usize, timeout: Option<Duration>) -> Wait
             timeout,
             keep,
             Box::new(move |o| tx.send(o).unwrap()),
+            None,
         )
         .unwrap();
     (id, rx)
@@ -77,7 +79,7 @@ fn without_the_signal_fallback_threads_sleep_in_slices() {
     sa.sa_sigaction = their_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: a valid action with an async-signal-safe handler (it does nothing).
     assert_eq!(unsafe { libc::sigaction(sig, &sa, ptr::null_mut()) }, 0);
-    assert_eq!(wait_strategy(), WaitStrategy::Poll);
+    assert_eq!(wake_strategy(), WakeStrategy::Poll);
     assert_eq!(async_backend(), AsyncBackend::FutexWait);
 
     let (seg, _) = Segment::create(IPC_PRIVATE, 4096, &CreateOptions::default()).unwrap();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use sysv_shm::wait::{wait_strategy, wake_signal, WaitStrategy};
+use sysv_shm::wait::{wake_signal, wake_strategy, WakeStrategy};
 use sysv_shm::{CancelToken, Errno, MessageQueue, QueueOptions, Receive, Wait, IPC_PRIVATE};
 
 /// Removes the queue when dropped, so a failed assertion leaves nothing.
@@ -43,7 +43,7 @@ fn a_taken_signal_is_left_alone_and_waits_poll() {
     // SAFETY: a valid action with an async-signal-safe handler (an atomic add).
     assert_eq!(unsafe { libc::sigaction(sig, &sa, ptr::null_mut()) }, 0);
 
-    assert_eq!(wait_strategy(), WaitStrategy::Poll);
+    assert_eq!(wake_strategy(), WakeStrategy::Poll);
     assert_eq!(handler_of(sig), theirs, "their handler is kept");
 
     let (q, _) = MessageQueue::create(IPC_PRIVATE, &QueueOptions::default()).unwrap();
@@ -61,8 +61,8 @@ fn a_taken_signal_is_left_alone_and_waits_poll() {
     thread::sleep(Duration::from_millis(20));
     token.cancel();
     assert_eq!(
-        waiter.join().unwrap().unwrap_err().errno(),
-        Some(Errno::ECANCELED)
+        waiter.join().unwrap().unwrap_err(),
+        sysv_shm::Error::Cancelled
     );
 
     q.send(3, b"polled", Wait::NoWait).unwrap();

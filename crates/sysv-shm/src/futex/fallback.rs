@@ -9,24 +9,24 @@
 //!
 //! # The design
 //!
-//! - Each wait is served by a thread of a small pool ("sysv-shm-futex";
-//!   never libuv's pool): it counts itself in the cell's waiter count, checks
+//! - Each wait is served by a thread of the crate's one pool
+//!   ([`crate::blocking`], "sysv-shm-wait"; never libuv's pool): it counts itself in the cell's waiter count, checks
 //!   the value and sleeps in `futex(cell, FUTEX_WAIT, expected, timeout)`,
 //!   all as a synchronous waiter does, so the protocol of the
 //!   [parent module](super) is unchanged and a notify costs nothing more. A
-//!   thread whose wait is over waits [`IDLE`] for the next one, then ends:
-//!   starting a thread costs tens of microseconds.
+//!   thread whose wait is over waits [`blocking::IDLE`] for the next one,
+//!   then ends: starting a thread costs tens of microseconds.
 //! - [`cancel`] and [`cancel_range`] take the wait away from its thread
 //!   under the wait's lock (dropping its waiter count and settling it at
 //!   once, on the caller's thread), then wake that thread alone, privately:
-//!   each thread owns a POSIX timer that sends it the wake-up signal of
+//!   each pooled thread owns a POSIX timer that sends it the wake-up signal of
 //!   [`crate::wait`] (installed without `SA_RESTART`, so `FUTEX_WAIT` returns
 //!   `EINTR`). The canceller arms it to fire now and then every
 //!   [`REFIRE`](crate::wait::REFIRE) until the thread has seen it, which
 //!   closes the race of a signal that lands just before the thread enters
 //!   the kernel; the thread disarms it. A `FUTEX_WAKE` on the cell would wake
 //!   every waiter of the cell in every process instead.
-//! - Where the signal cannot be used ([`WaitStrategy::Poll`]: someone else
+//! - Where the signal cannot be used ([`WakeStrategy::Poll`](crate::wait::WakeStrategy::Poll): someone else
 //!   handles it, or it was chosen), or no timer can be made, a thread sleeps
 //!   at most [`SLICE`] at a time and looks for a cancellation in between.
 //!   Either way a cancelled or detached wait settles at once; only the
@@ -49,20 +49,17 @@
 
 use std::collections::HashMap;
 use std::mem;
-use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
+use super::sys::futex_wait_once;
 use super::{futex_wake_private, timespec, AsyncOutcome, Entry, OnDone};
-use crate::error::{Error, Result};
-use crate::wait::{wait_strategy, wake_signal, Timer, WaitStrategy};
-
-/// How long a thread whose wait is over waits for the next one before it ends.
-pub const IDLE: Duration = Duration::from_secs(2);
+use crate::blocking;
+use crate::error::Result;
+use crate::wait::Timer;
 /// The longest sleep of a thread that has no timer to wake it.
 pub const SLICE: Duration = Duration::from_millis(50);
 
@@ -205,18 +202,21 @@ unsafe fn start_wait(entry: Entry) -> Result<Arc<Wait>> {
     });
     // Listed before a thread can see it, so that `cancel_range` finds it.
     waits().insert(wait.id, Arc::clone(&wait));
-    if let Err(e) = pool::run(Arc::clone(&wait)) {
+    let for_thread = Arc::clone(&wait);
+    let started = blocking::spawn(Box::new(move || {
+        let settled = serve(&for_thread, blocking::thread_timer());
+        drop(for_thread);
+        // The callback runs once the thread is back in the pool, so that the
+        // next wait, which it may start at once, finds it there.
+        settled.map(|(done, outcome)| Box::new(move || done(outcome)) as Box<dyn FnOnce() + Send>)
+    }));
+    if let Err(e) = started {
         waits().remove(&wait.id);
-        let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN));
         // SAFETY: mapped (caller's contract); no thread has the wait.
         if let Some(done) = unsafe { wait.take() } {
-            done(AsyncOutcome::Failed(errno));
+            done(AsyncOutcome::NoThread(e.errno().unwrap_or(Errno::EAGAIN)));
         }
-        return Err(Error::os(
-            "pthread_create",
-            errno,
-            "start a thread for an asynchronous wait",
-        ));
+        return Err(e);
     }
     wait.until_armed();
     Ok(wait)
@@ -262,36 +262,6 @@ pub(super) fn cancel_range(start: usize, len: usize) -> usize {
         }
     }
     n
-}
-
-/// `FUTEX_WAIT` once, shared; `Ok` when woken (or spuriously).
-///
-/// # Safety
-/// `addr` must be a 4-byte aligned address; the kernel only reads it (and
-/// fails with `EFAULT` if it is not mapped).
-unsafe fn futex_wait_once(
-    addr: usize,
-    expected: u32,
-    left: Option<Duration>,
-) -> std::result::Result<(), Errno> {
-    let ts = left.map(timespec);
-    let tsp = ts
-        .as_ref()
-        .map_or(ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: the kernel reads the aligned word at `addr` (caller's contract)
-    // and `*tsp`, which outlives the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            addr,
-            libc::FUTEX_WAIT,
-            expected,
-            tsp,
-            ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    Errno::result(r).map(drop)
 }
 
 /// What a thread still has to do for a wait it settled: call its callback
@@ -371,99 +341,6 @@ fn serve_until_done(wait: &Wait, timer: Option<Timer>) -> Settled {
     }
 }
 
-/// Lets the wake-up signal reach this thread (it inherited its creator's
-/// mask). Only done where the signal is ours (handler installed).
-fn unblock_wake_signal() {
-    // SAFETY: an all-zero sigset_t is a valid object for sigemptyset/sigaddset.
-    let mut set: libc::sigset_t = unsafe { mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t; this thread is ours and its mask is
-    // its own.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, wake_signal());
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, ptr::null_mut());
-    }
-}
-
-/// The threads that serve waits: one per pending wait, kept [`IDLE`] for the next.
-mod pool {
-    use super::*;
-
-    type Idle = Vec<(u64, mpsc::Sender<Arc<Wait>>)>;
-
-    static IDLE_THREADS: Mutex<Idle> = Mutex::new(Vec::new());
-
-    fn idle() -> MutexGuard<'static, Idle> {
-        IDLE_THREADS.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Hands `wait` to an idle thread, or to a new one.
-    pub(super) fn run(mut wait: Arc<Wait>) -> std::io::Result<()> {
-        loop {
-            let taken = idle().pop();
-            match taken {
-                Some((_, tx)) => match tx.send(wait) {
-                    Ok(()) => return Ok(()),
-                    // That thread is gone (it cannot be, but then try another).
-                    Err(mpsc::SendError(w)) => wait = w,
-                },
-                None => break,
-            }
-        }
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel::<Arc<Wait>>();
-        std::thread::Builder::new()
-            .name("sysv-shm-futex".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let timer = if wait_strategy() == WaitStrategy::Signal {
-                    unblock_wake_signal();
-                    Timer::for_this_thread().ok()
-                } else {
-                    None
-                };
-                let mut settled = serve(&wait, timer);
-                drop(wait);
-                loop {
-                    idle().push((id, tx.clone()));
-                    if let Some((done, outcome)) = settled.take() {
-                        done(outcome);
-                    }
-                    let next = match rx.recv_timeout(IDLE) {
-                        Ok(wait) => wait,
-                        Err(RecvTimeoutError::Timeout) => {
-                            let mut list = idle();
-                            if let Some(i) = list.iter().position(|(x, _)| *x == id) {
-                                list.swap_remove(i);
-                                break;
-                            }
-                            drop(list);
-                            // Taken from the list just now: its wait is on the way.
-                            match rx.recv() {
-                                Ok(wait) => wait,
-                                Err(_) => break,
-                            }
-                        }
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    };
-                    settled = serve(&next, timer);
-                }
-                if let Some(t) = timer {
-                    // No wait refers to it any more (`worker` is cleared).
-                    t.delete();
-                }
-            })
-            .map(drop)
-    }
-
-    /// How many threads wait for a wait to serve (tests).
-    #[cfg(test)]
-    pub(super) fn idle_count() -> usize {
-        idle().len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,7 +348,7 @@ mod tests {
     use crate::{Attachment, CreateOptions, Segment, IPC_PRIVATE};
     use std::any::Any;
     use std::sync::atomic::{AtomicI32, AtomicU32};
-    use std::sync::mpsc::Receiver;
+    use std::sync::mpsc::{self, Receiver};
 
     fn segment() -> Arc<Attachment> {
         let (seg, _) = Segment::create(IPC_PRIVATE, 4096, &CreateOptions::default()).unwrap();
@@ -581,6 +458,6 @@ mod tests {
         }
         assert!((0..n).all(|k| word(&map, 8 * k + 4).load(Ordering::SeqCst) == 0));
         // Their threads go back to the pool to wait for more work.
-        until("idle threads", || pool::idle_count() >= n / 2);
+        until("idle threads", || crate::blocking::idle_count() >= n / 2);
     }
 }
