@@ -63,14 +63,14 @@ fn set(env: &Env, obj: sys::napi_value, name: &str, value: sys::napi_value) -> R
     check(unsafe { sys::napi_set_property(env.raw(), obj, key, value) })
 }
 
-fn build(
-    env: &Env,
-    kind: Kind,
-    code: &str,
-    message: &str,
-    errno: Option<i32>,
-    syscall: Option<&str>,
-) -> Result<sys::napi_value> {
+fn build(env: &Env, e: &Mapped) -> Result<sys::napi_value> {
+    let Mapped {
+        kind,
+        ref code,
+        ref message,
+        errno,
+        syscall,
+    } = *e;
     let raw = env.raw();
     let code_v = string(env, code)?;
     let msg_v = string(env, message)?;
@@ -118,22 +118,29 @@ fn build(
 /// Throws a JS error and returns the `PendingException` marker that tells
 /// napi-rs not to throw again. If building the error fails, returns a plain
 /// napi error that napi-rs throws instead.
-pub(crate) fn throw_js(
-    env: &Env,
-    kind: Kind,
-    code: &str,
-    message: &str,
-    errno: Option<i32>,
-    syscall: Option<&str>,
-) -> Error {
-    match build(env, kind, code, message, errno, syscall) {
+fn throw_js(env: &Env, e: &Mapped) -> Error {
+    match build(env, e) {
         Ok(err) => {
             // SAFETY: `err` is a live error object of this scope.
             unsafe { sys::napi_throw(env.raw(), err) };
             Error::from_status(Status::PendingException)
         }
-        Err(_) => Error::new(Status::GenericFailure, format!("{code}: {message}")),
+        Err(_) => Error::new(Status::GenericFailure, format!("{}: {}", e.code, e.message)),
     }
+}
+
+/// A JS error without `errno` and `syscall` (an argument, a state of the handle).
+fn plain(env: &Env, kind: Kind, code: &str, message: &str) -> Error {
+    throw_js(
+        env,
+        &Mapped {
+            kind,
+            code: code.into(),
+            message: message.into(),
+            errno: None,
+            syscall: None,
+        },
+    )
 }
 
 /// The JS error a core error becomes, for the sync and async paths alike:
@@ -189,15 +196,14 @@ fn map(e: &sysv_shm::Error) -> Mapped {
 
 /// Throws a core error as the JS error its kind calls for.
 pub(crate) fn throw(env: &Env, e: sysv_shm::Error) -> Error {
-    let m = map(&e);
-    throw_js(env, m.kind, &m.code, &m.message, m.errno, m.syscall)
+    throw_js(env, &map(&e))
 }
 
 /// The same error as [`throw`] makes, as a promise's rejection: napi-rs
 /// rejects with the object itself.
 pub(crate) fn rejection(env: &Env, e: sysv_shm::Error) -> Error {
     let m = map(&e);
-    match build(env, m.kind, &m.code, &m.message, m.errno, m.syscall) {
+    match build(env, &m) {
         // SAFETY: `err` is a live error object of this scope.
         Ok(err) => Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), err) }),
         Err(_) => Error::new(Status::GenericFailure, format!("{}: {}", m.code, m.message)),
@@ -206,15 +212,15 @@ pub(crate) fn rejection(env: &Env, e: sysv_shm::Error) -> Error {
 
 /// Throws a `RangeError` with this code.
 pub(crate) fn invalid(env: &Env, code: &str, message: &str) -> Error {
-    throw_js(env, Kind::Range, code, message, None, None)
+    plain(env, Kind::Range, code, message)
 }
 
 /// Throws a `ShmError` without errno (a state of the handle).
 pub(crate) fn shm_error(env: &Env, code: &str, message: &str) -> Error {
-    throw_js(env, Kind::Shm, code, message, None, None)
+    plain(env, Kind::Shm, code, message)
 }
 
 /// Throws a `TypeError` with this code.
 pub(crate) fn type_error(env: &Env, message: &str) -> Error {
-    throw_js(env, Kind::Type, "ERR_INVALID_ARG_TYPE", message, None, None)
+    plain(env, Kind::Type, "ERR_INVALID_ARG_TYPE", message)
 }

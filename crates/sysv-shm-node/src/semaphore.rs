@@ -1,4 +1,4 @@
-//! System V semaphore sets for JS: thin functions over `sysv_shm::sem`.
+//! System V semaphore sets for JS: thin functions over `sysv_shm::SemaphoreSet`.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

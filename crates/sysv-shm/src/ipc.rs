@@ -116,6 +116,59 @@ pub(crate) trait Kind {
     fn usage() -> Result<(c_int, u64)>;
 }
 
+/// The `stat`, `stat_any` and (but for queues, whose `set` also changes
+/// `msg_qbytes`) `set` methods of a kind, written once; each kind's `impl`
+/// invokes it with its C names (`shmctl`; the `0, ` of `semctl`'s semnum;
+/// the `SHM` of `SHM_STAT_ANY`; `shmid_ds`; its noun; its `ipcs` flag), so
+/// that each method's documentation still opens with its own C call.
+macro_rules! info_methods {
+    ($kind:ident, $info:ident, $ctl:literal, $num:literal, $pre:literal, $ds:literal,
+     $noun:literal, $ipcs:literal) => {
+        #[doc = concat!("Reads `struct ", $ds, "`: `", $ctl, "(id, ", $num, "IPC_STAT, &buf)`.")]
+        ///
+        /// # Errors
+        #[doc = concat!("`EACCES` without read permission, `EINVAL`/`EIDRM` for no such ", $noun, ".")]
+        ///
+        /// # References
+        #[doc = concat!("- [", $ctl, "(2)](https://man7.org/linux/man-pages/man2/", $ctl, ".2.html)")]
+        pub fn stat(&self) -> $crate::Result<$info> {
+            $crate::ipc::stat::<$kind>(self.id).map(|ds| $info::from_raw(self.id, &ds))
+        }
+
+        #[doc = concat!("Reads `struct ", $ds, "` without read permission: `", $ctl, "(index, ",
+            $num, $pre, "_STAT_ANY, &buf)` of the slot of this id (Linux 4.17), as `ipcs ", $ipcs,
+            "` does; `None` where the kernel does not know the command or the ", $noun, " is gone.")]
+        ///
+        /// # References
+        #[doc = concat!("- [", $ctl, "(2)](https://man7.org/linux/man-pages/man2/", $ctl, ".2.html)")]
+        pub fn stat_any(&self) -> Option<$info> {
+            $crate::ipc::stat_any::<$kind>(self.id).map(|ds| $info::from_raw(self.id, &ds))
+        }
+    };
+    ($kind:ident, $info:ident, $ctl:literal, $num:literal, $pre:literal, $ds:literal,
+     $noun:literal, $ipcs:literal, set) => {
+        $crate::ipc::info_methods!($kind, $info, $ctl, $num, $pre, $ds, $noun, $ipcs);
+
+        #[doc = concat!("Changes owner and mode: `", $ctl, "(id, ", $num, "IPC_SET, &buf)` after `IPC_STAT`.")]
+        ///
+        /// `IPC_SET` needs no read permission, so an owner may restore a mode
+        /// that shuts it out (`0o000`): where `IPC_STAT` fails with `EACCES`, the
+        #[doc = concat!("current values come from `", $pre, "_STAT_ANY` (Linux 4.17) instead.")]
+        ///
+        /// # Errors
+        /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for mode
+        /// bits outside 0o777; `EPERM` unless the caller is the owner or
+        /// creator (or privileged).
+        ///
+        /// # References
+        #[doc = concat!("- [", $ctl, "(2)](https://man7.org/linux/man-pages/man2/", $ctl, ".2.html)")]
+        pub fn set(&self, options: &$crate::SetOptions) -> $crate::Result<()> {
+            $crate::ipc::set::<$kind>(self.id, options, |_| Ok(()))
+        }
+    };
+}
+pub(crate) use info_methods;
+
 /// Formats a key the way `ipcs` prints it.
 pub(crate) fn hex_key(key: Key) -> String {
     format!("0x{:08x}", key as u32)

@@ -26,7 +26,7 @@ use libc::{c_int, c_long};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::ipc::{self, hex_key, Kind, Perm, SetOptions};
+use crate::ipc::{self, hex_key, info_methods, Kind, Perm, SetOptions};
 use crate::sys;
 use crate::wait::{self, CancelToken, Stop, Wait};
 use crate::Key;
@@ -650,28 +650,16 @@ impl MessageQueue {
         buf.recycle();
         Ok(message)
     }
-
-    /// Reads `struct msqid_ds`: `msgctl(id, IPC_STAT, &buf)`.
-    ///
-    /// # Errors
-    /// `EACCES` without read permission, `EINVAL`/`EIDRM` for no such queue.
-    ///
-    /// # References
-    /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
-    pub fn stat(&self) -> Result<QueueInfo> {
-        ipc::stat::<MessageQueue>(self.id).map(|ds| QueueInfo::from_raw(self.id, &ds))
-    }
-
-    /// Reads `struct msqid_ds` without read permission:
-    /// `msgctl(index, MSG_STAT_ANY, &buf)` of the slot of this id (Linux
-    /// 4.17), as `ipcs -q` does; `None` where the kernel does not know the
-    /// command or the queue is gone.
-    ///
-    /// # References
-    /// - [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
-    pub fn stat_any(&self) -> Option<QueueInfo> {
-        ipc::stat_any::<MessageQueue>(self.id).map(|ds| QueueInfo::from_raw(self.id, &ds))
-    }
+    info_methods!(
+        MessageQueue,
+        QueueInfo,
+        "msgctl",
+        "",
+        "MSG",
+        "msqid_ds",
+        "queue",
+        "-q"
+    );
 
     /// Changes owner, mode and `msg_qbytes`: `msgctl(id, IPC_SET, &buf)`
     /// after `IPC_STAT`.

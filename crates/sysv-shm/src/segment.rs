@@ -7,7 +7,7 @@ use nix::errno::Errno;
 
 use crate::attachment::Attachment;
 use crate::error::{Error, Result};
-use crate::ipc::{self, hex_key, Kind, Perm, SetOptions};
+use crate::ipc::{self, hex_key, info_methods, Kind, Perm};
 use crate::sys;
 use crate::Key;
 
@@ -168,44 +168,17 @@ impl Segment {
             Ok((ds.shm_segsz, crate::sys::perm_key(&ds.shm_perm)))
         })
     }
-
-    /// Reads `struct shmid_ds`: `shmctl(id, IPC_STAT, &buf)`.
-    ///
-    /// # Errors
-    /// `EACCES` without read permission, `EINVAL`/`EIDRM` for no such id.
-    ///
-    /// # References
-    /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
-    pub fn stat(&self) -> Result<SegmentInfo> {
-        ipc::stat::<Segment>(self.id).map(|ds| SegmentInfo::from_raw(self.id, &ds))
-    }
-
-    /// Reads `struct shmid_ds` without read permission:
-    /// `shmctl(index, SHM_STAT_ANY, &buf)` of the slot of this id (Linux
-    /// 4.17), as `ipcs -m` does; `None` where the kernel does not know the
-    /// command or the segment is gone.
-    ///
-    /// # References
-    /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
-    pub fn stat_any(&self) -> Option<SegmentInfo> {
-        ipc::stat_any::<Segment>(self.id).map(|ds| SegmentInfo::from_raw(self.id, &ds))
-    }
-
-    /// Changes owner and mode: `shmctl(id, IPC_SET, &buf)` after `IPC_STAT`.
-    ///
-    /// `IPC_SET` needs no read permission, so an owner may restore a mode
-    /// that shuts it out (`0o000`): where `IPC_STAT` fails with `EACCES`, the
-    /// current values come from `SHM_STAT_ANY` (Linux 4.17) instead.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for mode bits outside 0o777; `EPERM`
-    /// unless the caller is the owner or creator (or privileged).
-    ///
-    /// # References
-    /// - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
-    pub fn set(&self, options: &SetOptions) -> Result<()> {
-        ipc::set::<Segment>(self.id, options, |_| Ok(()))
-    }
+    info_methods!(
+        Segment,
+        SegmentInfo,
+        "shmctl",
+        "",
+        "SHM",
+        "shmid_ds",
+        "segment",
+        "-m",
+        set
+    );
 
     /// Locks the segment in memory: `shmctl(id, SHM_LOCK, NULL)`.
     ///

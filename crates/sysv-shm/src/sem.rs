@@ -17,7 +17,7 @@ use nix::errno::Errno;
 
 use crate::blocking::{self, OnDone};
 use crate::error::{Error, Result};
-use crate::ipc::{self, hex_key, Kind, Perm, SetOptions};
+use crate::ipc::{self, hex_key, info_methods, Kind, Perm};
 use crate::segment::CreateOptions;
 use crate::sys;
 use crate::wait::{self, CancelToken, Stop, Wait};
@@ -523,44 +523,17 @@ impl SemaphoreSet {
     pub fn last_pid(&self, index: usize) -> Result<i32> {
         self.ctl(index, libc::GETPID, Semun { val: 0 }, "GETPID")
     }
-
-    /// Reads `struct semid_ds`: `semctl(id, 0, IPC_STAT, &buf)`.
-    ///
-    /// # Errors
-    /// `EACCES` without read permission, `EINVAL`/`EIDRM` for no such set.
-    ///
-    /// # References
-    /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
-    pub fn stat(&self) -> Result<SemInfo> {
-        ipc::stat::<SemaphoreSet>(self.id).map(|ds| SemInfo::from_raw(self.id, &ds))
-    }
-
-    /// Reads `struct semid_ds` without read permission:
-    /// `semctl(index, 0, SEM_STAT_ANY, &buf)` of the slot of this id (Linux
-    /// 4.17), as `ipcs -s` does; `None` where the kernel does not know the
-    /// command or the set is gone.
-    ///
-    /// # References
-    /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
-    pub fn stat_any(&self) -> Option<SemInfo> {
-        ipc::stat_any::<SemaphoreSet>(self.id).map(|ds| SemInfo::from_raw(self.id, &ds))
-    }
-
-    /// Changes owner and mode: `semctl(id, 0, IPC_SET, &buf)` after `IPC_STAT`.
-    ///
-    /// `IPC_SET` needs no read permission, so an owner may restore a mode
-    /// that shuts it out (`0o000`): where `IPC_STAT` fails with `EACCES`, the
-    /// current values come from `SEM_STAT_ANY` (Linux 4.17) instead.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for mode bits outside 0o777; `EPERM`
-    /// unless the caller is the owner or creator (or privileged).
-    ///
-    /// # References
-    /// - [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
-    pub fn set(&self, options: &SetOptions) -> Result<()> {
-        ipc::set::<SemaphoreSet>(self.id, options, |_| Ok(()))
-    }
+    info_methods!(
+        SemaphoreSet,
+        SemInfo,
+        "semctl",
+        "0, ",
+        "SEM",
+        "semid_ds",
+        "set",
+        "-s",
+        set
+    );
 
     /// Removes the set at once: `semctl(id, 0, IPC_RMID)`. Processes waiting
     /// in `semop` wake with `EIDRM`.
