@@ -210,8 +210,8 @@ pub(crate) fn get<K: Kind>(
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for a bad `mode`; the `errno` of the call
-/// (`EEXIST` when exclusive and the key is taken); `EAGAIN` when the key
-/// kept changing hands.
+/// (`EEXIST` when exclusive and the key is taken); the open's `ENOENT`
+/// when the key kept changing hands 8 times (the context says so).
 pub(crate) fn create<K: Kind>(
     key: Key,
     arg: usize,
@@ -225,7 +225,9 @@ pub(crate) fn create<K: Kind>(
     if key == IPC_PRIVATE {
         return get::<K>(key, arg, flags, context).map(|id| (id, true));
     }
-    for _ in 0..8 {
+    const TRIES: u32 = 8;
+    let mut removed = None;
+    for _ in 0..TRIES {
         match get::<K>(key, arg, flags, &context) {
             Ok(id) => return Ok((id, true)),
             Err(e) if !exclusive && e.errno() == Some(Errno::EEXIST) => {}
@@ -234,11 +236,25 @@ pub(crate) fn create<K: Kind>(
         // Flags 0: permissions are checked by the use made of the id.
         match get::<K>(key, arg, 0, || open_context(key, arg)) {
             Ok(id) => return Ok((id, false)),
-            Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => removed = Some(e),
             Err(e) => return Err(e),
         }
     }
-    Err(Error::os(K::GET, Errno::EAGAIN, context()))
+    // The real last error, not an invented one: the object was removed
+    // between the create and the open every time.
+    Err(match removed {
+        Some(Error::Os {
+            syscall,
+            errno,
+            context,
+        }) => Error::os(
+            syscall,
+            errno,
+            format!("{context}: removed between create and open {TRIES} times in a row"),
+        ),
+        Some(e) => e,
+        None => Error::os(K::GET, Errno::ENOENT, context()),
+    })
 }
 
 fn open_context(key: Key, arg: usize) -> String {
