@@ -658,8 +658,8 @@ function costs() {
     return say({ value: ns, k })
   }
   if (impl === 'plain-fn' || impl === 'getter' || impl === 'method' || impl === 'external-fn') {
-    // The cost of entering the addon: a plain #[napi] function with a number argument
-    // (cancelWait of an id that names no wait), a getter of the native Mapping class (id), a
+    // The cost of entering the addon: a plain #[napi] function (futexAsyncBackend: it returns a
+    // static string), a getter of the native Mapping class (id), a
     // method of it with a number argument (notify on a cell nobody waits on: it checks the waiter
     // count and returns 0), and the copy path's plain function over an External (mappingReadInto
     // of an empty view: no bytes copied).
@@ -668,7 +668,7 @@ function costs() {
     const empty = Buffer.alloc(0)
     const call =
       impl === 'plain-fn'
-        ? () => native.cancelWait(0)
+        ? () => native.futexAsyncBackend()
         : impl === 'getter'
           ? () => mapping.id
           : impl === 'method'

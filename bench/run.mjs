@@ -291,7 +291,7 @@ for (const [size, channels, queue] of [
     withSegment(4096, (id) => single({ scenario: 'costs', impl: 'napi-call', id, count: n(2_000_000) })),
   )
   for (const [impl, name] of [
-    ['plain-fn', 'plain native function (cancelWait(0))'],
+    ['plain-fn', 'plain native function (futexAsyncBackend())'],
     ['getter', 'native class getter (Mapping#id)'],
     ['method', 'native class method (Mapping#notify(0, 1), no waiter)'],
     ['external-fn', 'copy path: plain function over an External (mappingReadInto, 0 bytes)'],
