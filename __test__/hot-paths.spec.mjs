@@ -2,11 +2,13 @@
 // and write copy through the view and check their ranges themselves, with no native call (shown by
 // counting the calls into the addon's Mapping class); without a view (zeroCopy: false, read-only,
 // Electron) they call the native copy. Both paths must give the same bytes and the same errors.
+import { MessageChannel } from 'node:worker_threads'
+
 import test from 'ava'
 
 import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
-import { dispose, noLeaks } from './helpers.mjs'
+import { dispose, noLeaks, runNode } from './helpers.mjs'
 
 noLeaks(test)
 
@@ -361,4 +363,119 @@ test('trySendMany, recvMany and tryRecvMany run in JavaScript with one store of 
   t.is(e.code, 'ERR_BUFFER_TOO_SMALL')
   const shared = new Uint32Array(20)
   t.throws(() => js.tryRecvMany(new Uint8Array(shared.buffer, 0, 40), shared), { instanceOf: RangeError })
+})
+
+/** A Uint8Array whose `byteLength` and `length` lie (a subclass may define them). */
+class Liar extends Uint8Array {
+  get byteLength() {
+    return 8
+  }
+
+  get length() {
+    return 8
+  }
+}
+
+test('a view whose byteLength lies is copied at its true length on both paths: the length checked is the length copied', (t) => {
+  const { fast, copying } = pair(t, 4096)
+  const data = new Liar(100).fill(7)
+  for (const shm of [fast, copying]) {
+    t.is(shm.write(data, 0), 100)
+    t.deepEqual(shm.read(0, 100), Buffer.alloc(100, 7))
+    const big = new Liar(5000)
+    t.throws(() => shm.write(big, 0), { instanceOf: RangeError })
+    shm.write(Buffer.alloc(100), 0)
+  }
+  // An own property lies as well as a getter of a subclass does.
+  const own = Object.defineProperty(new Uint8Array(100).fill(9), 'byteLength', { value: 1 })
+  t.is(fast.write(own, 0), 100)
+  t.deepEqual(copying.read(0, 100), Buffer.alloc(100, 9))
+})
+
+test('a Channel message whose view lies about its length is one record of its true length: the next record is intact', (t) => {
+  const { js, nat } = channel(t, 4096)
+  for (const [sender, receiver] of [
+    [js, nat],
+    [nat, js],
+    [js, js],
+  ]) {
+    t.true(sender.trySend(new Liar(300).fill(1)))
+    t.is(sender.trySendMany([new Liar(200).fill(2), Buffer.from('after')]), 2)
+    t.deepEqual(receiver.tryRecv(), Buffer.alloc(300, 1))
+    t.deepEqual(receiver.tryRecv(), Buffer.alloc(200, 2))
+    t.deepEqual(receiver.tryRecv(), Buffer.from('after'))
+    t.is(receiver.tryRecv(), null)
+  }
+  // A target that claims more room than it has gets no more than fits: the record stays.
+  t.true(nat.trySend(Buffer.alloc(50, 3)))
+  const small = new (class extends Uint8Array {
+    get byteLength() {
+      return 4096
+    }
+  })(10)
+  t.throws(() => js.tryRecvInto(small), { instanceOf: RangeError })
+  t.deepEqual(js.tryRecv(), Buffer.alloc(50, 3))
+})
+
+test('a segment view cannot be transferred to another thread, and a view detached by ArrayBuffer#transfer() sends every call native', async (t) => {
+  const { fast } = pair(t, 4096)
+  const { port1, port2 } = new MessageChannel()
+  t.teardown(() => port1.close())
+  // Node 20 ignores an untransferable buffer in the transfer list (it is cloned); Node 22 and
+  // later throw DataCloneError. Either way the segment's view stays as it was.
+  try {
+    port1.postMessage(fast.buffer.buffer, [fast.buffer.buffer])
+  } catch (err) {
+    t.is(err.name, 'DataCloneError')
+  }
+  try {
+    t.is(structuredClone(fast.buffer.buffer, { transfer: [fast.buffer.buffer] }).byteLength, 4096)
+  } catch (err) {
+    t.is(err.name, 'DataCloneError')
+  }
+  port2.close()
+  t.is(fast.buffer.byteLength, 4096)
+  fast.write('still here', 0)
+  t.is(fast.read(0, 10).toString(), 'still here')
+
+  if (typeof ArrayBuffer.prototype.transfer !== 'function') {
+    // Node 20: no ArrayBuffer#transfer, so nothing else can detach the view (test:runtimes runs
+    // this file on Node 22, 24 and 26, where the branch below runs).
+    t.true(Number(process.versions.node.split('.')[0]) < 21)
+    return
+  }
+  // In a child: the moved ArrayBuffer keeps the mapping reachable, so the segment stays attached
+  // (detach() refuses, ERR_SHM_BUFFER_LIVE) until that process ends; it is marked removed first.
+  const r = await runNode(`
+    const seg = SharedMemory.create(IPC_PRIVATE, 4096)
+    seg.remove()
+    seg.write('still here', 0)
+    const moved = seg.buffer.buffer.transfer()
+    const out = { moved: moved.byteLength, read: seg.read(0, 10).toString(), wrote: seg.write('native now', 0) }
+    const into = Buffer.alloc(10)
+    out.readInto = seg.readInto(into, 0)
+    out.into = into.toString()
+    out.notify = seg.notify(0, 1)
+    try { seg.buffer } catch (e) { out.buffer = e.code + ': ' + e.message }
+    try { seg.detach() } catch (e) { out.detach = e.code }
+    out.attached = seg.attached
+    out.after = seg.read(0, 10).toString()
+    out.seen = Buffer.from(moved, 0, 10).toString()
+    console.log(JSON.stringify(out))
+  `)
+  t.is(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.like(out, {
+    moved: 4096,
+    read: 'still here',
+    wrote: 10,
+    readInto: 10,
+    into: 'native now',
+    notify: 0,
+    detach: 'ERR_SHM_BUFFER_LIVE',
+    attached: true,
+    after: 'native now',
+    seen: 'native now',
+  })
+  t.regex(out.buffer, /^ERR_SHM_NO_ZERO_COPY: .*detached/)
 })

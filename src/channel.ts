@@ -4,6 +4,8 @@
  */
 /// <reference types="node" preserve="true" />
 /// <reference lib="esnext.disposable" preserve="true" />
+import * as workerThreads from 'node:worker_threads'
+
 import type { ChannelHandle } from '../binding'
 
 import { native } from './binding'
@@ -84,6 +86,8 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       const ab = handle.segmentBuffer()
       if (typeof ab !== 'string') {
         const capacity = handle.capacity
+        // Not movable to another thread: the memory is this process's mapping.
+        workerThreads.markAsUntransferable?.(ab)
         this.#segment = ab
         this.#ring = Buffer.from(ab, 512, capacity)
         this.#js = Ring.over(ab, capacity, (receiver) => handle.wake(receiver))
@@ -440,10 +444,10 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
 }
 
 function lengthsOf(value: unknown): Uint32Array {
-  if (!(value instanceof Uint32Array)) {
+  if (!check.isUint32Array(value)) {
     throw Object.assign(new TypeError('The "lengths" argument must be a Uint32Array'), { code: 'ERR_INVALID_ARG_TYPE' })
   }
-  if (value.length === 0) throw check.rangeError('The "lengths" argument must have at least one element')
+  if (check.countOf(value) === 0) throw check.rangeError('The "lengths" argument must have at least one element')
   return value
 }
 

@@ -26,7 +26,7 @@
  * @module
  */
 /// <reference types="node" preserve="true" />
-import { bytesOf } from './validate'
+import { bufferOf, bytesOf, countOf, lengthOf } from './validate'
 
 /** `trySend`: sent. */
 export const SENT = 1
@@ -180,9 +180,17 @@ export class Ring {
     return used > cap - need ? FULL : SENT
   }
 
+  /**
+   * Whether the segment's ArrayBuffer was detached by the user (`ArrayBuffer#transfer()` of a
+   * view's `buffer` in a `sendWith`/`recvWith` callback): then every call goes native, which
+   * still has the mapping. One built-in getter call.
+   */
+  #gone(): boolean {
+    return lengthOf(this.#data) === 0
+  }
+
   /** Writes the record of `src` at head `hh:hl` (room checked). */
-  #put(hh: number, hl: number, src: Uint8Array): void {
-    const len = src.byteLength
+  #put(hh: number, hl: number, src: Uint8Array, len: number): void {
     const cap = this.#cap
     const at = this.#offset(hh, hl)
     this.#records[at / 4] = len
@@ -216,7 +224,9 @@ export class Ring {
 
   /** Sends `src` as one record if there is room now: {@link SENT}, {@link FULL} or {@link NATIVE}. */
   trySend(src: Uint8Array): number {
-    const len = src.byteLength
+    if (this.#gone()) return NATIVE
+    // By the built-in getter: the length `set` copies (a subclass's `byteLength` may lie).
+    const len = lengthOf(src)
     if (!this.#sendable(len) || Atomics.load(this.#words, CLOSED) !== 0) return NATIVE
     this.#own(HEAD)
     const hh = this.#hi
@@ -225,7 +235,7 @@ export class Ring {
     const need = recordSize(len)
     const room = this.#room(hh, hl, need)
     if (room !== SENT) return room
-    this.#put(hh, hl, src)
+    this.#put(hh, hl, src, len)
     this.#advance(HEAD, hh, hl, need)
     if (Atomics.load(this.#words, RX_WAITING) !== 0) this.#wake(true)
     return SENT
@@ -239,6 +249,7 @@ export class Ring {
    */
   trySendMany(items: readonly unknown[]): number {
     this.stopped = true
+    if (this.#gone()) return 0
     if (Atomics.load(this.#words, CLOSED) !== 0) return 0
     this.#own(HEAD)
     const hh = this.#hi
@@ -248,16 +259,18 @@ export class Ring {
     let total = 0
     for (; n < items.length; n++) {
       const item = items[n]
-      if (!ArrayBuffer.isView(item) || !this.#sendable(item.byteLength)) break
+      if (!ArrayBuffer.isView(item)) break
       const src = bytesOf(item)
+      const len = lengthOf(src)
+      if (!this.#sendable(len)) break
       this.#plus(hh, hl, total)
       const ch = this.#hi
       const cl = this.#lo
-      const room = this.#room(ch, cl, recordSize(src.byteLength))
+      const room = this.#room(ch, cl, recordSize(len))
       if (room === FULL) this.stopped = false
       if (room !== SENT) break
-      this.#put(ch, cl, src)
-      total += recordSize(src.byteLength)
+      this.#put(ch, cl, src, len)
+      total += recordSize(len)
     }
     if (n === items.length) this.stopped = false
     if (n > 0) {
@@ -276,6 +289,7 @@ export class Ring {
    * null. Returns its length, {@link EMPTY} or {@link NATIVE}.
    */
   receive(dst: Uint8Array | null): number {
+    if (this.#gone()) return NATIVE
     const cap = this.#cap
     this.#own(TAIL)
     const th = this.#hi
@@ -295,7 +309,7 @@ export class Ring {
     if (out === null) {
       out = Buffer.allocUnsafeSlow(len)
       this.received = out as Buffer
-    } else if (len > out.byteLength) {
+    } else if (len > lengthOf(out)) {
       return NATIVE
     }
     this.#take(at, len, out, 0)
@@ -325,7 +339,10 @@ export class Ring {
    * the next call finds it).
    */
   receiveMany(target: Uint8Array, lengths: Uint32Array): number {
-    if (lengths.buffer === target.buffer) return NATIVE
+    if (this.#gone()) return NATIVE
+    if (bufferOf(lengths) === bufferOf(target)) return NATIVE
+    const room = lengthOf(target)
+    const slots = countOf(lengths)
     this.#own(TAIL)
     const th = this.#hi
     const tl = this.#lo
@@ -335,12 +352,12 @@ export class Ring {
     let n = 0
     let used = 0
     let taken = 0
-    while (n < lengths.length && taken < published) {
+    while (n < slots && taken < published) {
       this.#plus(th, tl, taken)
       const at = this.#offset(this.#hi, this.#lo)
       const len = this.#records[at / 4]
       const size = recordSize(len)
-      if (size > published - taken || len > target.byteLength - used) break
+      if (size > published - taken || len > room - used) break
       this.#take(at, len, target, used)
       lengths[n++] = len
       used += len

@@ -6,6 +6,7 @@
 /// <reference lib="esnext.disposable" preserve="true" />
 import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
+import * as workerThreads from 'node:worker_threads'
 
 import type { ExternalObject, Mapping, NativeShmStat } from '../binding'
 
@@ -176,6 +177,9 @@ export class SharedMemory implements Disposable {
       if (typeof ab === 'string') {
         this.#noZeroCopy = ab
       } else {
+        // Not movable to another thread (postMessage, structuredClone): the memory is this
+        // process's mapping, not the ArrayBuffer's to give away.
+        workerThreads.markAsUntransferable?.(ab)
         this.#buffer = Buffer.from(ab, 0, this.size)
         this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
         this.#zeroCopy = true
@@ -308,13 +312,14 @@ export class SharedMemory implements Disposable {
         'ERR_SHM_READ_ONLY',
       )
     }
-    if (!this.#buffer) {
+    const buf = this.#view()
+    if (!buf) {
       throw new ShmError(
         `segment ${this.id} has no zero-copy buffer: ${this.#noZeroCopy}; use read()/write()`,
         'ERR_SHM_NO_ZERO_COPY',
       )
     }
-    return this.#buffer
+    return buf
   }
 
   /**
@@ -371,7 +376,8 @@ export class SharedMemory implements Disposable {
       )
     }
     const out = Buffer.allocUnsafe(n)
-    if (this.#buffer !== null) this.#buffer.copy(out, 0, start, start + n)
+    const buf = this.#view()
+    if (buf !== null) buf.copy(out, 0, start, start + n)
     else native.mappingReadInto(this.#copyHandle(), out, start)
     return out
   }
@@ -381,11 +387,12 @@ export class SharedMemory implements Disposable {
     this.#live()
     const view = check.view('target', target)
     const start = check.integer('offset', offset, 0, this.size)
-    const buf = this.#buffer
+    const buf = this.#view()
     if (buf === null) return native.mappingReadInto(this.#copyHandle(), view, start)
-    const n = Math.min(view.byteLength, this.size - start)
+    const bytes = check.bytesOf(view)
+    const n = Math.min(check.lengthOf(bytes), this.size - start)
     // (0 bytes: nothing to touch; the view may be of a detached ArrayBuffer.)
-    return n === 0 ? 0 : buf.copy(check.bytesOf(view), 0, start, start + n)
+    return n === 0 ? 0 : buf.copy(bytes, 0, start, start + n)
   }
 
   /**
@@ -397,19 +404,19 @@ export class SharedMemory implements Disposable {
   write(data: string | ArrayBufferView | ArrayBufferLike, offset = 0): number {
     this.#live()
     if (this.readOnly) throw new ShmError(`segment ${this.id} is attached read-only (SHM_RDONLY)`, 'ERR_SHM_READ_ONLY')
-    const src = check.bytes('data', data)
+    const src = check.bytesOf(check.bytes('data', data))
     const start = check.integer('offset', offset, 0, this.size)
-    if (src.byteLength > this.size - start) {
-      throw check.rangeError(
-        `The "data" argument (${src.byteLength} bytes) does not fit at "offset" ${start} in a segment of ${this.size} bytes`,
-      )
+    // The length by the built-in getter: what `set` copies (a view's own `byteLength` may lie).
+    const n = check.lengthOf(src)
+    if (n > this.size - start) {
+      throw check.rangeError(`The "data" argument (${n} bytes) does not fit at "offset" ${start} in a segment of ${this.size} bytes`)
     }
-    const buf = this.#buffer
+    const buf = this.#view()
     if (buf === null) return native.mappingWrite(this.#copyHandle(), src, start)
     // `set` copies as memmove does: `data` may be a view of this very segment. (0 bytes: nothing
     // to touch; the view may be of a detached ArrayBuffer.)
-    if (src.byteLength > 0) buf.set(check.bytesOf(src), start)
-    return src.byteLength
+    if (n > 0) buf.set(src, start)
+    return n
   }
 
   /** `shmctl(id, IPC_STAT)`: owner, mode, pids, attach count, times, removed/locked. */
@@ -486,7 +493,7 @@ export class SharedMemory implements Disposable {
    * protocol safe. When the cell's waiter count is 0 it returns 0 without a system call.
    */
   notify(byteOffset: number, count?: number): number {
-    const i32 = this.#i32
+    const i32 = this.#view() === null ? null : this.#i32
     if (i32 !== null) {
       // Fast path: a live zero-copy view means the handle is attached.
       const off = futex.cellOffset(byteOffset, this.size)
@@ -526,10 +533,11 @@ export class SharedMemory implements Disposable {
    */
   detach(): void {
     const ab = (this.#buffer?.buffer as ArrayBuffer | undefined) ?? null
+    // Native first: if it refuses (ERR_SHM_BUFFER_LIVE), the handle stays as it was.
+    this.#native.detach(ab)
     this.#buffer = null
     this.#sharedBuffer = null
     this.#i32 = null
-    this.#native.detach(ab)
     this.#attached = false
   }
 
@@ -555,6 +563,21 @@ export class SharedMemory implements Disposable {
     if (!this.#attached) {
       throw new ShmError(`segment ${this.id} has been detached from this handle`, 'ERR_SHM_DETACHED')
     }
+  }
+
+  /**
+   * The zero-copy view for the JavaScript paths, or null: none, or its ArrayBuffer was detached
+   * by the user (`ArrayBuffer#transfer()`; `postMessage` and `structuredClone` cannot, it is
+   * marked untransferable). Then the views are dropped and every call goes native, which still
+   * has the mapping. One built-in getter call: a segment is never 0 bytes.
+   */
+  #view(): Buffer | null {
+    const buf = this.#buffer
+    if (buf === null || check.lengthOf(buf) !== 0) return buf
+    this.#buffer = null
+    this.#i32 = null
+    this.#noZeroCopy = 'its ArrayBuffer was detached (ArrayBuffer#transfer())'
+    return null
   }
 }
 

@@ -85,13 +85,55 @@ export function bytes(name: string, value: unknown): ArrayBufferView {
 
 const NO_BYTES = new Uint8Array(0)
 
+// The built-in getters of views. A view's own `byteLength` (or `length`, `buffer`, …) is a
+// property a subclass or the object itself may redefine; these read the internal slots, which
+// the copies (`TypedArray#set`, `Buffer#copy`) use: a length checked through them is the length
+// copied.
+type Getter = (this: unknown) => unknown
+const getter = (proto: object, name: string | symbol): Getter => Object.getOwnPropertyDescriptor(proto, name)!.get as Getter
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object
+const taTag = getter(TYPED_ARRAY, Symbol.toStringTag)
+const taBuffer = getter(TYPED_ARRAY, 'buffer')
+const taOffset = getter(TYPED_ARRAY, 'byteOffset')
+const taLength = getter(TYPED_ARRAY, 'byteLength')
+const taCount = getter(TYPED_ARRAY, 'length')
+const dvBuffer = getter(DataView.prototype, 'buffer')
+const dvOffset = getter(DataView.prototype, 'byteOffset')
+const dvLength = getter(DataView.prototype, 'byteLength')
+
 /**
- * The bytes of a view, as a Uint8Array (the view itself if it is one). A view of a detached
- * ArrayBuffer has none: no new view of that buffer can be made.
+ * The bytes of a view, as a Uint8Array whose internal length is the view's: the view itself if it
+ * is one (a Buffer too), else a new Uint8Array over the same memory, made from the built-in
+ * getters. A view of a detached ArrayBuffer has none: no new view of that buffer can be made.
  */
 export function bytesOf(view: ArrayBufferView): Uint8Array {
-  if (view instanceof Uint8Array) return view
-  return view.byteLength === 0 ? NO_BYTES : new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
+  const tag = taTag.call(view)
+  if (tag === 'Uint8Array') return view as Uint8Array
+  const typed = tag !== undefined
+  const length = (typed ? taLength : dvLength).call(view) as number
+  if (length === 0) return NO_BYTES
+  const buffer = (typed ? taBuffer : dvBuffer).call(view) as ArrayBufferLike
+  return new Uint8Array(buffer, (typed ? taOffset : dvOffset).call(view) as number, length)
+}
+
+/** The byte length of a Uint8Array from {@link bytesOf}, by the built-in getter. */
+export function lengthOf(bytes: Uint8Array): number {
+  return taLength.call(bytes) as number
+}
+
+/** The element count of a typed array, by the built-in getter. */
+export function countOf(array: ArrayBufferView): number {
+  return taCount.call(array) as number
+}
+
+/** Whether `value` is a Uint32Array by its internal type (not by its prototype, which can be replaced). */
+export function isUint32Array(value: unknown): value is Uint32Array {
+  return ArrayBuffer.isView(value) && taTag.call(value) === 'Uint32Array'
+}
+
+/** The ArrayBuffer of a typed array, by the built-in getter. */
+export function bufferOf(array: ArrayBufferView): ArrayBufferLike {
+  return taBuffer.call(array) as ArrayBufferLike
 }
 
 /** A view to copy into. */
