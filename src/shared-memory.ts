@@ -123,6 +123,13 @@ const SET_KEYS = ['uid', 'gid', 'mode'] as const
 const MAX_SIZE = Number.MAX_SAFE_INTEGER
 
 /**
+ * The native mapping of a handle, for the classes built on a segment (`Mutex`'s path without
+ * zero-copy views).
+ * @internal
+ */
+export let mappingOf: (shm: SharedMemory) => Mapping
+
+/**
  * One attachment of a System V shared memory segment.
  *
  * The segment itself lives in the kernel: it outlives this object and this
@@ -143,6 +150,10 @@ export class SharedMemory implements Disposable {
   readonly created: boolean
 
   #native: Mapping
+
+  static {
+    mappingOf = (shm) => shm.#native
+  }
   /**
    * Whether this handle is attached: JavaScript's own record, so that the checks of every call
    * make no native call. Only {@link SharedMemory.detach} ends an attachment of a live handle.

@@ -45,6 +45,7 @@ pub mod futex;
 mod info;
 mod ipc;
 mod msg;
+pub mod mutex;
 mod segment;
 mod sem;
 mod sys;
