@@ -283,11 +283,15 @@ export class Mutex {
    * @throws {ShmError} as {@link Mutex.lock} (but no `EDEADLK`); rejects with `signal.reason`
    * when `signal` aborts, and then does not take the lock.
    */
-  async lockAsync(options?: MutexLockAsyncOptions): Promise<boolean> {
+  lockAsync(options?: MutexLockAsyncOptions): Promise<boolean> {
     const o = check.options<MutexLockAsyncOptions>(options, ['signal', 'timeoutMs'])
     const signal = futex.signalOf({ signal: o.signal })
     const ms = futex.timeout(o.timeoutMs)
-    if (signal?.aborted) throw signal.reason
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    return this.#lockAsync(ms, signal)
+  }
+
+  async #lockAsync(ms: number | undefined, signal: AbortSignal | undefined): Promise<boolean> {
     const wait = new Waiter(this, ms, true)
     try {
       for (;;) {
@@ -386,6 +390,12 @@ export class Mutex {
     const me = identity().tid
     for (;;) {
       const w = this.#word()
+      if (w === NOT_RECOVERABLE) {
+        throw new ShmError(
+          `mutex ${this.#where()} is not recoverable: a holder died and the next one unlocked it without consistent()`,
+          'ENOTRECOVERABLE',
+        )
+      }
       if (w !== 0) return w
       if (respectHandoff) {
         const h = this.#w.load(W_HANDOFF)
