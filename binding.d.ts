@@ -294,10 +294,11 @@ export declare function mutexThreadIdentity(): Array<number>
 
 /**
  * One sequentially consistent operation on the u32 at `offset` of the
- * mapping: `op` 0 loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns
- * the word found (or stored).
+ * mapping (through the copy path's handle, the cheapest native call): `op` 0
+ * loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
+ * (or stored).
  */
-export declare function mutexWord(mapping: Mapping, offset: number, op: number, a: number, b: number): number
+export declare function mutexWord(handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number): number
 
 /** What `*get` returned and whether this call created the object. */
 export interface NativeCreated {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { Worker } from 'node:worker_threads'
 
@@ -213,7 +214,7 @@ test('no starvation: a waiter gets the lock within 10 s while 2 processes lock/u
   Mutex.create(shm, OFF)
   const loops = [child(['loop', shm.id, OFF]), child(['loop', shm.id, OFF])]
   t.teardown(() => stop(shm))
-  await new Promise((r) => setTimeout(r, 300))
+  await until(() => shm.read(OFF + 44, 4).readInt32LE(0) === 2, 'both loops to run')
   const r = await child(['lock', shm.id, OFF])
   stop(shm)
   const ls = await Promise.all(loops)
@@ -273,4 +274,45 @@ test('without zero-copy views the native path locks the same words (a sleeping w
   const r = await w
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, /^locked/)
+})
+
+test('a worker thread that ends while holding the lock is a dead holder: the main thread gets ownerDied', async (t) => {
+  const shm = segment(t)
+  const m = Mutex.create(shm, OFF)
+  const w = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads')
+     const { SharedMemory, Mutex } = require(workerData.pkg)
+     const shm = SharedMemory.openById(workerData.id)
+     Mutex.at(shm, workerData.off).lock()
+     parentPort.postMessage('locked')
+     setInterval(() => {}, 1000) // lives (holding the lock) until terminated`,
+    { eval: true, workerData: { pkg: PKG, id: shm.id, off: OFF } },
+  )
+  await new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))
+  const tid = lockWord(shm)
+  t.not(tid, process.pid) // the worker's own TID, not the process's
+  t.false(m.tryLock()) // alive: not taken
+  await w.terminate()
+  t.true(m.lock())
+  t.true(m.ownerDied)
+  m.consistent()
+  m.unlock()
+})
+
+test('a live TID in the lock word is never taken over: unpublished start time, or published and matching', (t) => {
+  const shm = segment(t)
+  const m = Mutex.create(shm, OFF)
+  const parent = process.ppid // alive while this test runs
+  const start = Number(readFileSync(`/proc/${parent}/stat`, 'utf8').split(') ')[1].split(' ')[19])
+  shm.buffer.writeUInt32LE(parent, OFF + 8)
+  t.false(m.tryLock()) // owner_tid 0: not yet published, the TID exists: alive
+  t.false(m.lock(20))
+  shm.buffer.writeUInt32LE(start >>> 0, OFF + 20)
+  shm.buffer.writeUInt32LE(parent, OFF + 16)
+  t.false(m.tryLock()) // published and matching: alive
+  shm.buffer.writeUInt32LE((start + 1) >>> 0, OFF + 20)
+  t.true(m.tryLock()) // another start time: the TID was reused, the holder is dead
+  t.true(m.ownerDied)
+  m.consistent()
+  m.unlock()
 })

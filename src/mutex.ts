@@ -4,12 +4,12 @@
  */
 /// <reference types="node" preserve="true" />
 /// <reference lib="esnext.disposable" preserve="true" />
-import type { Mapping } from '../binding'
+import type { ExternalObject } from '../binding'
 
 import { native } from './binding'
 import { ShmError } from './errors'
 import * as futex from './futex'
-import { SharedMemory, mappingOf } from './shared-memory'
+import { SharedMemory, copyHandleOf } from './shared-memory'
 import * as check from './validate'
 
 /** `"MTX1"` read as a little-endian u32. */
@@ -72,11 +72,11 @@ function atomicWords(u32: Uint32Array): Words {
   }
 }
 
-function nativeWords(mapping: Mapping, base: number): Words {
+function nativeWords(handle: ExternalObject<'CopyHandle'>, base: number): Words {
   return {
-    load: (i) => native.mutexWord(mapping, base + 4 * i, 0, 0, 0),
-    store: (i, v) => void native.mutexWord(mapping, base + 4 * i, 1, v, 0),
-    cas: (i, e, v) => native.mutexWord(mapping, base + 4 * i, 2, e, v),
+    load: (i) => native.mutexWord(handle, base + 4 * i, 0, 0, 0),
+    store: (i, v) => void native.mutexWord(handle, base + 4 * i, 1, v, 0),
+    cas: (i, e, v) => native.mutexWord(handle, base + 4 * i, 2, e, v),
   }
 }
 
@@ -163,7 +163,7 @@ export class Mutex {
       this.#w = atomicWords(this.#u32)
     } else {
       this.#u32 = null
-      this.#w = nativeWords(mappingOf(shm), byteOffset)
+      this.#w = nativeWords(copyHandleOf(shm), byteOffset)
     }
   }
 
@@ -388,23 +388,24 @@ export class Mutex {
    */
   #attempt(respectHandoff: boolean): Attempt {
     const me = identity().tid
+    this.#live()
     for (;;) {
-      const w = this.#word()
+      const h = respectHandoff ? this.#w.load(W_HANDOFF) : 0
+      const deferring = h !== 0 && h !== me
+      // Else one compare-exchange both tries and reads the word (one native call without a view).
+      const found = deferring ? this.#w.load(W_LOCK) : this.#w.cas(W_LOCK, 0, me)
+      if (found === 0 && !deferring) {
+        this.#publish()
+        return 'acquired'
+      }
+      const w = this.#checked(found)
       if (w === NOT_RECOVERABLE) {
         throw new ShmError(
           `mutex ${this.#where()} is not recoverable: a holder died and the next one unlocked it without consistent()`,
           'ENOTRECOVERABLE',
         )
       }
-      if (w !== 0) return w
-      if (respectHandoff) {
-        const h = this.#w.load(W_HANDOFF)
-        if (h !== 0 && h !== me) return 0
-      }
-      if (this.#w.cas(W_LOCK, 0, me) === 0) {
-        this.#publish()
-        return 'acquired'
-      }
+      if (w !== 0 || deferring) return w
     }
   }
 
@@ -416,7 +417,7 @@ export class Mutex {
    */
   #takeOverIfDead(w: number): boolean {
     const tid = w & TID_MASK
-    if (tid === identity().tid) return false
+    if (w === 0 || w === NOT_RECOVERABLE || tid === identity().tid) return false
     const start = this.#w.load(W_OWNER_TID) === tid ? this.#w.load(W_OWNER_START) : -1
     if (native.mutexHolderAlive(tid, start)) return false
     if (this.#w.cas(W_LOCK, w, identity().tid | OWNER_DIED) !== w) return false
@@ -426,8 +427,16 @@ export class Mutex {
 
   /** The lock word, checked: 0, `NOT_RECOVERABLE`, or a TID 1..PID_MAX_LIMIT with or without OWNER_DIED. */
   #word(): number {
+    this.#live()
+    return this.#checked(this.#w.load(W_LOCK))
+  }
+
+  #live(): void {
     if (!this.shm.attached) throw new ShmError(`segment ${this.shm.id} has been detached from this handle`, 'ERR_SHM_DETACHED')
-    const w = this.#w.load(W_LOCK)
+  }
+
+  /** `w` if it is a state of the layout, else `ERR_MUTEX_CORRUPT`. */
+  #checked(w: number): number {
     if (w === 0 || w === NOT_RECOVERABLE) return w
     const tid = w & TID_MASK
     if (w > (OWNER_DIED | TID_MASK) || tid === 0 || tid > PID_MAX_LIMIT) {
@@ -445,6 +454,8 @@ export class Mutex {
 
   /** After a release: wakes all (not recoverable, or a starving waiter must get its turn) or one. */
   #wake(all: boolean): void {
+    // The waiter count read after the (sequentially consistent) release: nobody sleeps, no call.
+    if (this.#w.load(W_WAITERS) === 0) return
     const everyone = all || this.#w.load(W_HANDOFF) !== 0
     this.shm.notify(this.#cell, everyone ? Infinity : 1)
   }

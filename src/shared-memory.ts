@@ -123,11 +123,11 @@ const SET_KEYS = ['uid', 'gid', 'mode'] as const
 const MAX_SIZE = Number.MAX_SAFE_INTEGER
 
 /**
- * The native mapping of a handle, for the classes built on a segment (`Mutex`'s path without
- * zero-copy views).
+ * The copy path's handle of a `SharedMemory` (made at its first use), for the classes built on a
+ * segment: `Mutex`'s word operations where there is no zero-copy view.
  * @internal
  */
-export let mappingOf: (shm: SharedMemory) => Mapping
+export let copyHandleOf: (shm: SharedMemory) => ExternalObject<'CopyHandle'>
 
 /**
  * One attachment of a System V shared memory segment.
@@ -152,7 +152,7 @@ export class SharedMemory implements Disposable {
   #native: Mapping
 
   static {
-    mappingOf = (shm) => shm.#native
+    copyHandleOf = (shm) => shm.#copyHandle()
   }
   /**
    * Whether this handle is attached: JavaScript's own record, so that the checks of every call

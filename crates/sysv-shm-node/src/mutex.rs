@@ -7,8 +7,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sysv_shm::mutex::{self, WordOp};
 
-use crate::errors::{shm_error, throw};
-use crate::mapping::Mapping;
+use crate::errors::throw;
+use crate::mapping::CopyHandle;
 
 /// `[tid, start]`: `gettid()` of the calling thread and the low 32 bits of its
 /// start time (field 22 of `/proc/thread-self/stat`).
@@ -27,12 +27,15 @@ pub fn mutex_holder_alive(tid: u32, start: f64) -> bool {
 }
 
 /// One sequentially consistent operation on the u32 at `offset` of the
-/// mapping: `op` 0 loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns
-/// the word found (or stored).
-#[napi]
+/// mapping (through the copy path's handle, the cheapest native call): `op` 0
+/// loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
+/// (or stored).
+#[napi(
+    ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number"
+)]
 pub fn mutex_word(
     env: Env,
-    mapping: &Mapping,
+    handle: &External<CopyHandle>,
     offset: u32,
     op: u32,
     a: u32,
@@ -43,13 +46,7 @@ pub fn mutex_word(
         1 => WordOp::Store(a),
         _ => WordOp::CompareExchange(a, b),
     };
-    let guard = mapping.shared.lock();
-    let attachment = guard.as_ref().ok_or_else(|| {
-        shm_error(
-            &env,
-            "ERR_SHM_DETACHED",
-            &format!("segment {} has been detached from this handle", mapping.id),
-        )
-    })?;
-    mutex::word_op(attachment, offset as usize, op).map_err(|e| throw(&env, e))
+    handle.with_attachment(&env, |attachment| {
+        mutex::word_op(attachment, offset as usize, op)
+    })
 }
