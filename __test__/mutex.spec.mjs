@@ -91,12 +91,18 @@ for (const mixed of [false, true]) {
   })
 }
 
-test('ownerDied, unlock without consistent(): every later lock is ENOTRECOVERABLE', async (t) => {
+/** A mutex whose holder, another process, was killed while holding it. */
+async function orphaned(t) {
   const shm = segment(t)
   const m = Mutex.create(shm, OFF)
   const h = await holder(shm)
   h.proc.kill('SIGKILL')
   await h.done
+  return { shm, m }
+}
+
+test('ownerDied, unlock without consistent(): every later lock is ENOTRECOVERABLE', async (t) => {
+  const { shm, m } = await orphaned(t)
   t.true(m.lock())
   t.true(m.ownerDied)
   m.unlock()
@@ -110,11 +116,7 @@ test('ownerDied, unlock without consistent(): every later lock is ENOTRECOVERABL
 })
 
 test('ownerDied, consistent(): the lock works on, across processes', async (t) => {
-  const shm = segment(t)
-  const m = Mutex.create(shm, OFF)
-  const h = await holder(shm)
-  h.proc.kill('SIGKILL')
-  await h.done
+  const { shm, m } = await orphaned(t)
   t.true(m.tryLock())
   t.true(m.ownerDied)
   m.consistent()
