@@ -318,3 +318,20 @@ test('a live TID in the lock word is never taken over: unpublished start time, o
   m.consistent()
   m.unlock()
 })
+
+test('one thread is one owner: its tryLock is false, its lock is EDEADLK, a second lockAsync waits for the unlock', async (t) => {
+  const shm = segment(t)
+  const m = Mutex.create(shm, OFF)
+  t.true(await m.lockAsync())
+  t.false(m.tryLock())
+  t.is(t.throws(() => m.lock(), { instanceOf: ShmError }).code, 'EDEADLK')
+  let second
+  const p = m.lockAsync().then((v) => (second = v))
+  await until(() => waiters(shm) === 1, 'the second lockAsync to sleep')
+  t.is(second, undefined)
+  m.unlock()
+  t.true(await p)
+  t.true(m.held)
+  m.unlock()
+  t.is(lockWord(shm), 0)
+})

@@ -225,10 +225,11 @@ export class Mutex {
   }
 
   /**
-   * Takes the lock if it is free now; `false` if another thread holds it. A holder found dead
-   * is taken over (check {@link Mutex.ownerDied}), which costs one read of `/proc`.
+   * Takes the lock if it is free now; `false` if a thread holds it (this one too: an
+   * asynchronous caller may probe). A holder found dead is taken over (check
+   * {@link Mutex.ownerDied}), which costs one read of `/proc`.
    *
-   * @throws {ShmError} `ENOTRECOVERABLE`, `EDEADLK` (this thread holds it), `ERR_MUTEX_CORRUPT`, `ERR_SHM_DETACHED`.
+   * @throws {ShmError} `ENOTRECOVERABLE`, `ERR_MUTEX_CORRUPT`, `ERR_SHM_DETACHED`.
    */
   tryLock(): boolean {
     const u = this.#u32
@@ -236,11 +237,9 @@ export class Mutex {
       this.#publish()
       return true
     }
-    const me = identity().tid
     const r = this.#attempt(false)
     if (r === 'acquired') return true
-    if (r !== 0 && (r & TID_MASK) === me) throw this.#deadlock()
-    return r !== 0 && this.#takeOverIfDead(r)
+    return this.#takeOverIfDead(r)
   }
 
   /**
@@ -540,14 +539,18 @@ class Waiter {
     if (r !== 0) {
       this.#deferredTo = 0
       if ((r & TID_MASK) === me) {
-        // This thread holds it: a synchronous wait would never end; an asynchronous one waits for its unlock.
+        // This thread holds it: a synchronous wait would never end; an asynchronous one waits for
+        // its unlock (which notifies: this wait counts as a waiter), with no liveness check.
         if (!this.#async) throw m.deadlock()
-      } else if (now >= this.#nextCheck) {
-        if (m.takeOverIfDead(r)) return true
-        this.#nextCheck = now + this.#interval
-        this.#interval = Math.min(this.#interval * 2, MAX_CHECK_MS)
+        sleepUntil = Math.min(sleepUntil, now + MAX_CHECK_MS)
+      } else {
+        if (now >= this.#nextCheck) {
+          if (m.takeOverIfDead(r)) return true
+          this.#nextCheck = now + this.#interval
+          this.#interval = Math.min(this.#interval * 2, MAX_CHECK_MS)
+        }
+        sleepUntil = Math.min(sleepUntil, this.#nextCheck)
       }
-      sleepUntil = Math.min(sleepUntil, this.#nextCheck, now + MAX_CHECK_MS)
     } else {
       // Free, but left to a starving waiter: defer to it for a while.
       const h = m.words.load(W_HANDOFF)
