@@ -335,3 +335,14 @@ test('one thread is one owner: its tryLock is false, its lock is EDEADLK, a seco
   m.unlock()
   t.is(lockWord(shm), 0)
 })
+
+test('a handoff word naming no waiter (stale, or written by a hostile peer) delays a locker, never blocks it', (t) => {
+  const shm = segment(t)
+  const m = Mutex.create(shm, OFF)
+  shm.buffer.writeUInt32LE(0xffff_fff0, OFF + 24)
+  t.true(m.tryLock()) // tryLock ignores the handoff word
+  m.unlock()
+  t.true(m.lock()) // lock defers to it for at most 250 ms, then clears it
+  t.is(shm.read(OFF + 24, 4).readUInt32LE(0), 0)
+  m.unlock()
+})

@@ -260,7 +260,7 @@ export class Mutex {
         return true
       }
     }
-    const wait = new Waiter(this, ms)
+    const wait = new Waiter(this.#waiterOps(), ms)
     try {
       for (;;) {
         const r = wait.step()
@@ -291,7 +291,7 @@ export class Mutex {
   }
 
   async #lockAsync(ms: number | undefined, signal: AbortSignal | undefined): Promise<boolean> {
-    const wait = new Waiter(this, ms, true)
+    const wait = new Waiter(this.#waiterOps(), ms, true)
     try {
       for (;;) {
         const r = wait.step()
@@ -383,7 +383,6 @@ export class Mutex {
   /**
    * One attempt: `'acquired'` (check `ownerDied` for a takeover), or the lock word that keeps the
    * lock (0 when the lock is free but left to a starving waiter). Throws on a word out of the rules.
-   * @internal
    */
   #attempt(respectHandoff: boolean): Attempt {
     const me = identity().tid
@@ -412,7 +411,6 @@ export class Mutex {
    * Whether the holder of lock word `w` is dead: then takes the lock over (`w` to this thread's
    * TID with `OWNER_DIED`) and returns true. The compare-exchange from `w` makes one taker of
    * many (and none if the holder unlocked in between).
-   * @internal
    */
   #takeOverIfDead(w: number): boolean {
     const tid = w & TID_MASK
@@ -459,29 +457,16 @@ export class Mutex {
     this.shm.notify(this.#cell, everyone ? Infinity : 1)
   }
 
-  /** @internal For {@link Waiter}. */
-  get words(): Words {
-    return this.#w
-  }
-
-  /** @internal */
-  attempt(respectHandoff: boolean): Attempt {
-    return this.#attempt(respectHandoff)
-  }
-
-  /** @internal */
-  takeOverIfDead(w: number): boolean {
-    return this.#takeOverIfDead(w)
-  }
-
-  /** @internal */
-  wakeOne(): void {
-    this.shm.notify(this.#cell, 1)
-  }
-
-  /** @internal */
-  deadlock(): ShmError {
-    return this.#deadlock()
+  /** What a {@link Waiter} of this mutex may do. */
+  #waiterOps(): WaiterOps {
+    return {
+      words: this.#w,
+      attempt: () => this.#attempt(true),
+      takeOverIfDead: (w) => this.#takeOverIfDead(w),
+      deadlock: () => this.#deadlock(),
+      held: () => this.held,
+      wakeOne: () => void this.shm.notify(this.#cell, 1),
+    }
   }
 
   #deadlock(): ShmError {
@@ -508,12 +493,22 @@ function hex(v: number): string {
   return (v >>> 0).toString(16).padStart(8, '0')
 }
 
+/** The private operations of a {@link Mutex} that its {@link Waiter} uses. */
+interface WaiterOps {
+  words: Words
+  attempt(): Attempt
+  takeOverIfDead(w: number): boolean
+  deadlock(): ShmError
+  held(): boolean
+  wakeOne(): void
+}
+
 /**
  * The waiting of one `lock`/`lockAsync` call: what to do next (`true` acquired, `false` timed
  * out, or the word to sleep on and for how long), the liveness backoff, the handoff request.
  */
 class Waiter {
-  readonly #m: Mutex
+  readonly #m: WaiterOps
   readonly #deadline: number
   readonly #async: boolean
   readonly #since = performance.now()
@@ -523,7 +518,7 @@ class Waiter {
   #deferredTo = 0
   #deferredSince = 0
 
-  constructor(m: Mutex, timeoutMs: number | undefined, async = false) {
+  constructor(m: WaiterOps, timeoutMs: number | undefined, async = false) {
     this.#m = m
     this.#deadline = timeoutMs === undefined ? Infinity : this.#since + timeoutMs
     this.#async = async
@@ -532,7 +527,7 @@ class Waiter {
   step(): boolean | { word: number; sleepMs: number } {
     const m = this.#m
     const me = identity().tid
-    const r = m.attempt(true)
+    const r = m.attempt()
     if (r === 'acquired') return true
     const now = performance.now()
     let sleepUntil = this.#deadline
@@ -574,7 +569,7 @@ class Waiter {
     const m = this.#m
     try {
       if (this.#handoff) m.words.cas(W_HANDOFF, identity().tid, 0)
-      if (!m.held && m.words.load(W_LOCK) === 0) m.wakeOne()
+      if (!m.held() && m.words.load(W_LOCK) === 0) m.wakeOne()
     } catch {
       // Detached or corrupt meanwhile: the error the caller sees is the one that ended the wait.
     }
