@@ -5,11 +5,14 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { IPC_PRIVATE, Mutex, SharedMemory, ShmError } from '../dist/index.js'
+import { native } from '../dist/src/binding.js'
 import { asleepInFutex, compileC, run, runNode, until } from './fixtures/procs.mjs'
 import { PKG } from './helpers.mjs'
 
 // The mutex is at OFF; the fixtures keep a plain counter at OFF + 32 and a stop flag at OFF + 40.
 const OFF = 64
+/** Linux's PID_MAX_LIMIT: the largest TID the layout allows. */
+const PID_MAX = 1 << 22
 
 // Removed at once: it lives while attached (children attach it by id).
 function segment(t, size = 4096) {
@@ -345,4 +348,26 @@ test('a handoff word naming no waiter (stale, or written by a hostile peer) dela
   t.true(m.lock()) // lock defers to it for at most 250 ms, then clears it
   t.is(shm.read(OFF + 24, 4).readUInt32LE(0), 0)
   m.unlock()
+})
+
+test('two lockers that find the same holder dead: one takes the lock over, the other does not', (t) => {
+  const shm = segment(t)
+  const m = Mutex.create(shm, OFF)
+  const other = Mutex.at(shm, OFF)
+  shm.buffer.writeUInt32LE(PID_MAX, OFF + 8) // a TID that names no thread: a dead holder
+  // The other locker takes it over between this one's liveness check and its compare-exchange.
+  const alive = native.mutexHolderAlive
+  let inner
+  native.mutexHolderAlive = (...args) => {
+    native.mutexHolderAlive = alive
+    const dead = !alive(...args)
+    inner = other.tryLock()
+    return !dead
+  }
+  t.teardown(() => (native.mutexHolderAlive = alive))
+  t.false(m.tryLock())
+  t.true(inner)
+  t.true(other.ownerDied)
+  other.consistent()
+  other.unlock()
 })
