@@ -135,6 +135,8 @@ export class MutexGuard implements Disposable {
  *   holder is found within about 64 ms, and a live one costs a waiter one `/proc` read per
  *   sleep. Why not a pidfd: a pidfd is an fd of the process that opened it; a waiter of another
  *   process could only open one from the pid it reads in the segment, with the same reuse race.
+ *   Needs `/proc`, and one pid namespace for all processes sharing the lock (a holder in another
+ *   pid namespace has no `/proc/TID` here and would be taken for dead).
  * - Starvation: a waiter that has waited 5 ms writes its TID in the handoff word, and other
  *   lockers leave a free lock to it (for at most 250 ms each), so it gets the lock even against
  *   processes that lock and unlock in a tight loop. `tryLock` ignores the handoff word.

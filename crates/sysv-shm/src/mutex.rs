@@ -30,6 +30,10 @@
 //! where every process (and a C program) can read it. The TID, not the pid,
 //! because worker threads of one process must exclude each other too; a
 //! thread's start time is its own (`/proc/TID/stat` of a thread).
+//!
+//! It needs `/proc` and one pid namespace for every process sharing the lock:
+//! a holder in another pid namespace has no `/proc/TID` here and would be
+//! taken for dead.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
