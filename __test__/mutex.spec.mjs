@@ -171,13 +171,18 @@ test('lockAsync cancelled by an AbortSignal rejects like waitAsync and never tak
   const p = m.lockAsync({ signal: ac.signal })
   await until(() => waiters(shm) === 1, 'lockAsync to sleep')
   ac.abort()
-  // The same rejection as SharedMemory.waitAsync's: the signal's reason (an AbortError DOMException).
+  // The same rejection as SharedMemory.waitAsync's for that signal (name, code, cause).
   const err = await p.then(
     () => 'resolved',
     (e) => e,
   )
-  t.is(err, ac.signal.reason)
-  t.is(err.name, 'AbortError')
+  const same = (e, ref) => {
+    t.is(e.name, 'AbortError')
+    t.is(e.name, ref.name)
+    t.is(e.code, ref.code)
+    t.is(e.cause, ref.cause)
+  }
+  same(err, await shm.waitAsync(OFF + 48, 0, undefined, { signal: ac.signal }).catch((e) => e))
   stop(shm)
   t.is((await h.done).code, 0)
   // The holder released it; the cancelled call left it free (no late acquisition).
@@ -185,7 +190,7 @@ test('lockAsync cancelled by an AbortSignal rejects like waitAsync and never tak
   t.false(m.held)
   t.is(lockWord(shm), 0)
   const aborted = AbortSignal.abort()
-  t.is(await m.lockAsync({ signal: aborted }).catch((e) => e), aborted.reason)
+  same(await m.lockAsync({ signal: aborted }).catch((e) => e), await shm.waitAsync(OFF + 48, 0, undefined, { signal: aborted }).catch((e) => e))
   t.is(lockWord(shm), 0)
   t.true(await m.lockAsync({ timeoutMs: 1000 }))
   m.unlock()
@@ -258,7 +263,11 @@ test('arguments are checked before any access', (t) => {
   t.throws(() => Mutex.create(shm, 4), { instanceOf: RangeError })
   t.throws(() => Mutex.create(shm, 72), { instanceOf: RangeError })
   t.throws(() => Mutex.create({}, 0), { instanceOf: TypeError })
+  const ro = SharedMemory.openById(shm.id, { readOnly: true })
+  t.teardown(() => ro.detach())
+  t.is(t.throws(() => Mutex.create(ro, 64), { instanceOf: ShmError }).code, 'ERR_SHM_READ_ONLY')
   const m = Mutex.create(shm, 64)
+  t.is(t.throws(() => Mutex.at(ro, 64), { instanceOf: ShmError }).code, 'ERR_SHM_READ_ONLY')
   t.throws(() => m.lock(-1), { instanceOf: RangeError })
   t.throws(() => m.lockAsync({ bogus: 1 }), { instanceOf: TypeError })
   shm.detach()

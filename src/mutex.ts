@@ -288,7 +288,8 @@ export class Mutex {
     const o = check.options<MutexLockAsyncOptions>(options, ['signal', 'timeoutMs'])
     const signal = futex.signalOf({ signal: o.signal })
     const ms = futex.timeout(o.timeoutMs)
-    if (signal?.aborted) return Promise.reject(signal.reason)
+    // Rejected as SharedMemory.waitAsync rejects an aborted wait: by that call (which does not wait).
+    if (signal?.aborted) return this.shm.waitAsync(this.#cell, 0, 0, { signal }).then(() => Promise.reject(signal.reason))
     return this.#lockAsync(ms, signal)
   }
 
