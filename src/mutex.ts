@@ -40,7 +40,7 @@ const HANDOFF_MAX_MS = 250
 
 /** Options of {@link Mutex.lockAsync}. */
 export interface MutexLockAsyncOptions {
-  /** Cancels the wait: the promise rejects with `signal.reason` (an `AbortError` by default); the lock is not taken. */
+  /** Cancels the wait: the promise rejects as `SharedMemory.waitAsync` does when aborted; the lock is not taken. */
   signal?: AbortSignal
   /** Gives up after this many milliseconds: the promise resolves `false`. Default: wait forever. */
   timeoutMs?: number
@@ -281,8 +281,8 @@ export class Mutex {
    * `timeoutMs`. Calls of one thread are one owner: a second `lockAsync` of the thread that
    * holds the lock waits for its `unlock`.
    *
-   * @throws {ShmError} as {@link Mutex.lock} (but no `EDEADLK`); rejects with `signal.reason`
-   * when `signal` aborts, and then does not take the lock.
+   * @throws {ShmError} as {@link Mutex.lock} (but no `EDEADLK`). When `signal` aborts (also
+   * before the call), rejects as {@link SharedMemory.waitAsync} does, and does not take the lock.
    */
   lockAsync(options?: MutexLockAsyncOptions): Promise<boolean> {
     const o = check.options<MutexLockAsyncOptions>(options, ['signal', 'timeoutMs'])
