@@ -277,6 +277,26 @@ export declare function msgStatAny(id: number): NativeMsgStat | null
 /** How timed and cancellable waits sleep in this process: `"signal"` or `"poll"`. */
 export declare function msgWaitStrategy(): string
 
+/**
+ * Whether the holder `tid` is alive; `start` is its published start time,
+ * or `-1` when it has not published it yet.
+ */
+export declare function mutexHolderAlive(tid: number, start: number): boolean
+
+/**
+ * `[tid, start]`: `gettid()` of the calling thread and the low 32 bits of its
+ * start time (field 22 of `/proc/thread-self/stat`).
+ */
+export declare function mutexThreadIdentity(): Array<number>
+
+/**
+ * One sequentially consistent operation on the u32 at `offset` of the
+ * mapping (through the copy path's handle, the cheapest native call): `op` 0
+ * loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
+ * (or stored).
+ */
+export declare function mutexWord(handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number): number
+
 /** What `*get` returned and whether this call created the object. */
 export interface NativeCreated {
   id: number

@@ -29,6 +29,7 @@ export {
   type ChannelWaitOptions,
   type RecvAsyncOptions,
 } from './src/channel'
+export { Mutex, MutexGuard, MUTEX_SIZE, type MutexLockAsyncOptions } from './src/mutex'
 export {
   Semaphore,
   listSemaphores,

@@ -6,7 +6,7 @@ import { MessageChannel } from 'node:worker_threads'
 
 import test from 'ava'
 
-import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
+import { Channel, IPC_PRIVATE, Mutex, SharedMemory, ShmError } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
 import { dispose, noLeaks, runNode } from './helpers.mjs'
 
@@ -66,6 +66,30 @@ test('read, readInto and write of a zero-copy handle make no native call; those 
     t.is(copying.readInto(into, 200), 64)
   })
   t.deepEqual(copyCalls, ['copyHandle', 'mappingWrite', 'mappingReadInto'])
+})
+
+test('uncontended Mutex lock, tryLock, unlock and acquire make no native call on a zero-copy handle; the copying handle uses word operations', (t) => {
+  const { fast, copying } = pair(t, 4096)
+  const m = Mutex.create(fast, 64)
+  m.lock() // the first call of this thread reads its identity (gettid, /proc/thread-self/stat) once
+  m.unlock()
+  const fastCalls = nativeCalls(() => {
+    for (let i = 0; i < 100; i++) {
+      t.true(m.lock())
+      m.unlock()
+      t.true(m.tryLock())
+      m.unlock()
+      m.acquire()[Symbol.dispose]()
+    }
+  })
+  t.deepEqual(fastCalls, [])
+  const slow = Mutex.at(copying, 64)
+  const copyCalls = nativeCalls(() => {
+    t.true(slow.lock())
+    slow.unlock()
+  })
+  t.true(copyCalls.length > 0)
+  t.true(copyCalls.every((k) => k === 'mutexWord' || k === 'copyHandle'), copyCalls.join())
 })
 
 test('both paths copy the same bytes: any view type, offsets up to the end, partial readInto, strings', (t) => {

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { Worker } from 'node:worker_threads'
 
-import { Channel, MessageQueue, SharedMemory } from '../dist/index.js'
+import { Channel, IPC_PRIVATE, MessageQueue, Mutex, Semaphore, SharedMemory } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
 
 const opts = JSON.parse(process.argv[2] ?? '{}')
@@ -736,7 +736,53 @@ function costs() {
   say({ value: ns })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Locks: `count` lock + unlock pairs. 'mutex' (zero-copy: JavaScript Atomics) and 'mutex-native'
+// (zeroCopy: false: native word operations) alone in this process, 'semaphore' (a semop each)
+// alone, 'mutex-contended' in two processes at once, each incrementing a plain counter under the
+// lock (checked at the end): the time of this process's pairs while the other runs its own.
+
+function lock() {
+  const { count } = opts
+  let pair
+  let done = () => {}
+  if (impl === 'semaphore') {
+    const sem = Semaphore.create(IPC_PRIVATE, { initial: 1 })
+    pair = () => {
+      sem.acquire()
+      sem.release()
+    }
+    done = () => sem.remove()
+  } else {
+    const shm = SharedMemory.openById(opts.id, { zeroCopy: impl !== 'mutex-native' })
+    const m = impl === 'mutex-contended' ? Mutex.at(shm, 0) : Mutex.create(shm, 0)
+    const b = shm.zeroCopy ? shm.buffer : null
+    pair =
+      impl === 'mutex-contended'
+        ? () => {
+            m.lock()
+            b.writeUInt32LE(b.readUInt32LE(64) + 1, 64)
+            m.unlock()
+          }
+        : () => {
+            m.lock()
+            m.unlock()
+          }
+    done = () => shm.detach()
+  }
+  const warm = Math.min(count, 10_000)
+  for (let i = 0; i < warm; i++) pair()
+  const t0 = now()
+  for (let i = 0; i < count; i++) pair()
+  const ns = Number(now() - t0) / count
+  done()
+  say({ value: ns })
+}
+
 switch (scenario) {
+  case 'lock':
+    lock()
+    break
   case 'bulk':
     await bulk()
     break

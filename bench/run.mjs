@@ -20,7 +20,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Channel, IPC_PRIVATE, MessageQueue, SharedMemory } from '../dist/index.js'
+import { Channel, IPC_PRIVATE, MessageQueue, Mutex, SharedMemory } from '../dist/index.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -314,6 +314,28 @@ for (const [size, channels, queue] of [
       withSegment(65536, (id) => single({ scenario: 'costs', impl: 'readInto64', id, zeroCopy, count: n(2_000_000) })),
     )
   }
+}
+
+{
+  // Mutex: uncontended (JavaScript Atomics; native word operations where there is no zero-copy
+  // view) beside Semaphore (a semop system call per operation); contended: two processes at once.
+  const label = 'lock + unlock'
+  const o = { scenario: 'lock' }
+  add(label, 'sysv-shm Mutex lock/unlock, uncontended (JavaScript Atomics)', 'ns', () =>
+    withSegment(4096, (id) => single({ ...o, impl: 'mutex', id, count: n(2_000_000) })),
+  )
+  add(label, 'sysv-shm Mutex lock/unlock, uncontended, zeroCopy: false (native path)', 'ns', () =>
+    withSegment(4096, (id) => single({ ...o, impl: 'mutex-native', id, count: n(500_000) })),
+  )
+  add(label, 'sysv-shm Semaphore acquire/release (semop each)', 'ns', () => single({ ...o, impl: 'semaphore', count: n(200_000) }))
+  add(label, 'sysv-shm Mutex, 2 processes contending (per pair, counter under the lock)', 'ns', () =>
+    withSegment(4096, (id) => {
+      const shm = SharedMemory.openById(id)
+      Mutex.create(shm, 0)
+      shm.detach()
+      return pair({ ...o, impl: 'mutex-contended', id, count: n(200_000) }, 'a', 'b', false, SPLIT)
+    }),
+  )
 }
 
 // Units: MB/s from bytes/s, µs from ns.

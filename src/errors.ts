@@ -37,6 +37,13 @@
  * - `'ERR_SHM_TOO_MANY_ATTACHMENTS'`: this process already holds half of
  *   `vm.max_map_count` attachments; detach some (handles dropped without
  *   `detach()` are detached by GC once the event loop turns).
+ * - `Mutex` states, named as `pthread_mutex_*` names them (no `errno`, no `syscall`: no system
+ *   call failed): `'EPERM'` (unlock by a thread that does not hold it), `'EDEADLK'` (a sync lock
+ *   by the holding thread), `'ENOTRECOVERABLE'` (a holder died and its successor unlocked without
+ *   `consistent()`), `'EINVAL'` (`consistent()` without an owner death), `'ETIMEDOUT'`
+ *   (`acquire` with `timeoutMs` ran out), and `'ERR_MUTEX_CORRUPT'` (the mutex's words break its
+ *   layout, or the bytes are no mutex of this version).
+ * - `'ABORT_ERR'` is not a `ShmError`: an aborted `signal` rejects with Node's `AbortError`.
  */
 export class ShmError extends Error {
   /** The errno name, or an `ERR_SHM_*` code. */

@@ -125,6 +125,13 @@ const SET_KEYS = ['uid', 'gid', 'mode'] as const
 const MAX_SIZE = Number.MAX_SAFE_INTEGER
 
 /**
+ * The copy path's handle of a `SharedMemory` (made at its first use), for the classes built on a
+ * segment: `Mutex`'s word operations where there is no zero-copy view.
+ * @internal
+ */
+export let copyHandleOf: (shm: SharedMemory) => ExternalObject<'CopyHandle'>
+
+/**
  * One attachment of a System V shared memory segment.
  *
  * The segment itself lives in the kernel: it outlives this object and this
@@ -145,6 +152,10 @@ export class SharedMemory implements Disposable {
   readonly created: boolean
 
   #native: Mapping
+
+  static {
+    copyHandleOf = (shm) => shm.#copyHandle()
+  }
   /**
    * Whether this handle is attached: JavaScript's own record, so that the checks of every call
    * make no native call. Only {@link SharedMemory.detach} ends an attachment of a live handle.

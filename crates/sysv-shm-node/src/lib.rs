@@ -15,6 +15,7 @@ pub mod futex;
 pub mod ipc;
 mod mapping;
 pub mod msg;
+pub mod mutex;
 mod pending;
 pub mod semaphore;
 mod teardown;

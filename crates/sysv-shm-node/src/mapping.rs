@@ -317,9 +317,21 @@ fn with_copy(
 ) -> Result<f64> {
     let offset = to_usize(env, "offset", offset)?;
     let (ptr, len) = view_bytes(env, view)?;
-    let guard = handle.shared.lock();
-    let attachment = guard.as_ref().ok_or_else(|| detached(env, handle.id))?;
-    copy(attachment, offset, ptr, len).map_err(|e| throw(env, e))
+    handle.with_attachment(env, |attachment| copy(attachment, offset, ptr, len))
+}
+
+impl CopyHandle {
+    /// Runs `f` with the attachment locked; `ERR_SHM_DETACHED` once detached,
+    /// and `f`'s error as a `ShmError`.
+    pub(crate) fn with_attachment<R>(
+        &self,
+        env: &Env,
+        f: impl FnOnce(&Attachment) -> sysv_shm::Result<R>,
+    ) -> Result<R> {
+        let guard = self.shared.lock();
+        let attachment = guard.as_ref().ok_or_else(|| detached(env, self.id))?;
+        f(attachment).map_err(|e| throw(env, e))
+    }
 }
 
 /// Copies from the segment at `offset` into `target`, as many bytes as fit

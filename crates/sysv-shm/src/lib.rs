@@ -46,6 +46,7 @@ pub mod futex;
 mod info;
 mod ipc;
 mod msg;
+pub mod mutex;
 mod segment;
 mod sem;
 mod sys;

@@ -1,0 +1,52 @@
+//! The native pieces of `Mutex` (`src/mutex.ts`): the calling thread's
+//! identity, the liveness check of a holder, and the atomic word operations
+//! used where the runtime has no zero-copy view. Only conversions: the core's
+//! [`sysv_shm::mutex`] does the work.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use sysv_shm::mutex::{self, WordOp};
+
+use crate::errors::throw;
+use crate::mapping::CopyHandle;
+
+/// `[tid, start]`: `gettid()` of the calling thread and the low 32 bits of its
+/// start time (field 22 of `/proc/thread-self/stat`).
+#[napi]
+pub fn mutex_thread_identity(env: Env) -> Result<Vec<u32>> {
+    let me = mutex::current_thread().map_err(|e| throw(&env, e))?;
+    Ok(vec![me.tid, me.start])
+}
+
+/// Whether the holder `tid` is alive; `start` is its published start time,
+/// or `-1` when it has not published it yet.
+#[napi]
+pub fn mutex_holder_alive(tid: u32, start: f64) -> bool {
+    let start = (start >= 0.0 && start <= u32::MAX as f64).then_some(start as u32);
+    mutex::holder_alive(tid, start)
+}
+
+/// One sequentially consistent operation on the u32 at `offset` of the
+/// mapping (through the copy path's handle, the cheapest native call): `op` 0
+/// loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
+/// (or stored).
+#[napi(
+    ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number"
+)]
+pub fn mutex_word(
+    env: Env,
+    handle: &External<CopyHandle>,
+    offset: u32,
+    op: u32,
+    a: u32,
+    b: u32,
+) -> Result<u32> {
+    let op = match op {
+        0 => WordOp::Load,
+        1 => WordOp::Store(a),
+        _ => WordOp::CompareExchange(a, b),
+    };
+    handle.with_attachment(&env, |attachment| {
+        mutex::word_op(attachment, offset as usize, op)
+    })
+}
