@@ -515,6 +515,49 @@ mod tests {
     }
 
     #[test]
+    fn async_waits_on_one_word_all_wake_without_a_change() {
+        // Several waits on one word in one process (they may share a
+        // futex_waitv list): notify(n) without changing the value wakes all
+        // n. futex_waitv reports one index per return; a second entry of the
+        // same address in the same list was woken too, saw the value
+        // unchanged and slept again for ever.
+        let (_seg, map) = segment();
+        let map = Arc::new(map);
+        let keep: Arc<dyn Any + Send + Sync> = map.clone();
+        for n in [2u32, 3, 5] {
+            for _round in 0..20 {
+                let (tx, rx) = mpsc::channel();
+                for _ in 0..n {
+                    let tx = tx.clone();
+                    map.wait_async(
+                        64,
+                        0,
+                        None,
+                        keep.clone(),
+                        Box::new(move |o| tx.send(o).unwrap()),
+                        None,
+                    )
+                    .unwrap();
+                }
+                drop(tx);
+                // Each wait counts itself before it sleeps: notify until all n
+                // were woken together or one by one.
+                let mut woken = 0;
+                while woken < n {
+                    woken += map.notify(64, n - woken).unwrap();
+                    std::thread::yield_now();
+                }
+                // A lost wake-up never arrives: a hang guard (a minute, far
+                // beyond any wake-up on a loaded machine), not a bound on speed.
+                let guard = Duration::from_secs(60);
+                let got: Vec<_> = (0..n).map(|_| rx.recv_timeout(guard)).collect();
+                let got: Vec<_> = got.into_iter().map(|r| r.ok()).collect();
+                assert_eq!(got, vec![Some(AsyncOutcome::Ok); n as usize]);
+            }
+        }
+    }
+
+    #[test]
     fn concurrent_async_waits_from_many_threads_all_complete() {
         // 8 threads start 1,000 waits each at the same moment, 10 rounds:
         // the adds to the waiter lists race (a list overfilled past 128
