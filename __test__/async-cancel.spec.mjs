@@ -52,6 +52,31 @@ function removeLater(t, obj) {
 }
 
 const pooledFutex = () => native.futexAsyncBackend() === 'futex'
+
+/** futex_waitv(2)'s number: one in the generic table, 449 on x86_64 and arm64 alike. */
+const SYS_FUTEX_WAITV = '449'
+
+/**
+ * How many asynchronous futex waits of this process are asleep in the kernel: with futex_waitv,
+ * the waits listed by the sysv-shm-waiter threads blocked in futex_waitv (its 2nd argument, the
+ * list's length, counts the thread's control word too); with the fallback, the pooled threads in
+ * a shared FUTEX_WAIT. Seen from /proc like any other process would; unlike a waiter count it
+ * covers waits on a word without one (a channel's receiver flag).
+ */
+function futexWaitsAsleep() {
+  if (pooledFutex()) return blockedIn(['futex']).length
+  let n = 0
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'sysv-shm-waiter') continue
+      const f = readFileSync(`/proc/self/task/${tid}/syscall`, 'utf8').trim().split(' ')
+      if (f[0] === SYS_FUTEX_WAITV) n += Number(f[2]) - 1
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n
+}
 const cellWaiters = (shm, off) => new Uint32Array(shm.buffer.buffer, shm.buffer.byteOffset, shm.size >> 2)[(off >> 2) + 1]
 
 /**
@@ -94,14 +119,17 @@ const KINDS = [
       const ch = Channel.create(IPC_PRIVATE, 4096)
       ch.remove()
       t.teardown(() => ch.detach())
+      // No waiter count on the receiver's flag: the waits asleep in the kernel, counted from
+      // /proc (futexWaitsAsleep), one more than before the call once it is armed, as many when
+      // it is gone (cancelled, or its worker terminated).
+      const before = futexWaitsAsleep()
       return {
         id: ch.id,
         start: (signal) => ch.recvAsync({ signal }),
-        // No waiter count on the receiver's flag: asleep once its thread is (fallback), or soon.
-        asleep: () => !pooledFutex() || blockedIn(['futex']).length > 0,
+        asleep: () => futexWaitsAsleep() === before + 1,
         gone: () => ch.detach(),
         worker: `Channel.openById(ID).recvAsync()`,
-        freed: () => blockedIn(['futex']).length === 0,
+        freed: () => futexWaitsAsleep() === before,
       }
     },
     gone: { code: 'ERR_SHM_DETACHED' },
@@ -238,6 +266,7 @@ for (const kind of KINDS) {
     if (kind.pooled()) await until(() => blockedIn(kind.calls).length === before + 1, `the worker's ${kind.name} thread asleep`)
     else await until(o.asleep, `the worker's ${kind.name} asleep`)
     await worker.terminate()
+    // The check where the call has no pooled thread (futex_waitv): `freed`, a count from outside.
     await until(o.freed, `the thread of the terminated worker's ${kind.name} freed`)
     t.is(blockedIn(kind.calls).length, before)
   })
