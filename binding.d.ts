@@ -426,8 +426,10 @@ export declare function semOp(id: number, list: Array<NativeSemOp>, timeoutMs?: 
 /**
  * `semop` on a pooled thread (`sysv_shm::blocking`) that `token` cancels
  * at once (also when the JS environment is torn down, so that a terminated
- * worker's thread takes no unit); the promise resolves to `"ok"` or
+ * worker's thread waits no longer); the promise resolves to `"ok"` or
  * `"timed-out"`, or rejects as `semOp` throws (`ABORT_ERR` if cancelled).
+ * A unit that `semop` takes as the worker is terminated, whose settle then
+ * cannot run or is dropped unrun, is given back (`sysv_shm::AppliedOps`).
  */
 export declare function semOpAsync(id: number, list: Array<NativeSemOp>, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'would-block' | 'timed-out'>
 

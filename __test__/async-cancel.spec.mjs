@@ -52,6 +52,31 @@ function removeLater(t, obj) {
 }
 
 const pooledFutex = () => native.futexAsyncBackend() === 'futex'
+
+/** futex_waitv(2)'s number: one in the generic table, 449 on x86_64 and arm64 alike. */
+const SYS_FUTEX_WAITV = '449'
+
+/**
+ * How many asynchronous futex waits of this process are asleep in the kernel: with futex_waitv,
+ * the waits listed by the sysv-shm-waiter threads blocked in futex_waitv (its 2nd argument, the
+ * list's length, counts the thread's control word too); with the fallback, the pooled threads in
+ * a shared FUTEX_WAIT. Seen from /proc like any other process would; unlike a waiter count it
+ * covers waits on a word without one (a channel's receiver flag).
+ */
+function futexWaitsAsleep() {
+  if (pooledFutex()) return blockedIn(['futex']).length
+  let n = 0
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'sysv-shm-waiter') continue
+      const f = readFileSync(`/proc/self/task/${tid}/syscall`, 'utf8').trim().split(' ')
+      if (f[0] === SYS_FUTEX_WAITV) n += Number(f[2]) - 1
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n
+}
 const cellWaiters = (shm, off) => new Uint32Array(shm.buffer.buffer, shm.buffer.byteOffset, shm.size >> 2)[(off >> 2) + 1]
 
 /**
@@ -94,14 +119,17 @@ const KINDS = [
       const ch = Channel.create(IPC_PRIVATE, 4096)
       ch.remove()
       t.teardown(() => ch.detach())
+      // No waiter count on the receiver's flag: the waits asleep in the kernel, counted from
+      // /proc (futexWaitsAsleep), one more than before the call once it is armed, as many when
+      // it is gone (cancelled, or its worker terminated).
+      const before = futexWaitsAsleep()
       return {
         id: ch.id,
         start: (signal) => ch.recvAsync({ signal }),
-        // No waiter count on the receiver's flag: asleep once its thread is (fallback), or soon.
-        asleep: () => !pooledFutex() || blockedIn(['futex']).length > 0,
+        asleep: () => futexWaitsAsleep() === before + 1,
         gone: () => ch.detach(),
         worker: `Channel.openById(ID).recvAsync()`,
-        freed: () => blockedIn(['futex']).length === 0,
+        freed: () => futexWaitsAsleep() === before,
       }
     },
     gone: { code: 'ERR_SHM_DETACHED' },
@@ -238,6 +266,7 @@ for (const kind of KINDS) {
     if (kind.pooled()) await until(() => blockedIn(kind.calls).length === before + 1, `the worker's ${kind.name} thread asleep`)
     else await until(o.asleep, `the worker's ${kind.name} asleep`)
     await worker.terminate()
+    // The check where the call has no pooled thread (futex_waitv): `freed`, a count from outside.
     await until(o.freed, `the thread of the terminated worker's ${kind.name} freed`)
     t.is(blockedIn(kind.calls).length, before)
   })
@@ -259,21 +288,56 @@ test.serial('a semaphore wait sleeps in semop without slices (a cancel needs no 
   t.is((await p).error?.name, 'AbortError')
 })
 
+/**
+ * A worker that starts `call` (an expression of class `cls` of the package, a promise) and sets
+ * `got[0]` to 1 when it resolves in the worker's JS; returned once the call was started.
+ */
+async function raceWorker(cls, call) {
+  const got = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const { ${cls} } = require(${JSON.stringify(PKG)});
+     ${call}.then(() => Atomics.store(workerData, 0, 1));
+     parentPort.postMessage('waiting');`,
+    { eval: true, workerData: got },
+  )
+  await once(worker, 'message')
+  return { worker, got }
+}
+
+test.serial('semaphore race: a unit is never lost when the worker waiting for it is terminated', async (t) => {
+  // As the queue race: semop may take the released unit for the dying worker, whose promise will
+  // never be seen; SEM_UNDO would not help (the adjustment is this process's, which lives on).
+  // The unit is either the worker's (its promise resolved in JS) or given back to the set.
+  const sem = Semaphore.create(IPC_PRIVATE, { initial: 0 })
+  t.teardown(() => sem.remove())
+  let acquired = 0
+  let givenBack = 0
+  for (let round = 0; round < 30; round++) {
+    const { worker, got } = await raceWorker('Semaphore', `Semaphore.openById(${sem.id}).acquireAsync()`)
+    await until(() => sem.waiters().forIncrease === 1 && blockedIn(['semop', 'semtimedop']).length === 1, 'the worker\'s semop asleep')
+    const terminated = worker.terminate()
+    sem.release()
+    await terminated
+    await until(() => blockedIn(['semop', 'semtimedop']).length === 0, 'the semop thread to finish')
+    await until(() => Atomics.load(got, 0) + sem.value >= 1, `round ${round}: the unit acquired or in the set`)
+    const left = sem.value
+    t.is(Atomics.load(got, 0) + left, 1, `round ${round}: acquired ${Atomics.load(got, 0)}, in the set ${left}`)
+    // Another acquirer gets the unit given back.
+    if (left) t.true(sem.tryAcquire(), `round ${round}: tryAcquire of the unit given back`)
+    acquired += Atomics.load(got, 0)
+    givenBack += left
+  }
+  t.log(`acquired by the worker ${acquired}, given back ${givenBack}`)
+})
+
 test.serial('queue race: a message is never lost when the worker waiting for it is terminated', async (t) => {
   const q = MessageQueue.create(IPC_PRIVATE)
   t.teardown(() => q.remove())
   let delivered = 0
   let kept = 0
   for (let round = 0; round < 30; round++) {
-    const got = new Int32Array(new SharedArrayBuffer(4))
-    const worker = new Worker(
-      `const { parentPort, workerData } = require('node:worker_threads');
-       const { MessageQueue } = require(${JSON.stringify(PKG)});
-       MessageQueue.openById(${q.id}).receiveAsync().then(() => Atomics.store(workerData, 0, 1));
-       parentPort.postMessage('waiting');`,
-      { eval: true, workerData: got },
-    )
-    await once(worker, 'message')
+    const { worker, got } = await raceWorker('MessageQueue', `MessageQueue.openById(${q.id}).receiveAsync()`)
     await until(() => blockedIn(['msgrcv']).length === 1, 'the worker\'s msgrcv asleep')
     // The termination is under way (JS can no longer run in the worker) when the message comes:
     // msgrcv may still take it for the dying worker, whose promise will never be seen. (A message

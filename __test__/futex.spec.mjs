@@ -108,6 +108,27 @@ test('waitAsync holds no libuv pool thread: file reads complete while 8 waits ar
   t.deepEqual(await Promise.all(waits), Array(8).fill('ok'))
 })
 
+test('3 waitAsyncs on one cell all resolve ok when notify(3) wakes them without changing the value', async (t) => {
+  // With futex_waitv, waits on one word in one list: the kernel woke every entry of the thread
+  // (notify counted 3) but futex_waitv reports one index; the others saw the value unchanged and
+  // slept again, never to resolve. Both backends run this (futex-fallback.spec.mjs).
+  const shm = segment(t)
+  const N = 3
+  for (let round = 0; round < 10; round++) {
+    const outcomes = []
+    const waits = Array.from({ length: N }, () => shm.waitAsync(48, 0).then((o) => outcomes.push(o)))
+    await until(() => waiters(shm, 48) === N && asleepInFutex(process.pid, 'waiter'), 'the 3 waits asleep')
+    // A notify that comes while a waiter thread rebuilds its list counts fewer: notify until N
+    // were woken (the value never changes, so only a wake-up ends a wait).
+    let woken = 0
+    while (woken < N) woken += shm.notify(48, N - woken)
+    await until(() => outcomes.length === N, 'every wait to resolve')
+    await Promise.all(waits)
+    t.deepEqual(outcomes, Array(N).fill('ok'))
+    t.is(view(shm)[12], 0)
+  }
+})
+
 test('300 pending waitAsyncs (more than one futex_waitv can hold) all resolve', async (t) => {
   const shm = segment(t, 8 * 300)
   const waits = Array.from({ length: 300 }, (_, k) => shm.waitAsync(8 * k, 0))

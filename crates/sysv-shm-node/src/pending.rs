@@ -49,7 +49,7 @@ type Resolver<V> = Box<dyn FnOnce(Env) -> Result<V> + Send>;
 /// into the resolution on the JS thread; an error rejects with the object
 /// [`errors::throw`] would throw. A value that arrives once the environment
 /// is being torn down is dropped unconverted (its `Drop` may undo the call:
-/// see `msg::Taken`), as it is when napi-rs drops an unrun settle.
+/// see `msg::Taken`, `sysv_shm::AppliedOps`), as it is when napi-rs drops an unrun settle.
 pub(crate) fn promise<'env, T, V>(
     env: &'env Env,
     token: &CancelToken,

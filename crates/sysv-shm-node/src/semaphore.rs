@@ -2,7 +2,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use sysv_shm::{OpOutcome, SemOp, SemaphoreSet, SEM_VALUE_MAX};
+use sysv_shm::{AppliedOps, OpOutcome, SemOp, SemaphoreSet, SEM_VALUE_MAX};
 
 use crate::errors::{invalid, throw};
 use crate::futex::timeout;
@@ -74,8 +74,10 @@ pub fn sem_op(
 
 /// `semop` on a pooled thread (`sysv_shm::blocking`) that `token` cancels
 /// at once (also when the JS environment is torn down, so that a terminated
-/// worker's thread takes no unit); the promise resolves to `"ok"` or
+/// worker's thread waits no longer); the promise resolves to `"ok"` or
 /// `"timed-out"`, or rejects as `semOp` throws (`ABORT_ERR` if cancelled).
+/// A unit that `semop` takes as the worker is terminated, whose settle then
+/// cannot run or is dropped unrun, is given back (`sysv_shm::AppliedOps`).
 #[napi(ts_return_type = "Promise<'ok' | 'would-block' | 'timed-out'>")]
 pub fn sem_op_async<'a>(
     env: &'a Env,
@@ -86,7 +88,7 @@ pub fn sem_op_async<'a>(
 ) -> Result<Object<'a>> {
     let list = ops(env, &list)?;
     let timeout = timeout(env, timeout_ms)?;
-    let (promise, settle) = pending::promise(env, &token.token, outcome)?;
+    let (promise, settle) = pending::promise(env, &token.token, |a: AppliedOps| outcome(a.keep()))?;
     SemaphoreSet::from_id(id).op_async(list, timeout, token.token.clone(), settle);
     Ok(promise)
 }

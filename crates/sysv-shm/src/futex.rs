@@ -257,22 +257,44 @@ impl Entry {
 ///
 /// # Errors
 /// The error of spawning a thread.
-pub unsafe fn wait_async(req: AsyncRequest) -> Result<Option<u64>> {
+pub unsafe fn wait_async(mut req: AsyncRequest) -> Result<Option<u64>> {
     if req.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
         (req.on_done)(AsyncOutcome::Cancelled);
         return Ok(None);
     }
-    let token = req.cancel.clone();
-    // SAFETY: the caller's contract, passed on.
-    let id = unsafe { start_async(req) }?;
-    if let (Some(token), Some(id)) = (token, id) {
-        // Takes the wait off its thread (`futex_waitv` list or fallback
-        // thread) and settles it; at once if cancelled meanwhile.
-        token.on_cancel(move || {
+    let Some(token) = req.cancel.clone() else {
+        // SAFETY: the caller's contract, passed on.
+        return unsafe { start_async(req) };
+    };
+    // The wait's id once it is listed (0, no id, until then). The token's
+    // call takes the wait off its thread (`futex_waitv` list or fallback
+    // thread) and settles it; registered before the start, so that the
+    // completion, which may come first, can unregister it: a token used for
+    // many waits (the channel's `recvAsync` loop) keeps none of them.
+    let started = Arc::new(AtomicU64::new(0));
+    let listed = Arc::clone(&started);
+    let registration = token.on_cancel(move || {
+        let id = listed.load(Ordering::SeqCst);
+        if id != 0 {
             cancel(id);
-        });
+        }
+    });
+    let on_done = req.on_done;
+    let t = token.clone();
+    req.on_done = Box::new(move |outcome| {
+        t.unregister(registration);
+        on_done(outcome);
+    });
+    // SAFETY: the caller's contract, passed on.
+    let id = unsafe { start_async(req) };
+    if let Ok(Some(id)) = id {
+        started.store(id, Ordering::SeqCst);
+        // Cancelled before the id was stored: the call above found none.
+        if token.is_cancelled() {
+            cancel(id);
+        }
     }
-    Ok(id)
+    id
 }
 
 /// [`wait_async`] without the token.
@@ -442,6 +464,97 @@ mod tests {
         assert_eq!(cancel_range(map.as_ptr() as usize, map.len()), 1);
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::Detached);
         assert_eq!(value(&map, 44).load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_token_holds_no_registration_of_a_completed_wait() {
+        // As `recvAsync` does: one token for many waits, each completed
+        // (woken, not equal, timed out). None may leave its cancel call on
+        // the token (the list grew per wait, and a later cancel ran them all).
+        let (_seg, map) = segment();
+        let map = Arc::new(map);
+        let token = CancelToken::new();
+        let keep: Arc<dyn Any + Send + Sync> = map.clone();
+        for round in 0..50i32 {
+            let (tx, rx) = mpsc::channel();
+            let (tx1, tx2, tx3) = (tx.clone(), tx.clone(), tx);
+            let on = |tx: mpsc::Sender<AsyncOutcome>| -> OnDone {
+                Box::new(move |o| tx.send(o).unwrap())
+            };
+            let t = Some(&token);
+            value(&map, 48).store(round, Ordering::SeqCst);
+            map.wait_async(48, round, None, keep.clone(), on(tx1), t)
+                .unwrap();
+            value(&map, 48).store(round + 1, Ordering::SeqCst);
+            map.notify(48, 1).unwrap();
+            assert_eq!(rx.recv().unwrap(), AsyncOutcome::Ok);
+            map.wait_async(48, round, None, keep.clone(), on(tx2), t)
+                .unwrap();
+            assert_eq!(rx.recv().unwrap(), AsyncOutcome::NotEqual);
+            let short = Some(Duration::from_millis(1));
+            map.wait_async(56, 0, short, keep.clone(), on(tx3), t)
+                .unwrap();
+            assert_eq!(rx.recv().unwrap(), AsyncOutcome::TimedOut);
+        }
+        assert_eq!(token.registrations(), 0);
+        // The token still cancels a pending wait, and that one unregisters too.
+        let (tx, rx) = mpsc::channel();
+        map.wait_async(
+            56,
+            0,
+            None,
+            keep,
+            Box::new(move |o| tx.send(o).unwrap()),
+            Some(&token),
+        )
+        .unwrap();
+        assert_eq!(token.registrations(), 1);
+        token.cancel();
+        assert_eq!(rx.recv().unwrap(), AsyncOutcome::Cancelled);
+        assert_eq!(token.registrations(), 0);
+    }
+
+    #[test]
+    fn async_waits_on_one_word_all_wake_without_a_change() {
+        // Several waits on one word in one process (they may share a
+        // futex_waitv list): notify(n) without changing the value wakes all
+        // n. futex_waitv reports one index per return; a second entry of the
+        // same address in the same list was woken too, saw the value
+        // unchanged and slept again for ever.
+        let (_seg, map) = segment();
+        let map = Arc::new(map);
+        let keep: Arc<dyn Any + Send + Sync> = map.clone();
+        for n in [2u32, 3, 5] {
+            for _round in 0..20 {
+                let (tx, rx) = mpsc::channel();
+                for _ in 0..n {
+                    let tx = tx.clone();
+                    map.wait_async(
+                        64,
+                        0,
+                        None,
+                        keep.clone(),
+                        Box::new(move |o| tx.send(o).unwrap()),
+                        None,
+                    )
+                    .unwrap();
+                }
+                drop(tx);
+                // Each wait counts itself before it sleeps: notify until all n
+                // were woken together or one by one.
+                let mut woken = 0;
+                while woken < n {
+                    woken += map.notify(64, n - woken).unwrap();
+                    std::thread::yield_now();
+                }
+                // A lost wake-up never arrives: a hang guard (a minute, far
+                // beyond any wake-up on a loaded machine), not a bound on speed.
+                let guard = Duration::from_secs(60);
+                let got: Vec<_> = (0..n).map(|_| rx.recv_timeout(guard)).collect();
+                let got: Vec<_> = got.into_iter().map(|r| r.ok()).collect();
+                assert_eq!(got, vec![Some(AsyncOutcome::Ok); n as usize]);
+            }
+        }
     }
 
     #[test]

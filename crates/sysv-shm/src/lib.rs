@@ -67,7 +67,8 @@ pub use msg::{
 pub use nix::errno::Errno;
 pub use segment::{list_segments, CreateOptions, Segment, SegmentInfo};
 pub use sem::{
-    list_semaphores, max_semaphores_per_set, OpOutcome, SemInfo, SemOp, SemaphoreSet, SEM_VALUE_MAX,
+    list_semaphores, max_semaphores_per_set, AppliedOps, OpOutcome, SemInfo, SemOp, SemaphoreSet,
+    SEM_VALUE_MAX,
 };
 pub use wait::{CancelToken, Wait};
 

@@ -50,6 +50,64 @@ pub struct SemOp {
     pub nowait: bool,
 }
 
+/// The outcome of [`SemaphoreSet::op_async`], which may reach no one: until
+/// [`AppliedOps::keep`] takes it, dropping it gives back what the operations
+/// took (each negative delta is added back with `IPC_NOWAIT` and the same
+/// `SEM_UNDO` flag; a positive delta, a release, stands, as a sent message
+/// does; a wait for zero took nothing). `SEM_UNDO` does not cover this: the
+/// adjustment belongs to the process, which lives on when only a thread or a
+/// worker of it is gone.
+///
+/// # References
+/// - [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
+#[derive(Debug)]
+#[must_use = "dropping it unkept gives back the units the operations took"]
+pub struct AppliedOps {
+    set: SemaphoreSet,
+    ops: Vec<SemOp>,
+    outcome: OpOutcome,
+    armed: bool,
+}
+
+impl AppliedOps {
+    /// How the `semop` ended, without keeping it.
+    pub fn outcome(&self) -> OpOutcome {
+        self.outcome
+    }
+
+    /// Keeps what the operations did (the caller has seen the outcome) and
+    /// returns the outcome.
+    pub fn keep(mut self) -> OpOutcome {
+        self.armed = false;
+        self.outcome
+    }
+}
+
+impl Drop for AppliedOps {
+    fn drop(&mut self) {
+        if !self.armed || self.outcome != OpOutcome::Done {
+            return;
+        }
+        let back: Vec<SemOp> = self
+            .ops
+            .iter()
+            .filter(|o| o.delta < 0)
+            .map(|o| SemOp {
+                index: o.index,
+                // Saturating: -32768 never applies (beyond SEMVMX, ERANGE).
+                delta: o.delta.saturating_neg(),
+                undo: o.undo,
+                nowait: true,
+            })
+            .collect();
+        if !back.is_empty() {
+            // Never blocks, never panics: a set removed meanwhile has no
+            // units to give back to.
+            let _ = self.set.op(&back, None);
+        }
+    }
+}
+
 /// How a `semop` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpOutcome {
@@ -419,16 +477,29 @@ impl SemaphoreSet {
 
     /// Runs [`SemaphoreSet::op_cancellable`] on a thread of the pool of
     /// [`crate::blocking`] and reports to `on_done` there; `on_done` is
-    /// called exactly once (see [`blocking::run`]).
+    /// called exactly once (see [`blocking::run`]). The operations it
+    /// applied are given back when the [`AppliedOps`] is dropped unkept: a
+    /// unit taken for a caller that is gone (a terminated worker) is not lost.
     pub fn op_async(
         &self,
         ops: Vec<SemOp>,
         timeout: Option<Duration>,
         cancel: CancelToken,
-        on_done: OnDone<OpOutcome>,
+        on_done: OnDone<AppliedOps>,
     ) {
         let set = *self;
-        blocking::run(move || set.op_cancellable(&ops, timeout, &cancel), on_done);
+        blocking::run(
+            move || {
+                let outcome = set.op_cancellable(&ops, timeout, &cancel)?;
+                Ok(AppliedOps {
+                    set,
+                    ops,
+                    outcome,
+                    armed: true,
+                })
+            },
+            on_done,
+        );
     }
 
     fn ctl(&self, index: usize, cmd: c_int, arg: Semun, what: &str) -> Result<c_int> {
@@ -619,6 +690,45 @@ mod tests {
     fn private(count: usize, initial: u16, options: &CreateOptions) -> (SemaphoreSet, Guard) {
         let (set, _) = SemaphoreSet::create(libc::IPC_PRIVATE, count, initial, options).unwrap();
         (set, Guard(Some(set)))
+    }
+
+    #[test]
+    fn an_async_op_dropped_unkept_gives_back_what_it_took() {
+        let (set, _guard) = private(2, 0, &CreateOptions::default());
+        set.set_all(&[3, 0]).unwrap();
+        let run = |ops: Vec<SemOp>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            set.op_async(
+                ops,
+                None,
+                CancelToken::new(),
+                Box::new(move |r| tx.send(r).unwrap()),
+            );
+            rx.recv().unwrap().unwrap()
+        };
+        let op = |index, delta, undo| SemOp {
+            index,
+            delta,
+            undo,
+            nowait: false,
+        };
+        // Took 2 of semaphore 0 (with SEM_UNDO) and released 1 of semaphore 1.
+        let applied = run(vec![op(0, -2, true), op(1, 1, false)]);
+        assert_eq!(applied.outcome(), OpOutcome::Done);
+        assert_eq!(set.values().unwrap(), vec![1, 1]);
+        drop(applied);
+        // The take given back, the release standing.
+        assert_eq!(set.values().unwrap(), vec![3, 1]);
+        // Kept: nothing given back.
+        assert_eq!(run(vec![op(0, -1, false)]).keep(), OpOutcome::Done);
+        assert_eq!(set.values().unwrap(), vec![2, 1]);
+        // Not applied (would block): nothing to give back.
+        let nowait = SemOp {
+            nowait: true,
+            ..op(0, -5, false)
+        };
+        drop(run(vec![nowait]));
+        assert_eq!(set.values().unwrap(), vec![2, 1]);
     }
 
     #[test]

@@ -360,9 +360,16 @@ impl CancelToken {
 
     /// Calls `f` (once) when the token is cancelled, at once if it already
     /// is: how a wait that no signal ends (a `futex_waitv` entry) is taken
-    /// off its thread. `f` must not block.
-    pub(crate) fn on_cancel(&self, f: impl Fn() + Send + Sync + 'static) {
-        self.register(Waker::Call(Box::new(f)));
+    /// off its thread. `f` must not block. Returns the registration's id:
+    /// the wait's completion passes it to [`CancelToken::unregister`].
+    pub(crate) fn on_cancel(&self, f: impl Fn() + Send + Sync + 'static) -> u64 {
+        self.register(Waker::Call(Box::new(f)))
+    }
+
+    /// How many waits are registered with the token now.
+    #[cfg(test)]
+    pub(crate) fn registrations(&self) -> usize {
+        self.lock().len()
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Registration>> {
@@ -390,7 +397,8 @@ impl CancelToken {
         id
     }
 
-    fn unregister(&self, id: u64) {
+    /// Removes registration `id` (a no-op if the cancel took it already).
+    pub(crate) fn unregister(&self, id: u64) {
         self.lock().retain(|r| r.id != id);
     }
 }

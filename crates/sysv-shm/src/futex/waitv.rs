@@ -84,7 +84,8 @@ fn shards() -> MutexGuard<'static, Vec<Arc<Shard>>> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// Lists `entry` on a waiter thread with room (starting one if none has).
+/// Lists `entry` on a waiter thread with room whose list does not hold its
+/// word yet (starting one if none has).
 ///
 /// # Safety
 /// As [`super::wait_async`]: the entry's words stay mapped until it settles
@@ -96,10 +97,20 @@ pub(super) unsafe fn start(entry: Entry) -> Result<Option<u64>> {
     // cancels only take them out). Were the push done after `all` is
     // released, two callers could both see room for one more and overfill a
     // list past what one futex_waitv takes (EINVAL for all of its waits).
+    //
+    // A list never holds one word twice: a FUTEX_WAKE wakes every entry of
+    // the word in the task (notify counts each), but futex_waitv returns one
+    // index, so another entry of the same word, its value unchanged, would
+    // be listed again and sleep for ever. A second wait on a word goes to
+    // another thread (a new one if every list with room has the word).
     let mut all = shards();
     let room = all
         .iter()
-        .find(|s| s.lock().len() < FUTEX_WAITV_MAX - 1)
+        .find(|s| {
+            let listed = s.lock();
+            listed.len() < FUTEX_WAITV_MAX - 1
+                && !listed.iter().any(|e| std::ptr::eq(e.addr, entry.addr))
+        })
         .map(Arc::clone);
     let shard = match room {
         Some(shard) => {
