@@ -406,61 +406,27 @@ mod tests {
         let map = Arc::new(map);
         let (tx, rx) = mpsc::channel();
         let keep: Arc<dyn Any + Send + Sync> = map.clone();
-        let tx1 = tx.clone();
-        let id = map
-            .wait_async(
-                16,
-                0,
-                None,
-                keep.clone(),
-                Box::new(move |o| tx1.send(o).unwrap()),
-                None,
-            )
-            .unwrap()
-            .unwrap();
+        // An asynchronous wait on the cell at `off` (value 0) that reports to `rx`.
+        let start = |off: usize, timeout: Option<Duration>| {
+            let tx = tx.clone();
+            let done: OnDone = Box::new(move |o| tx.send(o).unwrap());
+            map.wait_async(off, 0, timeout, keep.clone(), done, None)
+                .unwrap()
+        };
+        let id = start(16, None).unwrap();
         value(&map, 16).store(1, Ordering::SeqCst);
         map.notify(16, 1).unwrap();
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::Ok);
         assert!(!cancel(id));
 
-        let tx2 = tx.clone();
-        let t = Some(Duration::from_millis(5));
-        map.wait_async(
-            24,
-            0,
-            t,
-            keep.clone(),
-            Box::new(move |o| tx2.send(o).unwrap()),
-            None,
-        )
-        .unwrap();
+        start(24, Some(Duration::from_millis(5)));
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::TimedOut);
 
-        let tx3 = tx.clone();
-        let id = map
-            .wait_async(
-                32,
-                0,
-                None,
-                keep.clone(),
-                Box::new(move |o| tx3.send(o).unwrap()),
-                None,
-            )
-            .unwrap()
-            .unwrap();
+        let id = start(32, None).unwrap();
         assert!(cancel(id));
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::Cancelled);
 
-        let tx4 = tx.clone();
-        map.wait_async(
-            40,
-            0,
-            None,
-            keep,
-            Box::new(move |o| tx4.send(o).unwrap()),
-            None,
-        )
-        .unwrap();
+        start(40, None);
         assert_eq!(cancel_range(map.as_ptr() as usize, map.len()), 1);
         assert_eq!(rx.recv().unwrap(), AsyncOutcome::Detached);
         assert_eq!(value(&map, 44).load(Ordering::SeqCst), 0);
