@@ -4,8 +4,6 @@
  */
 /// <reference types="node" preserve="true" />
 /// <reference lib="esnext.disposable" preserve="true" />
-import * as workerThreads from 'node:worker_threads'
-
 import type { ChannelHandle } from '../binding'
 
 import { native } from './binding'
@@ -86,8 +84,6 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       const ab = handle.segmentBuffer()
       if (typeof ab !== 'string') {
         const capacity = handle.capacity
-        // Not movable to another thread: the memory is this process's mapping.
-        workerThreads.markAsUntransferable?.(ab)
         this.#segment = ab
         this.#ring = Buffer.from(ab, 512, capacity)
         this.#js = Ring.over(ab, capacity, (receiver) => handle.wake(receiver))

@@ -6,7 +6,6 @@
 /// <reference lib="esnext.disposable" preserve="true" />
 import { constants as bufferConstants } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
-import * as workerThreads from 'node:worker_threads'
 
 import type { ExternalObject, Mapping, NativeShmStat } from '../binding'
 
@@ -188,9 +187,6 @@ export class SharedMemory implements Disposable {
       if (typeof ab === 'string') {
         this.#noZeroCopy = ab
       } else {
-        // Not movable to another thread (postMessage, structuredClone): the memory is this
-        // process's mapping, not the ArrayBuffer's to give away.
-        workerThreads.markAsUntransferable?.(ab)
         this.#buffer = Buffer.from(ab, 0, this.size)
         this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
         this.#zeroCopy = true
@@ -578,9 +574,10 @@ export class SharedMemory implements Disposable {
 
   /**
    * The zero-copy view for the JavaScript paths, or null: none, or its ArrayBuffer was detached
-   * by the user (`ArrayBuffer#transfer()`; `postMessage` and `structuredClone` cannot, it is
-   * marked untransferable). Then the views are dropped and every call goes native, which still
-   * has the mapping. One built-in getter call: a segment is never 0 bytes.
+   * by the user (`ArrayBuffer#transfer()`, or a transfer list). Then the views are dropped and
+   * every call goes native, which still has the mapping. (Not `markAsUntransferable`: from Node
+   * 24 it gives the buffer a detach key, and `napi_detach_arraybuffer` of `detach()` then aborts
+   * the process.) One built-in getter call: a segment is never 0 bytes.
    */
   #view(): Buffer | null {
     const buf = this.#buffer
