@@ -83,6 +83,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       this.setWait(options)
       const ab = handle.segmentBuffer()
       if (typeof ab !== 'string') {
+        check.segmentBuffer(ab)
         const capacity = handle.capacity
         this.#segment = ab
         this.#ring = Buffer.from(ab, 512, capacity)

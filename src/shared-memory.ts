@@ -187,6 +187,7 @@ export class SharedMemory implements Disposable {
       if (typeof ab === 'string') {
         this.#noZeroCopy = ab
       } else {
+        check.segmentBuffer(ab)
         this.#buffer = Buffer.from(ab, 0, this.size)
         this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
         this.#zeroCopy = true
@@ -366,7 +367,7 @@ export class SharedMemory implements Disposable {
           'ERR_SHM_NO_SHARED_ARRAY_BUFFER',
         )
       }
-      this.#sharedBuffer = sab
+      this.#sharedBuffer = check.segmentBuffer(sab)
     }
     return this.#sharedBuffer
   }
@@ -419,7 +420,9 @@ export class SharedMemory implements Disposable {
       throw check.rangeError(`The "data" argument (${n} bytes) does not fit at "offset" ${start} in a segment of ${this.size} bytes`)
     }
     const buf = this.#view()
-    if (buf === null) return native.mappingWrite(this.#copyHandle(), src, start)
+    // The native copy is a memmove within this mapping: a source in another attachment of the
+    // same segment is the same memory at another address, so such a source is copied out first.
+    if (buf === null) return native.mappingWrite(this.#copyHandle(), check.unaliased(src), start)
     // `set` copies as memmove does: `data` may be a view of this very segment. (0 bytes: nothing
     // to touch; the view may be of a detached ArrayBuffer.)
     if (n > 0) buf.set(src, start)

@@ -121,6 +121,24 @@ export function lengthOf(bytes: Uint8Array): number {
   return taLength.call(bytes) as number
 }
 
+/**
+ * The ArrayBuffers (and SharedArrayBuffers) over segments that this process handed out: a view
+ * of one may be the same memory as another attachment of that segment at another address, which
+ * no `memmove` can see, so the copy path copies such a source out first.
+ */
+const segmentBuffers = new WeakSet<object>()
+
+/** Records an ArrayBuffer or SharedArrayBuffer over a segment (see {@link unaliased}). */
+export function segmentBuffer<T extends object>(buffer: T): T {
+  segmentBuffers.add(buffer)
+  return buffer
+}
+
+/** `bytes`, or a copy of them if they are a view of a segment (see {@link segmentBuffer}). */
+export function unaliased(bytes: Uint8Array): Uint8Array {
+  return segmentBuffers.has(bufferOf(bytes)) ? Uint8Array.prototype.slice.call(bytes) : bytes
+}
+
 /** The element count of a typed array, by the built-in getter. */
 export function countOf(array: ArrayBufferView): number {
   return taCount.call(array) as number
