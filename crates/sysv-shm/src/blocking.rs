@@ -26,7 +26,6 @@
 //! - [pthread_sigmask(3)](https://man7.org/linux/man-pages/man3/pthread_sigmask.3.html)
 //! - [timer_create(2)](https://man7.org/linux/man-pages/man2/timer_create.2.html)
 
-use std::cell::Cell;
 use std::mem;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +36,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::wait::{wake_signal, wake_strategy, Timer, WakeStrategy};
+use crate::wait::{set_thread_timer, wake_signal, wake_strategy, Timer, WakeStrategy};
 
 /// How long a thread whose call is over waits for the next one before it ends.
 pub const IDLE: Duration = Duration::from_secs(2);
@@ -56,15 +55,7 @@ pub(crate) type Then = Option<Box<dyn FnOnce() + Send>>;
 /// A unit of work for a pooled thread.
 pub(crate) type Job = Box<dyn FnOnce() -> Then + Send>;
 
-thread_local! {
-    static TIMER: Cell<Option<Timer>> = const { Cell::new(None) };
-}
-
-/// The timer of the calling pooled thread (`None` on other threads, or
-/// where the signal strategy is not in use).
-pub(crate) fn thread_timer() -> Option<Timer> {
-    TIMER.with(Cell::get)
-}
+pub(crate) use crate::wait::thread_timer;
 
 /// Runs `work` on a pooled thread and reports its result to `on_done` there
 /// (see [`OnDone`]). `on_done` is called exactly once: if no thread can be
@@ -137,7 +128,7 @@ pub(crate) fn spawn(mut job: Job) -> Result<()> {
 /// The life of a pooled thread: `first`, then what comes until [`IDLE`] passes.
 fn serve(id: u64, first: Job, tx: &mpsc::Sender<Job>, rx: &mpsc::Receiver<Job>) {
     let timer = prepare_thread();
-    TIMER.with(|t| t.set(timer));
+    set_thread_timer(timer);
     let mut then = first();
     loop {
         idle().push((id, tx.clone()));
@@ -163,7 +154,7 @@ fn serve(id: u64, first: Job, tx: &mpsc::Sender<Job>, rx: &mpsc::Receiver<Job>) 
         };
         then = next();
     }
-    TIMER.with(|t| t.set(None));
+    set_thread_timer(None);
     if let Some(t) = timer {
         // No call refers to it any more: each clears its use before it ends.
         t.delete();

@@ -231,6 +231,21 @@ impl Timer {
     }
 }
 
+thread_local! {
+    static THREAD_TIMER: std::cell::Cell<Option<Timer>> = const { std::cell::Cell::new(None) };
+}
+
+/// The timer that wakes the calling thread, where one is set for it (the
+/// threads of [`crate::blocking`]'s pool own one each); `None` elsewhere.
+pub(crate) fn thread_timer() -> Option<Timer> {
+    THREAD_TIMER.with(std::cell::Cell::get)
+}
+
+/// Sets (or clears) the calling thread's timer (see [`thread_timer`]).
+pub(crate) fn set_thread_timer(timer: Option<Timer>) {
+    THREAD_TIMER.with(|t| t.set(timer));
+}
+
 fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: d.as_secs() as crate::sys::TimeT,
@@ -515,7 +530,7 @@ fn wait_signal<T>(
     // Called with a deadline or a token (or both): there is a timer, the
     // pooled thread's own (see `crate::blocking`) or one made for this wait.
     let _unblocked = Unblocked::new();
-    let pooled = crate::blocking::thread_timer();
+    let pooled = thread_timer();
     let timer = match pooled.map_or_else(Timer::for_this_thread, Ok) {
         Ok(t) => t,
         Err(_) => return None,
