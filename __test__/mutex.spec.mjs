@@ -219,10 +219,15 @@ test('lock and lockAsync time out (false) while another process holds the lock; 
 // Starvation, as the issue defines it: a waiter that does not get the lock within 10 s while two
 // other processes lock and unlock in a tight loop is starved. 10 s is that definition, a
 // correctness bound (the handoff word gives the waiter its turn in milliseconds), not a speed one.
-test('no starvation: a waiter gets the lock within 10 s while 2 processes lock/unlock in a tight loop', async (t) => {
+// The loops hold the lock HOLD_US each time and take it again at once, so the lock is free only
+// for the instants between an unlock and the next lock. On this 2-CPU VM the waiter won one of
+// those races within about a second even with the handoff turned off (tried with 100, 500 and
+// 2000 us): the test guards the outcome, the handoff is what makes it hold on any scheduler.
+const HOLD_US = 500
+test('no starvation: a waiter gets the lock within 10 s while 2 processes hold it in a tight loop', async (t) => {
   const shm = segment(t)
   Mutex.create(shm, OFF)
-  const loops = [child(['loop', shm.id, OFF]), child(['loop', shm.id, OFF])]
+  const loops = [child(['loop', shm.id, OFF, HOLD_US]), child(['loop', shm.id, OFF, HOLD_US])]
   t.teardown(() => stop(shm))
   await until(() => shm.read(OFF + 44, 4).readInt32LE(0) === 2, 'both loops to run')
   const r = await child(['lock', shm.id, OFF])
