@@ -125,7 +125,10 @@ function nameBytes(name: unknown): Buffer {
 
 /** A topic argument: a name (its key) or a numeric key. */
 function topicOf(topic: unknown, opening: boolean): { key: number; name: Buffer | null } {
-  if (typeof topic === 'string') return { key: native.topicKey(topic), name: nameBytes(topic) }
+  if (typeof topic === 'string') {
+    const name = nameBytes(topic)
+    return { key: native.topicKey(topic), name }
+  }
   if (typeof topic === 'number') {
     const key = check.key(topic, 'topic')
     if (opening && key === 0) throw check.rangeError('IPC_PRIVATE (0) names no segment: open the topic with openById(id)')
@@ -701,7 +704,7 @@ const EMPTY = Symbol('empty')
 export class Subscriber implements Disposable, AsyncIterable<Buffer> {
   /** The shmid of the topic's segment. */
   readonly id: number
-  /** The segment's key (unsigned); 0 once the publisher closed (removed) or for `IPC_PRIVATE`. */
+  /** The segment's key (unsigned) when it was opened; 0 for `IPC_PRIVATE` (and once removed). */
   readonly key: number
   /** The topic's name; null for a topic made by numeric key or `IPC_PRIVATE`. */
   readonly name: string | null
