@@ -8,7 +8,9 @@ import test from 'ava'
 import { IPC_PRIVATE, Publisher, SharedMemory, ShmError, Subscriber, topicKey } from '../dist/index.js'
 import { Checksum, message } from './fixtures/pubsub-msgs.mjs'
 import { runNode, until } from './fixtures/procs.mjs'
-import { HANG_GUARD_MS, uniqueKey } from './helpers.mjs'
+import { HANG_GUARD_MS, noLeaks, uniqueKey } from './helpers.mjs'
+
+noLeaks(test)
 
 const PATHS = [
   ['zero-copy', true],
