@@ -92,6 +92,14 @@ if (process.argv[2] === '--child') {
       sem.release(2, { undo: false })
       say({ ok })
     },
+    async subscriber({ name }) {
+      const sub = shm.Subscriber.open(name)
+      say('subscribed')
+      const got = []
+      for await (const m of sub) got.push(m.toString()) // ends when the publisher closes
+      say({ got, missed: sub.missed, latest: sub.latest()?.toString() })
+      sub.close()
+    },
     async queue({ id }) {
       const q = MessageQueue.openById(id)
       const m = q.receive({ type: 3, timeoutMs: 60_000 })
@@ -182,7 +190,7 @@ const uniqueKey = (() => {
 console.log(`conformance: ${runtime}, peers under ${peerName}`)
 
 await scenario('exports: exactly the known set', () => {
-  eq(Object.keys(shm).sort(), ['Channel', 'IPC_PRIVATE', 'MUTEX_SIZE', 'MessageQueue', 'Mutex', 'MutexGuard', 'Semaphore', 'SharedMemory', 'ShmError', 'ftok', 'limits', 'listQueues', 'listSegments', 'listSemaphores'], 'exports')
+  eq(Object.keys(shm).sort(), ['Channel', 'IPC_PRIVATE', 'MUTEX_SIZE', 'MessageQueue', 'Mutex', 'MutexGuard', 'Publisher', 'Semaphore', 'SharedMemory', 'ShmError', 'Subscriber', 'ftok', 'limits', 'listQueues', 'listSegments', 'listSemaphores', 'topicKey'], 'exports')
   eq(IPC_PRIVATE, 0, 'IPC_PRIVATE')
 })
 
@@ -229,6 +237,23 @@ await scenario(`segment lifecycle across processes (${peerName}): create, open b
   await c.done()
   throwsCode(() => SharedMemory.statById(id), ShmError, null, 'freed at the last detach')
   throwsCode(() => s.read(), ShmError, 'ERR_SHM_DETACHED', 'read after detach')
+})
+
+await scenario(`publish/subscribe by name across processes (${peerName}): block policy, for await ends at close`, async () => {
+  const name = `conformance/${process.pid}`
+  const pub = shm.Publisher.create(name, { capacity: 2, maxMessage: 16, policy: 'block' })
+  cleanups.push(() => pub.close())
+  eq(pub.key, shm.topicKey(name) >>> 0, 'the key of the name')
+  const c = child('subscriber', { name })
+  eq(await c.next(), 'subscribed', 'child subscribed')
+  for (let i = 0; i < 6000 && pub.subscriberCount === 0; i++) await sleep(10)
+  eq(pub.subscriberCount, 1, 'one registered subscriber')
+  for (let i = 0; i < 20; i++) check(await pub.publishAsync(`m${i}`, { timeoutMs: 60_000 }), `publish ${i}`)
+  pub.close()
+  const r = await c.next()
+  eq(r, { got: Array.from({ length: 20 }, (_, i) => `m${i}`), missed: 0, latest: 'm19' }, 'every message, in order')
+  await c.done()
+  throwsCode(() => shm.Subscriber.open(name), ShmError, 'ENOENT', 'the topic is gone once closed')
 })
 
 await scenario(`wait/notify and waitAsync across processes (${peerName})`, async () => {
