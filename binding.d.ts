@@ -234,6 +234,12 @@ export declare function mappingWord(handle: ExternalObject<'CopyHandle'>, offset
  */
 export declare function mappingWrite(handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number): number
 
+/**
+ * A full memory barrier (`sysv_shm::mutex::fence`): what `Atomics` cannot
+ * give the publish/subscribe seqlock on arm64 (see there).
+ */
+export declare function memoryFence(): void
+
 /** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`, then `IPC_SET` of `msg_qbytes`. */
 export declare function msgCreate(key: number, mode: number, exclusive: boolean, maxBytes?: number | undefined | null): NativeCreated
 

@@ -280,6 +280,16 @@ class Topic {
     else this.shm.readInto(out.subarray(0, len), at)
   }
 
+  /**
+   * After a copy out of the slot whose stamp is word `sw`: whether it still holds message `seq`
+   * of `len` bytes, so that the copy is whole. The fence first: the copy's loads are done before
+   * the stamp and length are read again (on arm64 an acquire load does not order earlier loads).
+   */
+  recheck(sw: number, seq: number, len: number): boolean {
+    this.w.fence()
+    return this.w.load(sw) === seq && this.w.load(sw + 1) === len
+  }
+
   corrupt(detail: string): ShmError {
     return new ShmError(`topic ${this.where()} is corrupt: ${detail}`, 'ERR_PUBSUB_CORRUPT')
   }
@@ -584,6 +594,8 @@ export class Publisher implements Disposable {
     if (h !== s) throw t.corrupt(`the head word is ${h}, not the publisher's sequence ${s}: another process wrote it`)
     const sw = t.slotWord(s)
     t.w.store(sw + 1, L.writing)
+    // The mark is visible before any byte of the data (Words.fence: a store-store order).
+    t.w.fence()
     this.#writing = true
     try {
       fill(sw * 4 + L.slotHeader)
@@ -895,7 +907,7 @@ export class Subscriber implements Disposable, AsyncIterable<Buffer> {
       if (len > t.maxMessage) throw t.corrupt(`slot ${c & (t.slots - 1)} has length ${len}, above maxMessage ${t.maxMessage}`)
       const out = Buffer.allocUnsafe(len)
       t.copyOut(sw, out, len)
-      if (t.w.cas(sw, stamp, stamp) === c && t.w.load(sw + 1) === len) return out
+      if (t.recheck(sw, c, len)) return out
     }
   }
 
@@ -994,8 +1006,7 @@ export class Subscriber implements Disposable, AsyncIterable<Buffer> {
         out = target
       }
       t.copyOut(sw, out, len)
-      // A full barrier (compare-exchange) so that the copy cannot move after this check.
-      if (t.w.cas(sw, stamp, stamp) !== c || t.w.load(sw + 1) !== len) {
+      if (!t.recheck(sw, c, len)) {
         lag++
         c = (c + 1) >>> 0
         h = t.head()

@@ -25,7 +25,18 @@ export interface Words {
   cas(i: number, expected: number, value: number): number
   /** Adds `v` (mod 2³²); returns the word found before. */
   add(i: number, v: number): number
+  /**
+   * A full barrier between the plain copies of a seqlock and its words: `Atomics` (and the
+   * native word calls) order a plain access only one way, and a seqlock needs the other (the
+   * mark before the data stores, the data loads before the re-check). x86-64 needs nothing
+   * (its `Atomics` are locked instructions, loads are not reordered with loads); elsewhere
+   * (arm64) it is one native call, `atomic_thread_fence(SeqCst)` (`dmb ish`).
+   */
+  fence(): void
 }
+
+/** {@link Words.fence}: nothing on x86-64, a native `dmb` elsewhere. */
+const fence: () => void = process.arch === 'x64' ? () => {} : () => native.memoryFence()
 
 function atomicWords(u32: Uint32Array): Words {
   return {
@@ -33,6 +44,7 @@ function atomicWords(u32: Uint32Array): Words {
     store: (i, v) => void Atomics.store(u32, i, v),
     cas: (i, e, v) => Atomics.compareExchange(u32, i, e, v),
     add: (i, v) => Atomics.add(u32, i, v),
+    fence,
   }
 }
 
@@ -50,6 +62,7 @@ function nativeWords(shm: SharedMemory, base: number): Words {
         w = found
       }
     },
+    fence,
   }
 }
 

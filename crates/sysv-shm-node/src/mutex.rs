@@ -19,6 +19,13 @@ pub fn mutex_thread_identity(env: Env) -> Result<Vec<u32>> {
     Ok(vec![me.tid, me.start])
 }
 
+/// A full memory barrier (`sysv_shm::mutex::fence`): what `Atomics` cannot
+/// give the publish/subscribe seqlock on arm64 (see there).
+#[napi]
+pub fn memory_fence() {
+    mutex::fence();
+}
+
 /// Whether the holder `tid` is alive; `start` is its published start time,
 /// or `-1` when it has not published it yet.
 #[napi]

@@ -191,6 +191,28 @@ pub fn word_op(map: &Attachment, offset: usize, op: WordOp) -> Result<u32> {
     })
 }
 
+/// A full memory barrier (`atomic_thread_fence(memory_order_seq_cst)` in
+/// C11; `dmb ish` on arm64, nothing beyond a compiler barrier is needed on
+/// x86-64 after a locked instruction).
+///
+/// For the seqlock of the publish/subscribe slots ([`crate::pubsub`]): the
+/// data of a slot is copied with plain loads and stores, which a release store
+/// or acquire load does not order in the direction the seqlock needs. The
+/// writer must make its "being written" mark visible before any of its data
+/// stores (a store-store order after a store), and a reader must finish its
+/// data loads before it reads the stamp and length again (a load-load order
+/// before a load). On arm64 neither comes from JavaScript's `Atomics` (V8
+/// compiles them to `stlr`/`ldar`), so `src/words.ts` calls this between
+/// the two. A fence in a called function orders the caller's accesses too:
+/// the hardware does not know function boundaries.
+///
+/// # References
+/// - [atomic_thread_fence](https://en.cppreference.com/w/c/atomic/atomic_thread_fence)
+/// - Linux `Documentation/memory-barriers.txt` and `include/linux/seqlock.h`
+pub fn fence() {
+    std::sync::atomic::fence(Ordering::SeqCst);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,15 @@
 //!   publisher start time from the value read to `0`, then the publisher TID
 //!   from the value read to yours, then store your start time.
 //!
+//! # The slot seqlock
+//!
+//! A publisher writes message `s`: length [`WRITING`], a full fence, the
+//! data, stamp `s`, length. A reader reads stamp and length, copies the data,
+//! a full fence, reads stamp and length again: both unchanged means the copy
+//! is whole. The fences ([`crate::mutex::fence`]) order the plain data
+//! accesses against the words in the direction a release store or acquire
+//! load does not (arm64).
+//!
 //! # Wake-ups
 //!
 //! A publish stores the head, then wakes the head cell's sleepers if its
