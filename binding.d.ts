@@ -220,6 +220,15 @@ export declare function futexAsyncBackend(): string
 export declare function mappingReadInto(handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number): number
 
 /**
+ * One sequentially consistent operation on the u32 at `offset` of the
+ * mapping (through the copy path's handle, the cheapest native call): `op` 0
+ * loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
+ * (or stored). The word operations of every layout built in a segment where
+ * the runtime has no zero-copy view (`src/words.ts`: `Mutex`, publish/subscribe).
+ */
+export declare function mappingWord(handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number): number
+
+/**
  * Copies all of `source` into the segment at `offset`; throws a
  * `RangeError` if it does not fit. Returns the count.
  */
@@ -288,14 +297,6 @@ export declare function mutexHolderAlive(tid: number, start: number): boolean
  * start time (field 22 of `/proc/thread-self/stat`).
  */
 export declare function mutexThreadIdentity(): Array<number>
-
-/**
- * One sequentially consistent operation on the u32 at `offset` of the
- * mapping (through the copy path's handle, the cheapest native call): `op` 0
- * loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
- * (or stored).
- */
-export declare function mutexWord(handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number): number
 
 /** What `*get` returned and whether this call created the object. */
 export interface NativeCreated {
@@ -402,6 +403,40 @@ export interface NativeShmStat {
   locked: boolean
 }
 
+/** The constants of [`sysv_shm::pubsub`], read once by `src/pubsub.ts`. */
+export declare function pubsubLayout(): PubsubLayout
+
+/** The layout of a topic segment (README, "Publish/subscribe"): offsets and limits. */
+export interface PubsubLayout {
+  magic: number
+  version: number
+  headerSize: number
+  entrySize: number
+  slotHeader: number
+  maxSlots: number
+  maxSubscribers: number
+  maxName: number
+  slots: number
+  slotSize: number
+  maxMessage: number
+  subscribers: number
+  policy: number
+  flags: number
+  head: number
+  space: number
+  publisherTid: number
+  publisherStart: number
+  nameLen: number
+  name: number
+  entryTid: number
+  entryStart: number
+  entryCursor: number
+  policyOverwrite: number
+  policyBlock: number
+  flagClosed: number
+  writing: number
+}
+
 /** `[GETNCNT, GETZCNT, GETPID]` of semaphore `index`. */
 export declare function semCounts(id: number, index: number): Array<number>
 
@@ -487,3 +522,9 @@ export declare function shmStat(id: number): NativeShmStat
 
 /** permission needed); `null` if it is gone or the kernel is older than 4.17. */
 export declare function shmStatAny(id: number): NativeShmStat | null
+
+/**
+ * The System V key of a topic name (FNV-1a of `"sysv-shm/topic:" + name`,
+ * never `0` or `-1`); `src/pubsub.ts` checks the name first.
+ */
+export declare function topicKey(name: string): number

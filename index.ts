@@ -31,6 +31,17 @@ export {
 } from './src/channel'
 export { Mutex, MutexGuard, MUTEX_SIZE, type MutexLockAsyncOptions } from './src/mutex'
 export {
+  Publisher,
+  Subscriber,
+  topicKey,
+  type PublishAsyncOptions,
+  type PublisherOptions,
+  type PublishOptions,
+  type PubsubPolicy,
+  type SubscriberOptions,
+  type SubscriberReceiveAsyncOptions,
+} from './src/pubsub'
+export {
   Semaphore,
   listSemaphores,
   type SemaphoreAsyncOptions,

@@ -87,7 +87,7 @@ test('uncontended Mutex lock, tryLock, unlock and acquire make no native call on
     slow.unlock()
   })
   t.true(copyCalls.length > 0)
-  t.true(copyCalls.every((k) => k === 'mutexWord' || k === 'copyHandle'), copyCalls.join())
+  t.true(copyCalls.every((k) => k === 'mappingWord' || k === 'copyHandle'), copyCalls.join())
 })
 
 test('both paths copy the same bytes: any view type, offsets up to the end, partial readInto, strings', (t) => {

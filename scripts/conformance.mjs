@@ -182,7 +182,7 @@ const uniqueKey = (() => {
 console.log(`conformance: ${runtime}, peers under ${peerName}`)
 
 await scenario('exports: exactly the known set', () => {
-  eq(Object.keys(shm).sort(), ['Channel', 'IPC_PRIVATE', 'MUTEX_SIZE', 'MessageQueue', 'Mutex', 'MutexGuard', 'Semaphore', 'SharedMemory', 'ShmError', 'ftok', 'limits', 'listQueues', 'listSegments', 'listSemaphores'], 'exports')
+  eq(Object.keys(shm).sort(), ['Channel', 'IPC_PRIVATE', 'MUTEX_SIZE', 'MessageQueue', 'Mutex', 'MutexGuard', 'Publisher', 'Semaphore', 'SharedMemory', 'ShmError', 'Subscriber', 'ftok', 'limits', 'listQueues', 'listSegments', 'listSemaphores', 'topicKey'], 'exports')
   eq(IPC_PRIVATE, 0, 'IPC_PRIVATE')
 })
 

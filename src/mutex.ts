@@ -4,13 +4,12 @@
  */
 /// <reference types="node" preserve="true" />
 /// <reference lib="esnext.disposable" preserve="true" />
-import type { ExternalObject } from '../binding'
-
 import { native } from './binding'
 import { ShmError } from './errors'
 import * as futex from './futex'
-import { SharedMemory, copyHandleOf } from './shared-memory'
+import { SharedMemory } from './shared-memory'
 import * as check from './validate'
+import { PID_MAX_LIMIT, identity, wordsOf, type Words } from './words'
 
 /** `"MTX1"` read as a little-endian u32. */
 const MAGIC = 0x3158544d
@@ -29,8 +28,6 @@ const W_RESERVED = 7
 const TID_MASK = 0x3fff_ffff
 const OWNER_DIED = 0x4000_0000
 const NOT_RECOVERABLE = TID_MASK
-/** Linux's `PID_MAX_LIMIT`: no TID is above it. */
-const PID_MAX_LIMIT = 1 << 22
 /** The longest sleep between two liveness checks of the holder (the backoff starts at 2 ms and doubles). */
 const MAX_CHECK_MS = 64
 /** A waiter that has waited this long asks the others to leave a free lock to it (the handoff word). */
@@ -44,40 +41,6 @@ export interface MutexLockAsyncOptions {
   signal?: AbortSignal
   /** Gives up after this many milliseconds: the promise resolves `false`. Default: wait forever. */
   timeoutMs?: number
-}
-
-/** The calling thread: its TID and the low 32 bits of its start time, read once per thread (worker). */
-let self: { tid: number; start: number } | null = null
-function identity(): { tid: number; start: number } {
-  if (self === null) {
-    const [tid, start] = native.mutexThreadIdentity()
-    self = { tid, start }
-  }
-  return self
-}
-
-/** The shared words, through `Atomics` on the zero-copy view or, without one, through native calls. */
-interface Words {
-  load(i: number): number
-  store(i: number, v: number): void
-  /** Compare-exchange; returns the word found. */
-  cas(i: number, expected: number, value: number): number
-}
-
-function atomicWords(u32: Uint32Array): Words {
-  return {
-    load: (i) => Atomics.load(u32, i),
-    store: (i, v) => void Atomics.store(u32, i, v),
-    cas: (i, e, v) => Atomics.compareExchange(u32, i, e, v),
-  }
-}
-
-function nativeWords(handle: ExternalObject<'CopyHandle'>, base: number): Words {
-  return {
-    load: (i) => native.mutexWord(handle, base + 4 * i, 0, 0, 0),
-    store: (i, v) => void native.mutexWord(handle, base + 4 * i, 1, v, 0),
-    cas: (i, e, v) => native.mutexWord(handle, base + 4 * i, 2, e, v),
-  }
 }
 
 /**
@@ -159,14 +122,9 @@ export class Mutex {
     this.shm = shm
     this.byteOffset = byteOffset
     this.#cell = byteOffset + 4 * W_LOCK
-    if (shm.zeroCopy) {
-      const b = shm.buffer
-      this.#u32 = new Uint32Array(b.buffer, b.byteOffset + byteOffset, MUTEX_SIZE / 4)
-      this.#w = atomicWords(this.#u32)
-    } else {
-      this.#u32 = null
-      this.#w = nativeWords(copyHandleOf(shm), byteOffset)
-    }
+    const { words, view } = wordsOf(shm, byteOffset, MUTEX_SIZE / 4)
+    this.#u32 = view
+    this.#w = words
   }
 
   /**

@@ -17,6 +17,7 @@ mod mapping;
 pub mod msg;
 pub mod mutex;
 mod pending;
+pub mod pubsub;
 pub mod semaphore;
 mod teardown;
 

@@ -1,7 +1,8 @@
-//! The native pieces of `Mutex` (`src/mutex.ts`): the calling thread's
-//! identity, the liveness check of a holder, and the atomic word operations
-//! used where the runtime has no zero-copy view. Only conversions: the core's
-//! [`sysv_shm::mutex`] does the work.
+//! The native pieces of `Mutex` (`src/mutex.ts`), which publish/subscribe
+//! uses too (`src/words.ts`): the calling thread's identity, the liveness
+//! check of a holder, and the atomic word operations used where the runtime
+//! has no zero-copy view. Only conversions: the core's [`sysv_shm::mutex`]
+//! does the work.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -29,24 +30,24 @@ pub fn mutex_holder_alive(tid: u32, start: f64) -> bool {
 /// One sequentially consistent operation on the u32 at `offset` of the
 /// mapping (through the copy path's handle, the cheapest native call): `op` 0
 /// loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
-/// (or stored).
+/// (or stored). The word operations of every layout built in a segment where
+/// the runtime has no zero-copy view (`src/words.ts`: `Mutex`, publish/subscribe).
 #[napi(
     ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number"
 )]
-pub fn mutex_word(
+pub fn mapping_word(
     env: Env,
     handle: &External<CopyHandle>,
-    offset: u32,
+    offset: f64,
     op: u32,
     a: u32,
     b: u32,
 ) -> Result<u32> {
+    let offset = crate::to_usize(&env, "offset", offset)?;
     let op = match op {
         0 => WordOp::Load,
         1 => WordOp::Store(a),
         _ => WordOp::CompareExchange(a, b),
     };
-    handle.with_attachment(&env, |attachment| {
-        mutex::word_op(attachment, offset as usize, op)
-    })
+    handle.with_attachment(&env, |attachment| mutex::word_op(attachment, offset, op))
 }

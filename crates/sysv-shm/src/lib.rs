@@ -47,6 +47,7 @@ mod info;
 mod ipc;
 mod msg;
 pub mod mutex;
+pub mod pubsub;
 mod segment;
 mod sem;
 mod sys;
