@@ -2,34 +2,23 @@
 // (C11 atomics, FUTEX_WAIT/FUTEX_WAKE with the wait cell protocol, the FNV-1a topic key). Its
 // publisher feeds C subscribers (registered and polling, block and overwrite); then Node and C
 // exchange messages both ways. Every message is checked against channel-msgs.mjs's message(seq).
-import { execFileSync, spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
 import test from 'ava'
 
-import { SharedMemory } from '../dist/index.js'
+import { Publisher, SharedMemory, Subscriber, topicKey } from '../dist/index.js'
 
 import { Checksum, message } from './fixtures/channel-msgs.mjs'
+import { compileC, until } from './fixtures/procs.mjs'
 import { ENV, noLeaks, removeAll, run } from './interop/helpers.mjs'
 
 noLeaks(test)
 
-const buildDir = mkdtempSync(join(tmpdir(), 'sysv-shm-pubsub-c-'))
-chmodSync(buildDir, 0o755)
-const PEER = join(buildDir, 'pubsub-peer')
-const SOURCE = new URL('./fixtures/pubsub-peer.c', import.meta.url).pathname
-
+let PEER
 test.before('compile the C peer with cc', () => {
-  try {
-    execFileSync('cc', ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-o', PEER, SOURCE], { stdio: 'pipe' })
-  } catch (e) {
-    throw new Error(`could not compile ${SOURCE} with cc (scripts/setup.sh installs gcc): ${e.stderr ?? e.message}`)
-  }
+  PEER = compileC('pubsub-peer')
 })
-test.after.always(() => rmSync(buildDir, { recursive: true, force: true }))
 
 let names = 0
 /** A topic name no other test or run uses. */
@@ -102,15 +91,16 @@ function expectedHash(count, maxMessage, seed) {
   return sum.toString()
 }
 
-test('the C topic key is FNV-1a 32-bit over "sysv-shm/topic:" + the UTF-8 name, 0 and -1 mapped to 1', async (t) => {
+test('topic keys: the C peer, topicKey() and FNV-1a 32-bit over "sysv-shm/topic:" + the UTF-8 name agree', async (t) => {
   const fnv = (name) => {
     let h = 0x811c9dc5
     for (const b of Buffer.from('sysv-shm/topic:' + name)) h = Math.imul(h ^ b, 0x01000193)
     return h === 0 || h === -1 ? 1 : h
   }
   for (const name of ['camera/frames', 'a', 'marché/prix', 'x'.repeat(128)]) {
-    const r = await run(PEER, ['key', name])
-    t.is(Number(r.stdout), fnv(name), name)
+    const c = Number((await run(PEER, ['key', name])).stdout)
+    t.is(c, fnv(name), name)
+    t.is(c >>> 0, topicKey(name) >>> 0, name)
   }
 })
 
@@ -175,4 +165,151 @@ test.serial('a name whose key holds a topic of another name (or of none) is refu
   const ok = await cSubscriber(`key:${key}`, 0, 64, 1)
   t.like(ok, { received: 0, closed: true })
   t.is((await pub.done()).code, 0)
+})
+
+// Node and C, both ways. PATHS: the Node side on its zero-copy view and on the copy path.
+const PATHS = [
+  ['zero-copy', true],
+  ['copy path', false],
+]
+
+for (const [path, zeroCopy] of PATHS) {
+  test.serial(`Node publisher (${path}), block policy -> two registered C subscribers and a polling one receive from Node`, async (t) => {
+    const [count, maxMessage, seed] = [5_000, 500, 21]
+    const name = freshName()
+    const pub = Publisher.create(name, { capacity: 8, maxMessage, maxSubscribers: 4, policy: 'block', zeroCopy })
+    t.teardown(() => pub.close())
+    const poller = startSubscriber(`name:${name}`, 0, maxMessage, seed, 'noreg')
+    await poller.ready
+    const subs = [cSubscriber(`name:${name}`, 0, maxMessage, seed), cSubscriber(`key:${topicKey(name)}`, 0, maxMessage, seed, 'delay=50')]
+    await until(() => pub.subscriberCount === 2, 'both C subscribers registered')
+    const sum = new Checksum()
+    for (let i = 0; i < count; i++) {
+      const m = message(i, maxMessage, seed)
+      // Half of them through loan(): written in place on the zero-copy view.
+      if (i % 2) t.true(pub.publish(m))
+      else t.true(pub.loan(m.length, (b) => m.copy(b)))
+      sum.add(m)
+    }
+    t.is(pub.sequence, count)
+    pub.close()
+    const [a, b, p] = await Promise.all([...subs, poller.done])
+    for (const r of [a, b]) {
+      t.like(r, { received: count, lagged: 0, bad: 0, first: 0, last: count - 1, closed: true })
+      t.is(`${r.received} ${r.hash}`, sum.toString())
+    }
+    // The poller is not waited for: it may skip, but what it got is whole, and it saw the end.
+    t.like(p, { bad: 0, closed: true, last: count - 1 })
+    t.is(p.received + p.lagged, count)
+  })
+
+  test.serial(`C publisher, block policy -> Node subscribers (${path}): receive, receiveInto, for await; exact`, async (t) => {
+    const [count, maxMessage, seed] = [5_000, 700, 33]
+    const name = freshName()
+    const pub = await cPublisher(t, [`name:${name}`, 4, maxMessage, 8, 'block', count, seed, 3])
+    const subs = [0, 1, 2].map(() => Subscriber.open(name, { zeroCopy }))
+    t.teardown(() => subs.forEach((s) => s.close()))
+    t.like(subs[0], { name, capacity: 4, maxMessage, policy: 'block', id: pub.id })
+    const got = [new Checksum(), new Checksum(), new Checksum()]
+    const bad = [0, 0, 0]
+    const seqs = [[], [], []]
+    // Subscriber 0: receive() (blocks this thread: the C publisher runs on in its own process);
+    // 1: receiveInto; 2: for await, interleaved one message each.
+    const target = Buffer.alloc(maxMessage)
+    const iter = subs[2][Symbol.asyncIterator]()
+    for (let i = 0; i < count; i++) {
+      const m0 = subs[0].receive()
+      const n1 = subs[1].receiveInto(target)
+      const m1 = target.subarray(0, n1)
+      const { value: m2 } = await iter.next()
+      for (const [k, m] of [m0, m1, m2].entries()) {
+        if (!m.equals(message(i, maxMessage, seed))) bad[k]++
+        got[k].add(m)
+        seqs[k].push(subs[k].sequence)
+        t.is(subs[k].lagged, 0)
+      }
+    }
+    const end = await pub.done()
+    t.is(end.code, 0, end.stderr)
+    t.deepEqual(bad, [0, 0, 0])
+    for (const g of got) t.is(g.toString(), end.published)
+    for (const s of seqs) t.deepEqual(s, Array.from({ length: count }, (_, i) => i))
+    // After the close and the last message: the end, as each call reports it.
+    t.throws(() => subs[0].receive(), { code: 'ERR_PUBSUB_CLOSED' })
+    t.throws(() => subs[1].receiveInto(target), { code: 'ERR_PUBSUB_CLOSED' })
+    t.true((await iter.next()).done)
+    for (const s of subs) t.is(s.missed, 0)
+  })
+
+  test.serial(`C publisher, overwrite policy -> a slow Node subscriber (${path}) is told what it missed; latest() is the newest`, async (t) => {
+    const [count, maxMessage, seed] = [20_000, 100, 3]
+    const name = freshName()
+    const pub = await cPublisher(t, [`name:${name}`, 16, maxMessage, 4, 'overwrite', count, seed, 1])
+    const sub = Subscriber.open(name, { zeroCopy })
+    t.teardown(() => sub.close())
+    let received = 0
+    let lagged = 0
+    let last = -1
+    for (;;) {
+      let m
+      try {
+        m = await sub.receiveAsync()
+      } catch (e) {
+        t.is(e.code, 'ERR_PUBSUB_CLOSED')
+        break
+      }
+      const s = sub.sequence
+      t.true(s > last, 'in order')
+      t.is(sub.lagged, s - last - 1, 'lagged: exactly the sequences skipped')
+      lagged += sub.lagged
+      last = s
+      received++
+      if (!m.equals(message(s, maxMessage, seed))) t.fail(`message ${s} is not the one published`)
+      // Slow: 1 ms per message against a publisher that never waits (20,000 messages into 16 slots).
+      if (received % 16 === 1) await new Promise((r) => setTimeout(r, 1))
+    }
+    const end = await pub.done()
+    t.is(end.code, 0, end.stderr)
+    t.is(last, count - 1)
+    t.is(received + lagged, count)
+    t.is(sub.missed, lagged)
+    t.true(lagged > 0)
+    t.deepEqual(sub.latest(), message(count - 1, maxMessage, seed))
+  })
+}
+
+test.serial('names are checked both ways: Node refuses a C topic made by key at the name\'s key, C refuses a Node topic of another name', async (t) => {
+  const name = freshName()
+  const pub = await cPublisher(t, [`key:${topicKey(name)}`, 4, 64, 4, 'overwrite', 0, 1, 1])
+  t.throws(() => Subscriber.open(name), { code: 'ERR_PUBSUB_NAME' })
+  t.throws(() => Publisher.create(name, { capacity: 4, maxMessage: 64 }), { code: 'ERR_PUBSUB_NAME' })
+  // By key it is a topic like any other: a registered Node subscriber lets the C publisher go on.
+  const sub = Subscriber.open(topicKey(name))
+  t.teardown(() => sub.close())
+  t.is(sub.name, null)
+  t.is((await pub.done()).code, 0)
+  t.throws(() => sub.receive(), { code: 'ERR_PUBSUB_CLOSED' })
+
+  // A collision of two names, made by hand: the bytes of Node's topic A copied to B's key.
+  const [a, b] = [freshName(), freshName()]
+  const nodePub = Publisher.create(a, { capacity: 4, maxMessage: 64 })
+  t.teardown(() => nodePub.close())
+  const src = SharedMemory.openById(nodePub.id)
+  const copy = SharedMemory.create(topicKey(b), src.size)
+  t.teardown(() => {
+    copy.remove()
+    copy.detach()
+    src.detach()
+  })
+  copy.write(src.read(0, src.size))
+  const refused = await run(PEER, ['sub', `name:${b}`, '1', '64', '1'])
+  t.is(refused.code, 4, refused.stderr)
+  t.regex(refused.stderr, /another one/)
+  t.throws(() => Subscriber.open(b), { code: 'ERR_PUBSUB_NAME', message: new RegExp(JSON.stringify(a).replace(/[/.]/g, '\\$&')) })
+  // A's own name is let in by C (and registers: the publisher counts it).
+  const c = startSubscriber(`name:${a}`, 0, 64, 1)
+  await c.ready
+  await until(() => nodePub.subscriberCount === 1, 'the C subscriber registered')
+  nodePub.close()
+  t.like(await c.done, { received: 0, closed: true })
 })
