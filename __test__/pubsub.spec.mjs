@@ -8,7 +8,9 @@ import test from 'ava'
 import { IPC_PRIVATE, Publisher, SharedMemory, ShmError, Subscriber, topicKey } from '../dist/index.js'
 import { Checksum, message } from './fixtures/pubsub-msgs.mjs'
 import { runNode, until } from './fixtures/procs.mjs'
-import { HANG_GUARD_MS, uniqueKey } from './helpers.mjs'
+import { HANG_GUARD_MS, noLeaks, uniqueKey } from './helpers.mjs'
+
+noLeaks(test)
 
 const PATHS = [
   ['zero-copy', true],
@@ -182,6 +184,10 @@ for (const [pathName, zeroCopy] of PATHS) {
     t.is(t.throws(() => sub.tryReceive()).code, 'ERR_PUBSUB_CLOSED')
     await t.throwsAsync(sub.receiveAsync(), { code: 'ERR_PUBSUB_CLOSED' })
     t.is(t.throws(() => pub.publish('d')).code, 'ERR_PUBSUB_CLOSED')
+    // The name is free at once: a new topic, while the old segment lives on for its subscribers.
+    const next = publisher(t, name, { capacity: 2, maxMessage: 8, zeroCopy })
+    t.not(next.id, pub.id)
+    t.is(next.sequence, 0)
   })
 
   test(`${pathName}: loan() writes in place; receiveInto() copies into the caller's buffer`, (t) => {
@@ -194,6 +200,8 @@ for (const [pathName, zeroCopy] of PATHS) {
     t.is(sub.receiveInto(target), 5)
     t.is(target.subarray(0, 5).toString(), 'hello')
     t.is(sub.tryReceive(), null, 'a loan whose fill threw published nothing')
+    t.is(t.throws(() => pub.loan(1, () => pub.publish('x'))).code, 'ERR_INVALID_STATE')
+    t.is(sub.tryReceive(), null)
     pub.publish('0123456789')
     t.throws(() => sub.receiveInto(Buffer.alloc(4)), { instanceOf: RangeError })
     t.is(sub.receiveInto(target), 10, 'the message was not consumed by the failed receiveInto')

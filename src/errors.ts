@@ -43,6 +43,15 @@
  *   `consistent()`), `'EINVAL'` (`consistent()` without an owner death), `'ETIMEDOUT'`
  *   (`acquire` with `timeoutMs` ran out), and `'ERR_MUTEX_CORRUPT'` (the mutex's words break its
  *   layout, or the bytes are no mutex of this version).
+ * - Publish/subscribe (`Publisher`, `Subscriber`): `'ERR_PUBSUB_CORRUPT'` (a word of the topic,
+ *   its geometry, head, a slot's stamp or length, a cursor, a TID or the flags, breaks the
+ *   layout's rules; the message names the word and its value; nothing was read or written with
+ *   it), `'ERR_PUBSUB_NAME'` (the segment at a topic's key holds another name or no topic: a
+ *   collision; it is neither used nor changed), `'ERR_PUBSUB_CLOSED'` (a receive after the
+ *   publisher closed and every message was read, or a call on a closed handle), and, named as
+ *   the errno names them but with no `errno` or `syscall`: `'EBUSY'` (a live publisher holds the
+ *   topic), `'EEXIST'` (the topic exists with another geometry), `'EAGAIN'` (no free subscriber
+ *   entry).
  * - `'ABORT_ERR'` is not a `ShmError`: an aborted `signal` rejects with Node's `AbortError`.
  */
 export class ShmError extends Error {

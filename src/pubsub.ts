@@ -125,7 +125,10 @@ function nameBytes(name: unknown): Buffer {
 
 /** A topic argument: a name (its key) or a numeric key. */
 function topicOf(topic: unknown, opening: boolean): { key: number; name: Buffer | null } {
-  if (typeof topic === 'string') return { key: native.topicKey(topic), name: nameBytes(topic) }
+  if (typeof topic === 'string') {
+    const name = nameBytes(topic)
+    return { key: native.topicKey(topic), name }
+  }
   if (typeof topic === 'number') {
     const key = check.key(topic, 'topic')
     if (opening && key === 0) throw check.rangeError('IPC_PRIVATE (0) names no segment: open the topic with openById(id)')
@@ -326,6 +329,8 @@ export class Publisher implements Disposable {
   #seq: number
   /** The lowest cursor of a counted subscriber at the last scan: below `capacity` behind, no scan is needed. */
   #low: number
+  /** Inside the fill of a loan (a publish there would write the same slot). */
+  #writing = false
 
   private constructor(t: Topic) {
     this.#t = t
@@ -503,7 +508,8 @@ export class Publisher implements Disposable {
    * `fill` gets a Buffer over the slot itself (it holds older bytes: write all of them, and do
    * not keep it after `fill` returns); without one it gets a zeroed Buffer that is then copied
    * in. Waits as {@link Publisher.publish} does; `false` on timeout (then `fill` is not called).
-   * If `fill` throws, nothing is published and the error propagates.
+   * If `fill` throws, nothing is published and the error propagates. A publish or loan of this
+   * publisher inside `fill` throws an `Error` with code `ERR_INVALID_STATE`.
    */
   loan(length: number, fill: (buf: Buffer) => void, options?: PublishOptions): boolean {
     const n = this.#length(check.integer('length', length, 0, Number.MAX_SAFE_INTEGER))
@@ -570,12 +576,20 @@ export class Publisher implements Disposable {
 
   /** Writes message #seq: length WRITING, data, stamp, length; then the head, and wakes sleepers. */
   #write(t: Topic, n: number, fill: (at: number) => void): void {
+    if (this.#writing) {
+      throw Object.assign(new Error('publish or loan inside the fill callback of a loan() of the same publisher'), { code: 'ERR_INVALID_STATE' })
+    }
     const s = this.#seq
     const h = t.head()
     if (h !== s) throw t.corrupt(`the head word is ${h}, not the publisher's sequence ${s}: another process wrote it`)
     const sw = t.slotWord(s)
     t.w.store(sw + 1, L.writing)
-    fill(sw * 4 + L.slotHeader)
+    this.#writing = true
+    try {
+      fill(sw * 4 + L.slotHeader)
+    } finally {
+      this.#writing = false
+    }
     t.w.store(sw, s)
     t.w.store(sw + 1, n)
     this.#seq = (s + 1) >>> 0
@@ -701,7 +715,7 @@ const EMPTY = Symbol('empty')
 export class Subscriber implements Disposable, AsyncIterable<Buffer> {
   /** The shmid of the topic's segment. */
   readonly id: number
-  /** The segment's key (unsigned); 0 once the publisher closed (removed) or for `IPC_PRIVATE`. */
+  /** The segment's key (unsigned) when it was opened; 0 for `IPC_PRIVATE` (and once removed). */
   readonly key: number
   /** The topic's name; null for a topic made by numeric key or `IPC_PRIVATE`. */
   readonly name: string | null

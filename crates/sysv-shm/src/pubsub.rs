@@ -61,6 +61,28 @@
 //! A publisher and a subscriber are threads, named by TID and start time as
 //! the robust mutex names its holder ([`crate::mutex::holder_alive`]): a dead
 //! subscriber's entry is reclaimed, a dead publisher's topic can be taken over.
+//!
+//! The order of the owner words, so that no reader ever trusts a stale start
+//! time (read the start time first, then the TID):
+//! - Register: compare-exchange the entry's TID `0` -> TID, store the cursor
+//!   (the head), then the start time. A block publisher counts an entry only
+//!   once its start time is not `0`.
+//! - Leave: store the start time `0`, then the TID `0`. Reclaim a dead owner
+//!   (anyone): compare-exchange the start time from the value read to `0`,
+//!   then the TID from the value read to `0`.
+//! - Take over a topic whose publisher is dead (or `0`): compare-exchange the
+//!   publisher start time from the value read to `0`, then the publisher TID
+//!   from the value read to yours, then store your start time.
+//!
+//! # Wake-ups
+//!
+//! A publish stores the head, then wakes the head cell's sleepers if its
+//! waiter count is not `0`. Under the block policy a subscriber that moved its
+//! cursor always adds 1 to `space`, then wakes the space cell if its waiter
+//! count is not `0`: the publisher reads `space` before the cursors and sleeps
+//! on that value, so a cursor moved after its scan ends its sleep. The closed
+//! flag is no wait cell: a subscriber sleeps on the head at most 100 ms
+//! before it looks at the flag again.
 
 /// `"PSB1"` read as a little-endian u32: the first word of a topic.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"PSB1");
