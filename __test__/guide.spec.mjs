@@ -81,9 +81,13 @@ test('writer.mjs, reader.mjs and reader.c exchange messages through one segment;
 
 const PYTHON = join(ROOT, '.venv', 'bin', 'python')
 
-/** Starts a program; `line()` resolves its next line of output, `done` its end ({ code, stdout, stderr }). */
-function started(file, args) {
+/**
+ * Starts a program, killed when the test ends; `line()` resolves its next line of output, `done`
+ * its end ({ code, stdout, stderr }).
+ */
+function started(t, file, args) {
   const child = spawn(file, args.map(String), { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => child.kill('SIGKILL'))
   let stdout = ''
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
@@ -128,10 +132,9 @@ test('producer.mjs feeds consumer.mjs, dashboard.mjs and consumer.py (sysv_ipc, 
   if (!existsSync(PYTHON)) t.fail(`${PYTHON} does not exist: run \`bash scripts/setup-python.sh\` (npm test's pretest does)`)
   const topic = `guide-spec/${process.pid}/${Date.now()}`
   const COUNT = 20
-  const producer = started(process.execPath, [example('producer.mjs'), topic, COUNT, 1])
+  const producer = started(t, process.execPath, [example('producer.mjs'), topic, COUNT, 1])
   let id
   t.teardown(() => {
-    producer.child.kill()
     try {
       if (id !== undefined) SharedMemory.removeById(id)
     } catch {
@@ -147,11 +150,11 @@ test('producer.mjs feeds consumer.mjs, dashboard.mjs and consumer.py (sysv_ipc, 
 
   // Python and the dashboard first (neither registers: the producer does not wait for them), then
   // the consumer, which the producer waits for: all three read from the first reading on.
-  const py = started(PYTHON, [example('consumer.py'), topic])
+  const py = started(t, PYTHON, [example('consumer.py'), topic])
   t.is(await py.line(), `python: reading segment ${id}: 16 slots of up to 256 bytes`)
-  const dashboard = started(process.execPath, [example('dashboard.mjs'), topic])
+  const dashboard = started(t, process.execPath, [example('dashboard.mjs'), topic])
   t.is(await dashboard.line(), `dashboard: watching segment ${id}`)
-  const consumer = started(process.execPath, [example('consumer.mjs'), topic])
+  const consumer = started(t, process.execPath, [example('consumer.mjs'), topic])
 
   const [p, c, d, pr] = await Promise.all([py.done, consumer.done, dashboard.done, producer.done])
   for (const r of [p, c, d, pr]) t.is(r.code, 0, r.stderr)

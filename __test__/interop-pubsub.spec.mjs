@@ -2,7 +2,6 @@
 // (C11 atomics, FUTEX_WAIT/FUTEX_WAKE with the wait cell protocol, the FNV-1a topic key). Its
 // publisher feeds C subscribers (registered and polling, block and overwrite); then Node and C
 // exchange messages both ways. Every message is checked against channel-msgs.mjs's message(seq).
-import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
 import test from 'ava'
@@ -10,8 +9,8 @@ import test from 'ava'
 import { Publisher, SharedMemory, Subscriber, topicKey } from '../dist/index.js'
 
 import { Checksum, message } from './fixtures/channel-msgs.mjs'
-import { compileC, until } from './fixtures/procs.mjs'
-import { ENV, noLeaks, removeAll, run } from './interop/helpers.mjs'
+import { compileC, run as runProc, until } from './fixtures/procs.mjs'
+import { noLeaks, removeAll, run } from './interop/helpers.mjs'
 
 noLeaks(test)
 
@@ -26,13 +25,11 @@ const freshName = () => `test/${process.pid}/${++names}/${Date.now()}`
 
 /**
  * Starts a C publisher (`pubsub-peer pub …`) and waits for its "ready ID KEY" line; the segment is
- * removed and the process killed when the test ends.
+ * removed and the process killed when the test ends (procs.mjs kills it if this process exits).
  */
 async function cPublisher(t, args) {
-  const child = spawn(PEER, ['pub', ...args.map(String)], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })))
+  let child
+  const exited = start(['pub', ...args], { started: (c) => (child = c) })
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
   const first = (await lines.next()).value ?? ''
   const m = first.match(/^ready (\d+) (-?\d+)$/)
@@ -40,7 +37,7 @@ async function cPublisher(t, args) {
     child.kill('SIGKILL')
     if (m) removeAll([Number(m[1])])
   })
-  if (!m) throw new Error(`the C publisher did not start: ${first} ${stderr}`)
+  if (!m) throw new Error(`the C publisher did not start: ${first} ${(await exited).stderr}`)
   return {
     id: Number(m[1]),
     key: Number(m[2]),
@@ -48,30 +45,28 @@ async function cPublisher(t, args) {
     async done() {
       const r = await exited
       const last = (await lines.next()).value ?? ''
-      return { ...r, stderr, published: last.replace(/^published /, '') }
+      return { ...r, published: last.replace(/^published /, '') }
     },
   }
 }
+
+/** Runs `pubsub-peer ARGS` (procs.mjs's run: killed if this process exits first). */
+const start = (args, options) => runProc(PEER, args, options)
 
 /**
  * Starts a C subscriber (`pubsub-peer sub …`); `ready` resolves once it is registered (it printed
  * "ready"), `done` with its parsed summary line when it ends.
  */
 function startSubscriber(topic, count, maxMessage, seed, ...options) {
-  const child = spawn(PEER, ['sub', topic, String(count), String(maxMessage), String(seed), ...options], {
-    env: ENV,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
   let readyNow
   const ready = new Promise((resolve) => (readyNow = resolve))
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    stdout += d
-    if (stdout.startsWith('ready\n')) readyNow()
-  })
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const done = new Promise((resolve) => child.on('close', resolve)).then((code) => {
+  let out = ''
+  const started = (child) =>
+    child.stdout.on('data', (d) => {
+      out += d
+      if (out.startsWith('ready\n')) readyNow()
+    })
+  const done = start(['sub', topic, count, maxMessage, seed, ...options], { started }).then(({ code, stdout, stderr }) => {
     readyNow()
     const m = stdout.match(/^received (\d+) lagged (\d+) bad (\d+) first (\d+) last (\d+) hash ([0-9a-f]+) closed (\d)$/m)
     if (code !== 0 || !m) throw new Error(`C subscriber failed (${code}): ${stdout} ${stderr}`)
