@@ -58,6 +58,7 @@ static void topic_publish(uint32_t s, const char *src, uint32_t len) {
   }
   size_t at = slot_at(s);
   __atomic_store_n(W(at + 4), WRITING, __ATOMIC_SEQ_CST);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the mark before any data byte */
   memcpy(base + at + 8, src, len);
   __atomic_store_n(W(at), s, __ATOMIC_SEQ_CST);
   __atomic_store_n(W(at + 4), len, __ATOMIC_SEQ_CST);
@@ -82,9 +83,11 @@ static uint32_t receive(size_t e, uint32_t c, char *dst) {
   uint32_t stamp = __atomic_load_n(W(at), __ATOMIC_SEQ_CST), len = __atomic_load_n(W(at + 4), __ATOMIC_SEQ_CST);
   if (stamp != c || len > slot_size - 8) { fprintf(stderr, "slot %u: stamp %u length %u\n", c, stamp, len); exit(1); }
   memcpy(dst, base + at + 8, len);
-  uint32_t again = stamp;
-  __atomic_compare_exchange_n(W(at), &again, stamp, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-  if (again != stamp) { fprintf(stderr, "overwritten under the block policy\n"); exit(1); }
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the copy's loads before the re-check */
+  if (__atomic_load_n(W(at), __ATOMIC_SEQ_CST) != stamp || __atomic_load_n(W(at + 4), __ATOMIC_SEQ_CST) != len) {
+    fprintf(stderr, "overwritten under the block policy\n");
+    exit(1);
+  }
   __atomic_store_n(W(e + 8), c + 1, __ATOMIC_SEQ_CST);
   __atomic_fetch_add(W(SPACE), 1, __ATOMIC_SEQ_CST);
   cell_wake(SPACE);

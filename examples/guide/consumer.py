@@ -6,7 +6,9 @@
 # sysv_ipc has no atomic operations and no futex: this reader polls, and takes no entry of the
 # subscriber table (it is unregistered: fine under the 'overwrite' policy, and a 'block'
 # publisher would not wait for it). Each read is a memcpy of aligned words; a message is
-# accepted only if its slot's stamp and length are the same after the copy as before.
+# accepted only if its slot's stamp and length are the same after the copy as before. Nor has
+# it fences: that re-check is sound where loads are not reordered with loads (x86-64); on arm64
+# the README's protocol puts a full fence between the copy and the re-check, which Python cannot.
 import json
 import struct
 import sys
