@@ -9,7 +9,7 @@ import test from 'ava'
 import { Publisher, SharedMemory, Subscriber, topicKey } from '../dist/index.js'
 
 import { Checksum, message } from './fixtures/channel-msgs.mjs'
-import { compileC, run as runProc, until } from './fixtures/procs.mjs'
+import { compileC, run as runProc } from './fixtures/procs.mjs'
 import { noLeaks, removeAll, run } from './interop/helpers.mjs'
 
 noLeaks(test)
@@ -175,9 +175,12 @@ for (const [path, zeroCopy] of PATHS) {
     const pub = Publisher.create(name, { capacity: 8, maxMessage, maxSubscribers: 4, policy: 'block', zeroCopy })
     t.teardown(() => pub.close())
     const poller = startSubscriber(`name:${name}`, 0, maxMessage, seed, 'noreg')
-    await poller.ready
-    const subs = [cSubscriber(`name:${name}`, 0, maxMessage, seed), cSubscriber(`key:${topicKey(name)}`, 0, maxMessage, seed, 'delay=50')]
-    await until(() => pub.subscriberCount === 2, 'both C subscribers registered')
+    const starts = [startSubscriber(`name:${name}`, 0, maxMessage, seed), startSubscriber(`key:${topicKey(name)}`, 0, maxMessage, seed, 'delay=50')]
+    // "ready": registered, cursor and start time written. (subscriberCount counts an entry from
+    // its claim on, before the subscriber has read the head: not enough to start publishing.)
+    await Promise.all([poller, ...starts].map((s) => s.ready))
+    t.is(pub.subscriberCount, 2)
+    const subs = starts.map((s) => s.done)
     const sum = new Checksum()
     for (let i = 0; i < count; i++) {
       const m = message(i, maxMessage, seed)
@@ -304,7 +307,7 @@ test.serial('names are checked both ways: Node refuses a C topic made by key at 
   // A's own name is let in by C (and registers: the publisher counts it).
   const c = startSubscriber(`name:${a}`, 0, 64, 1)
   await c.ready
-  await until(() => nodePub.subscriberCount === 1, 'the C subscriber registered')
+  t.is(nodePub.subscriberCount, 1, 'the C subscriber registered')
   nodePub.close()
   t.like(await c.done, { received: 0, closed: true })
 })

@@ -19,9 +19,22 @@ const say = (x) => process.stdout.write(JSON.stringify(x) + '\n')
 const now = () => process.hrtime.bigint()
 const secs = (t0) => Number(now() - t0) / 1e9
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-// The layout's words this peer reads itself (latency): the space cell, entry 0's cursor.
+// The layout's words this peer reads itself: the space cell, entry 0's cursor (latency), the
+// entries' start times.
 const SPACE = 40
 const CURSOR0 = 256 + 8
+
+/**
+ * Waits until `subs` subscribers have joined: their entries' start times are written (after
+ * their cursors). `subscriberCount` counts an entry from its claim on, before its subscriber has
+ * read the head; publishing then could run ahead of that subscriber's first message.
+ */
+async function joined(id, subs) {
+  const shm = SharedMemory.openById(id)
+  const u32 = new Uint32Array(shm.buffer.buffer, shm.buffer.byteOffset, 64 + 4 * subs)
+  while (Array.from({ length: subs }, (_, i) => Atomics.load(u32, 64 + 4 * i + 1)).filter((s) => s !== 0).length < subs) await sleep(1)
+  shm.detach()
+}
 
 /** Receives `count` messages with `recvInto(target)`, checks each stamp, reports the rate. */
 function receiveAll(recvInto) {
@@ -39,7 +52,7 @@ function receiveAll(recvInto) {
 if (impl === 'pubsub' && role === 'pub') {
   const pub = Publisher.create(IPC_PRIVATE, { capacity: opts.capacity, maxMessage: size, maxSubscribers: opts.subs, policy: 'block' })
   say({ id: pub.id })
-  while (pub.subscriberCount < opts.subs) await sleep(1)
+  await joined(pub.id, opts.subs)
   const msg = Buffer.alloc(size)
   for (let i = 0; i < count; i++) {
     msg.writeUInt32LE(i >>> 0, 0)
@@ -67,7 +80,7 @@ if (impl === 'pubsub' && role === 'pub') {
   const shm = SharedMemory.openById(pub.id)
   const i32 = new Int32Array(shm.buffer.buffer, shm.buffer.byteOffset, 128)
   say({ id: pub.id })
-  while (pub.subscriberCount < 1) await sleep(1)
+  await joined(pub.id, 1)
   const msg = Buffer.alloc(64)
   for (let i = 0; i < count; i++) {
     msg.writeUInt32LE(i, 0)
