@@ -9,7 +9,7 @@ import test from 'ava'
 import { Publisher, SharedMemory, Subscriber, topicKey } from '../dist/index.js'
 
 import { Checksum, message } from './fixtures/channel-msgs.mjs'
-import { compileC, run as runProc } from './fixtures/procs.mjs'
+import { compileC, run as runProc, until } from './fixtures/procs.mjs'
 import { noLeaks, removeAll, run } from './interop/helpers.mjs'
 
 noLeaks(test)
@@ -61,8 +61,9 @@ function startSubscriber(topic, count, maxMessage, seed, ...options) {
   let readyNow
   const ready = new Promise((resolve) => (readyNow = resolve))
   let out = ''
-  const started = (child) =>
-    child.stdout.on('data', (d) => {
+  let child
+  const started = (c) =>
+    (child = c).stdout.on('data', (d) => {
       out += d
       if (out.startsWith('ready\n')) readyNow()
     })
@@ -73,7 +74,7 @@ function startSubscriber(topic, count, maxMessage, seed, ...options) {
     const [received, lagged, bad, first, last] = m.slice(1, 6).map(Number)
     return { received, lagged, bad, first, last, hash: m[6], closed: m[7] === '1', stdout }
   })
-  return { ready, done }
+  return { ready, done, child }
 }
 
 /** Runs a C subscriber to its end: its parsed summary line. */
@@ -310,4 +311,28 @@ test.serial('names are checked both ways: Node refuses a C topic made by key at 
   t.is(nodePub.subscriberCount, 1, 'the C subscriber registered')
   nodePub.close()
   t.like(await c.done, { received: 0, closed: true })
+})
+
+test.serial('block policy across languages: a Node publisher waits for a C subscriber, and reclaims its entry once it is SIGKILLed (TID + start time from /proc)', async (t) => {
+  const name = freshName()
+  const pub = Publisher.create(name, { capacity: 4, maxMessage: 64, maxSubscribers: 2, policy: 'block' })
+  t.teardown(() => pub.close())
+  // A C subscriber that sleeps 1000 s after its first message: it holds the publisher back.
+  const slow = startSubscriber(`name:${name}`, 0, 64, 1, 'delay=1000000000', 'nocheck')
+  const killed = slow.done.catch((e) => e) // it ends killed
+  t.teardown(() => slow.child.kill('SIGKILL'))
+  await slow.ready
+  t.is(pub.subscriberCount, 1)
+  const shm = SharedMemory.openById(pub.id)
+  t.teardown(() => shm.detach())
+  const cursor = () => shm.buffer.readUInt32LE(256 + 8) // entry 0: the C subscriber's
+  t.true(pub.publish(message(0, 64, 1)))
+  await until(() => cursor() === 1, 'the C subscriber to take message 0')
+  for (let i = 1; i <= 4; i++) t.true(pub.publish(message(i, 64, 1)), `message ${i} fits: 4 slots past its cursor`)
+  t.false(pub.publish(message(5, 64, 1), { timeoutMs: 200 }), 'the publisher waits for the live C subscriber')
+  slow.child.kill('SIGKILL')
+  await killed
+  // Dead: the publisher finds it so (its TID is gone) and frees its entry.
+  t.true(pub.publish(message(5, 64, 1), { timeoutMs: 60_000 }))
+  t.is(pub.subscriberCount, 0)
 })
