@@ -336,3 +336,32 @@ test.serial('block policy across languages: a Node publisher waits for a C subsc
   t.true(pub.publish(message(5, 64, 1), { timeoutMs: 60_000 }))
   t.is(pub.subscriberCount, 0)
 })
+
+test.serial('block policy across languages: a C publisher waits for a Node subscriber, and reclaims its entry once it is SIGKILLed', async (t) => {
+  const name = freshName()
+  const count = 50
+  const pub = await cPublisher(t, [`name:${name}`, 4, 64, 2, 'block', count, 1, 1])
+  // A Node subscriber that takes one message, says so, and sleeps: it holds the publisher back.
+  const code = `import { Subscriber } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}
+    const sub = Subscriber.open(${JSON.stringify(name)})
+    console.log('ready')
+    sub.receive()
+    console.log('took one')
+    setInterval(() => {}, 1000)`
+  let node
+  let out = ''
+  const ended = runProc(process.execPath, ['--input-type=module', '-e', code], {
+    started: (c) => (node = c).stdout.on('data', (d) => (out += d)),
+  })
+  t.teardown(() => node.kill('SIGKILL'))
+  await until(() => out.includes('took one'), 'the Node subscriber to take a message')
+  // The C publisher is stuck at message 5 (4 slots past the cursor 1): it has not ended.
+  const done = pub.done()
+  const raced = await Promise.race([done, new Promise((r) => setTimeout(() => r('waiting'), 200))])
+  t.is(raced, 'waiting')
+  node.kill('SIGKILL')
+  t.is((await ended).signal, 'SIGKILL')
+  const end = await done
+  t.is(end.code, 0, end.stderr)
+  t.regex(end.published, new RegExp(`^${count} `), 'it published everything once the dead subscriber was reclaimed')
+})
