@@ -1,9 +1,11 @@
 // A hostile peer: another process (in Node, fixtures/hostile-scribbler.mjs, or in C,
 // fixtures/hostile-peer.c) writes adversarial and random values over every header word and record
-// header of a live channel, or over the value and waiter-count words of wait cells, while a Node
-// process (fixtures/hostile-child.mjs) uses the channel or the cells with every call of the API.
-// The Node process must only ever see well-formed messages (a forged record is the peer's right)
-// or typed errors (ERR_CHANNEL_CORRUPT naming the word and values, ERR_CHANNEL_CLOSED), must exit
+// header of a live channel, or over the value and waiter-count words of wait cells, or over the
+// header words, subscriber entries and slot headers of a pub/sub topic, while a Node process
+// (fixtures/hostile-child.mjs, fixtures/hostile-pubsub-child.mjs) uses the channel, the cells or
+// the topic with every call of the API. The Node process must only ever see well-formed messages
+// (a forged record is the peer's right) or typed errors (ERR_CHANNEL_CORRUPT or
+// ERR_PUBSUB_CORRUPT naming the word and values, ERR_CHANNEL_CLOSED, ERR_PUBSUB_CLOSED), must exit
 // normally, and, once the test has repaired the words, must move messages exactly again.
 //
 // A few seconds per case, one case at a time (each keeps two processes busy); SYSV_SHM_STRESS=1
@@ -15,6 +17,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { Channel, IPC_PRIVATE, SharedMemory, ShmError } from '../dist/index.js'
+import { removeAll } from './interop/helpers.mjs'
 import { compileC, run, runNode, until } from './fixtures/procs.mjs'
 
 const SECONDS = process.env.SYSV_SHM_STRESS ? 30 : 3
@@ -48,18 +51,22 @@ function peer(kind, args, started) {
  * Runs the victim and the peer on `target` (a SharedMemory over the attacked segment) for
  * SECONDS once the peer writes, stops them, calls `repair`, lets the victim check the repaired
  * segment; returns the victim's counts. The peer must have written, and the victim made calls
- * while it did.
+ * while it did. `target` may instead be a function `(phase, victimDone) => Promise<id>` for a
+ * victim that makes the segment itself (it gets `-` for the id): the peer starts on that id.
  */
-async function attack(t, kind, mode, target, repair, path = 'js') {
+async function attack(t, kind, mode, target, repair, path = 'js', extra = []) {
   const ctrl = segment(t, 16)
-  const phase = new Int32Array(ctrl.buffer.buffer, ctrl.buffer.byteOffset, 3)
+  const phase = new Int32Array(ctrl.buffer.buffer, ctrl.buffer.byteOffset, 4)
   const seed = (Math.random() * 2 ** 31) >>> 0
   t.log(`seed ${seed}`)
   let victimDone = false
   // Killed if the test fails before they end (they also end when this process does).
   const started = (child) => t.teardown(() => child.kill('SIGKILL'))
-  const victim = runNode('hostile-child.mjs', [mode, target.id, ctrl.id, seed, path], { started }).finally(() => (victimDone = true))
-  const scribbler = peer(kind, [mode, target.id, ctrl.id, seed ^ 0x5bd1e995], started)
+  const fixture = mode === 'pubsub' ? 'hostile-pubsub-child.mjs' : 'hostile-child.mjs'
+  const made = typeof target === 'function'
+  const victim = runNode(fixture, [mode, made ? '-' : target.id, ctrl.id, seed, path, ...extra], { started }).finally(() => (victimDone = true))
+  const id = made ? await target(phase, () => victimDone) : target.id
+  const scribbler = peer(kind, [mode, id, ctrl.id, seed ^ 0x5bd1e995], started)
   let peerDone = false
   scribbler.finally(() => (peerDone = true))
   await until(() => Atomics.load(phase, 2) === 1 || victimDone || peerDone, 'the peer to start writing')
@@ -71,7 +78,7 @@ async function attack(t, kind, mode, target, repair, path = 'js') {
   t.log(`${kind} peer: ${writes} writes in ${SECONDS} s`)
   t.true(writes >= MIN_WRITES, `the peer wrote ${s.stdout.trim()} times`)
   await until(() => Atomics.load(phase, 0) === 2 || victimDone, 'the victim to stop')
-  repair()
+  repair(phase)
   Atomics.store(phase, 0, 3)
   const v = await victim
   t.is(v.signal, null, `the victim died of ${v.signal}: ${v.stderr}`)
@@ -182,4 +189,58 @@ test.serial('a send while a peer sets and clears the closed word throws ERR_CHAN
   t.log(codes)
   t.true(codes['ShmError ERR_CHANNEL_CLOSED'] > 0, 'the peer closed the channel under the sends')
   t.deepEqual(Object.keys(codes), ['ShmError ERR_CHANNEL_CLOSED'])
+})
+
+// ------------------------------------------------------------------ publish/subscribe
+
+/**
+ * `attack` on a live topic that the victim makes (capacity 8, maxMessage 256, 4 entries) and uses
+ * as publisher and subscribers, on its zero-copy view or its copy path. The repair restores the
+ * header as it was made (head = the victim's sequence then), frees every entry and marks every
+ * slot never written.
+ */
+async function attackTopic(t, kind, path, policy) {
+  let shm
+  let header
+  t.teardown(() => {
+    if (shm) {
+      removeAll([shm.id]) // the victim's close removed it, unless it failed
+      shm.detach()
+    }
+  })
+  const made = async (phase, victimDone) => {
+    await until(() => Atomics.load(phase, 1) === 1 || victimDone(), 'the victim to make its topic')
+    shm = SharedMemory.openById(Atomics.load(phase, 3))
+    header = shm.read(0, 256)
+    return shm.id
+  }
+  const repair = (phase) => {
+    const u32 = (i) => header.readUInt32LE(4 * i)
+    const [slots, slotSize, entries] = [u32(2), u32(3), u32(5)]
+    const h = Buffer.from(header)
+    h.writeUInt32LE(0, 28) // flags
+    h.writeUInt32LE(Atomics.load(phase, 3) >>> 0, 32) // head: the publisher's sequence
+    shm.write(h, 0)
+    shm.write(Buffer.alloc(16 * entries), 256)
+    const slotsAt = 256 + 16 * entries
+    const never = Buffer.from([0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]) // stamp 0, length WRITING
+    for (let i = 0; i < slots; i++) shm.write(never, slotsAt + i * slotSize)
+  }
+  const stats = await attack(t, kind, 'pubsub', made, repair, path, [policy])
+  t.true(stats.intact > 0, 'messages came through between the damage')
+  t.true(stats.errors.ERR_PUBSUB_CORRUPT > 0, 'the peer broke the topic')
+  t.is(stats.clean, 200, 'the repaired topic moves messages exactly')
+  return stats
+}
+
+for (const kind of ['Node', 'C']) {
+  for (const path of ['zero-copy', 'copy']) {
+    test.serial(`pub/sub, ${path === 'copy' ? 'zeroCopy: false' : 'zero-copy'}, block: a ${kind} peer scribbling over header words, subscriber entries and slot headers gets ERR_PUBSUB_CORRUPT/CLOSED, never a crash`, async (t) => {
+      await attackTopic(t, kind, path, 'block')
+    })
+  }
+}
+
+test.serial('pub/sub, zero-copy, overwrite: a Node peer scribbling over the topic gets typed errors only, never a crash', async (t) => {
+  await attackTopic(t, 'Node', 'zero-copy', 'overwrite')
 })

@@ -22,6 +22,8 @@ import { fileURLToPath } from 'node:url'
 
 import { Channel, IPC_PRIVATE, MessageQueue, Mutex, SharedMemory } from '../dist/index.js'
 
+import { addPubsub, pubsubBaselines } from './pubsub.mjs'
+
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
 const flag = (name) => args.includes(name)
@@ -338,6 +340,9 @@ for (const [size, channels, queue] of [
   )
 }
 
+// Publish/subscribe: its scenarios are in bench/pubsub.mjs.
+addPubsub({ add, n, spawnPeer, placements, SPLIT, build })
+
 // Units: MB/s from bytes/s, µs from ns.
 const convert = { 'MB/s': (v) => v / 1e6, µs: (v) => v / 1000, 'msg/s': (v) => v, ns: (v) => v, calls: (v) => v }
 // The C attach reference prints ns; the Node peer prints ns too.
@@ -403,6 +408,7 @@ const baselines = [
   [/^message rate 4 KiB/, 'Channel send /'],
   [/^native call cost/, 'plain native function'],
   [/^64 B into/, 'Buffer#copy 64 B into'],
+  ...pubsubBaselines,
 ]
 const baseline = (scenario) => baselines.find(([re]) => re.test(scenario))?.[1]
 
