@@ -1,6 +1,7 @@
 // Publisher/Subscriber across real processes (fixtures/pubsub-child.mjs), on the zero-copy view
 // and on the copy path (zeroCopy: false: every word a native call), with self-checking
 // messages (fixtures/pubsub-msgs.mjs): a torn or stale message fails the child.
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import test from 'ava'
@@ -438,3 +439,33 @@ test('bad input: TypeError/RangeError before any system call, no segment left', 
   sub.close()
   t.is(t.throws(() => SharedMemory.open(topicKey(name))).code, 'ENOENT', 'no segment left at the key')
 })
+
+// An entry whose TID is claimed but whose start time is not written yet is a subscriber still in
+// its open(): the block policy does not wait for it, so subscriberCount does not count it either
+// (it did, and "wait for subscriberCount, then publish" lost a joining subscriber's messages).
+// Once the start time is there it is counted and waited for.
+test('a joining entry (TID, no start time yet) is neither counted nor waited for; then it is both', (t) => {
+  const pub = publisher(t, IPC_PRIVATE, { capacity: 1, maxMessage: 8, maxSubscribers: 2, policy: 'block' })
+  const shm = SharedMemory.openById(pub.id)
+  t.teardown(() => shm.detach())
+  const ENTRY = 256
+  shm.buffer.writeUInt32LE(process.pid, ENTRY) // the claim of an open() in progress
+  t.is(pub.subscriberCount, 0)
+  t.true(pub.publish('a', { timeoutMs: 0 }))
+  t.true(pub.publish('b', { timeoutMs: 0 }))
+  // The open writes its cursor (the head), then its start time (a live thread's: this one's).
+  const sub = Subscriber.openById(pub.id, { register: false })
+  t.teardown(() => sub.close())
+  shm.buffer.writeUInt32LE(pub.sequence, ENTRY + 8)
+  shm.buffer.writeUInt32LE(readStart(), ENTRY + 4)
+  t.is(pub.subscriberCount, 1)
+  t.true(pub.publish('c', { timeoutMs: 0 }))
+  t.false(pub.publish('d', { timeoutMs: 20 }), 'the entry is waited for now')
+  t.is(String(sub.tryReceive()), 'c')
+})
+
+/** This thread's start time as the layout stores it (field 22 of /proc/thread-self/stat, low 32 bits). */
+function readStart() {
+  const stat = readFileSync('/proc/thread-self/stat', 'utf8')
+  return Number(BigInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) & 0xffffffffn)
+}

@@ -466,15 +466,17 @@ export class Publisher implements Disposable {
   }
 
   /**
-   * Registered subscribers whose thread is alive; the entries of dead ones are reclaimed on the
-   * way (one `/proc` read per entry in use).
+   * Registered subscribers whose thread is alive and whose `open` has written its entry (the
+   * ones a block publisher waits for); the entries of dead ones are reclaimed on the way (one
+   * `/proc` read per entry in use).
    */
   get subscriberCount(): number {
     const t = this.#live()
     let n = 0
     for (let i = 0; i < t.subscribers; i++) {
       const { tid, start } = t.owner(i)
-      if (tid !== 0 && !t.reclaimIfDead(i, tid, start)) n++
+      // Joining (start time not written yet): not counted, as the block policy does not count it.
+      if (tid !== 0 && !t.reclaimIfDead(i, tid, start) && start !== 0) n++
     }
     return n
   }
@@ -797,10 +799,16 @@ export class Subscriber implements Disposable, AsyncIterable<Buffer> {
         if (tid !== 0 && !(reclaim && t.reclaimIfDead(i, tid, start))) continue
         const e = t.entryWord(i)
         if (t.w.cas(e, 0, me.tid) !== 0) continue
+        t.w.store(e + 2, t.head())
+        t.w.store(e + 1, me.start)
+        // Counted from the start time on; the head may have moved more than `capacity` since the
+        // cursor was written (a block publisher did not wait for an entry it did not count):
+        // start at the head as it is now, so that no message published before open returned
+        // counts as lagged, and tell a waiting publisher the cursor moved.
         const c = t.head()
         t.w.store(e + 2, c)
-        t.w.store(e + 1, me.start)
         this.#entry = e
+        if (t.block) this.#advanced(t)
         return c
       }
     }
