@@ -66,12 +66,13 @@ static void topic_publish(uint32_t s, const char *src, uint32_t len) {
   cell_wake(HEAD);
 }
 
-/* Registers in entry i (cursor = head, then a non-zero start time: counted from then on). */
+/* Registers in entry i (cursor = head, then a non-zero start time: counted from then on, then the head again). */
 static size_t join(uint32_t i) {
   size_t e = HEADER + (size_t)ENTRY * i;
   __atomic_store_n(W(e), (uint32_t)getpid(), __ATOMIC_SEQ_CST);
   __atomic_store_n(W(e + 8), __atomic_load_n(W(HEAD), __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
   __atomic_store_n(W(e + 4), 1, __ATOMIC_SEQ_CST);
+  __atomic_store_n(W(e + 8), __atomic_load_n(W(HEAD), __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST); /* counted now: from the head as it is */
   return e;
 }
 

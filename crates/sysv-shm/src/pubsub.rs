@@ -65,8 +65,9 @@
 //! The order of the owner words, so that no reader ever trusts a stale start
 //! time (read the start time first, then the TID):
 //! - Register: compare-exchange the entry's TID `0` -> TID, store the cursor
-//!   (the head), then the start time. A block publisher counts an entry only
-//!   once its start time is not `0`.
+//!   (the head), then the start time, then the head again as the cursor (it
+//!   may have moved on meanwhile; block policy: bump `space`). A block
+//!   publisher counts an entry only once its start time is not `0`.
 //! - Leave: store the start time `0`, then the TID `0`. Reclaim a dead owner
 //!   (anyone): compare-exchange the start time from the value read to `0`,
 //!   then the TID from the value read to `0`.
