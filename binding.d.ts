@@ -9,7 +9,11 @@ export declare class ExternalObject<T> {
   }
 }
 
-/** One end of a channel. Detached by `detach()` or garbage collection. */
+/**
+ * One end of a channel. Detached by `detach()` or garbage collection.
+ * The calls of the hot paths are plain functions over its
+ * [`ChannelCopy`] (`copyHandle()`), not methods.
+ */
 export declare class ChannelHandle {
   /** Creates a channel segment of `512 + capacity` bytes (rounded up to 8). */
   static create(key: number, capacity: number, mode: number, exclusive: boolean): ChannelHandle
@@ -23,57 +27,19 @@ export declare class ChannelHandle {
   get created(): boolean
   /** Whether the handle is attached. */
   get attached(): boolean
+  /** The handle of this end's plain functions (`channelTrySend`, …). */
+  copyHandle(): ExternalObject<'ChannelCopy'>
   /** The ring's capacity in bytes. */
   get capacity(): number
   /** The largest message, in bytes (`capacity - 8`). */
   get maxMessage(): number
   /** Bytes of records not yet received. */
   get pendingBytes(): number
-  /** Whether the channel was closed. */
-  get closed(): boolean
   /**
    * How this handle waits: `"spin"`, `"park"` or `"spin-then-park"` (with
    * `spinMicros`).
    */
   setWait(kind: string, spinMicros: number): void
-  /** Sends if there is room now; `false` if the ring is too full. */
-  trySend(data: ArrayBufferView): boolean
-  /** Sends, waiting while the ring is too full; `false` on timeout. */
-  send(data: ArrayBufferView, timeoutMs?: number | undefined | null): boolean
-  /**
-   * Sends each view in order while there is room; returns how many were
-   * sent. One call for many small messages.
-   */
-  trySendMany(items: ArrayBufferView[]): number
-  /**
-   * Receives into `target` if a message is there: its length, `-1` if
-   * empty, `-2` if empty and closed. `RangeError` if it does not fit.
-   */
-  tryRecvInto(target: ArrayBufferView): number
-  /** Receives into `target`, waiting: as `tryRecvInto`, `-1` on timeout. */
-  recvInto(target: ArrayBufferView, timeoutMs?: number | undefined | null): number
-  /**
-   * Receives as many waiting messages as fit into `target` (packed back to
-   * back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
-   * first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
-   * and empty. `RangeError` if the first does not fit.
-   */
-  recvMany(target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null): number
-  /** The next message's length, or `-1` if there is none. */
-  nextLength(): number
-  /** Receives into a new Buffer if a message is there, else `null`. */
-  tryRecv(): Buffer | null
-  /**
-   * Receives into a new Buffer, waiting; `null` on timeout or when closed
-   * and empty.
-   */
-  recv(timeoutMs?: number | undefined | null): Buffer | null
-  /**
-   * Arms an asynchronous wait for a message that `token` cancels: `null`
-   * if one (or the close) is already there, else a promise as for
-   * `Mapping.waitAsync`.
-   */
-  recvWaitAsync(token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'> | null
   /**
    * An `ArrayBuffer` over the whole segment (the 512-byte header, then
    * the ring: `512 + capacity` bytes), with no copy: the JavaScript send
@@ -83,13 +49,6 @@ export declare class ChannelHandle {
    * `buffer.constants.MAX_LENGTH`), a string that says why.
    */
   segmentBuffer(): ArrayBuffer | string
-  /**
-   * Wakes the receiver (`true`) or the sender (`false`) if its waiting
-   * word says it sleeps: for the JavaScript paths, which move `head` and
-   * `tail` themselves (`futex(2)` `FUTEX_WAKE`, no system call when the
-   * word is 0).
-   */
-  wake(receiver: boolean): void
   /**
    * Reserves room for `length` bytes to write in place, waiting while the
    * ring is too full: the payload's offset in the ring, `-1` on timeout,
@@ -129,22 +88,6 @@ export declare class ChannelHandle {
  * and its buffer are garbage-collected.
  */
 export declare class Mapping {
-  /**
-   * Blocks until the wait cell at `offset` is notified (`FUTEX_WAIT`),
-   * unless its value is not `expected`; `"ok"`, `"not-equal"` or
-   * `"timed-out"`.
-   */
-  wait(offset: number, expected: number, timeoutMs?: number | undefined | null): string
-  /**
-   * Wakes up to `count` waiters of the cell at `offset`; returns how many.
-   * No system call when the cell's waiter count is 0.
-   */
-  notify(offset: number, count: number): number
-  /**
-   * Starts an asynchronous wait that `token` cancels; the promise is as
-   * [`futex_promise`] says.
-   */
-  waitAsync(offset: number, expected: number, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'>
   /** `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`. */
   static attach(id: number, readOnly: boolean): Mapping
   /** The shmid. */
@@ -171,8 +114,9 @@ export declare class Mapping {
    */
   createSharedBuffer(): SharedArrayBuffer | string
   /**
-   * The handle of the copy path's plain functions (`mappingReadInto`,
-   * `mappingWrite`) for this mapping.
+   * The handle of the plain functions that take the place of methods on
+   * the hot paths (`mappingReadInto`, `mappingWrite`, `mappingWait`,
+   * `mappingNotify`, `mappingWaitAsync`) for this mapping.
    */
   copyHandle(): ExternalObject<'CopyHandle'>
   /**
@@ -203,6 +147,64 @@ export declare class WaitToken {
   cancel(): void
 }
 
+/** Whether the channel was closed. */
+export declare function channelClosed(handle: ExternalObject<'ChannelCopy'>): boolean
+
+/** The next message's length, or `-1` if there is none. */
+export declare function channelNextLength(handle: ExternalObject<'ChannelCopy'>): number
+
+/**
+ * Receives into a new Buffer, waiting; `null` on timeout or when closed
+ * and empty.
+ */
+export declare function channelRecv(handle: ExternalObject<'ChannelCopy'>, timeoutMs?: number | undefined | null): Buffer | null
+
+/** Receives into `target`, waiting: as `channelTryRecvInto`, `-1` on timeout. */
+export declare function channelRecvInto(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, timeoutMs?: number | undefined | null): number
+
+/**
+ * Receives as many waiting messages as fit into `target` (packed back to
+ * back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
+ * first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
+ * and empty. `RangeError` if the first does not fit.
+ */
+export declare function channelRecvMany(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null): number
+
+/**
+ * Arms an asynchronous wait for a message that `token` cancels: `null`
+ * if one (or the close) is already there, else a promise as for
+ * `mappingWaitAsync`.
+ */
+export declare function channelRecvWaitAsync(handle: ExternalObject<'ChannelCopy'>, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'> | null
+
+/** Sends, waiting while the ring is too full; `false` on timeout. */
+export declare function channelSend(handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView, timeoutMs?: number | undefined | null): boolean
+
+/** Receives into a new Buffer if a message is there, else `null`. */
+export declare function channelTryRecv(handle: ExternalObject<'ChannelCopy'>): Buffer | null
+
+/**
+ * Receives into `target` if a message is there: its length, `-1` if
+ * empty, `-2` if empty and closed. `RangeError` if it does not fit.
+ */
+export declare function channelTryRecvInto(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView): number
+
+/** Sends if there is room now; `false` if the ring is too full. */
+export declare function channelTrySend(handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView): boolean
+
+/**
+ * Sends each view in order while there is room; returns how many were
+ * sent. One call for many small messages.
+ */
+export declare function channelTrySendMany(handle: ExternalObject<'ChannelCopy'>, items: ArrayBufferView[]): number
+
+/**
+ * Wakes the receiver (`true`) or the sender (`false`) if its waiting word
+ * says it sleeps: for the JavaScript paths, which move `head` and `tail`
+ * themselves (`futex(2)` `FUTEX_WAKE`, no system call when the word is 0).
+ */
+export declare function channelWake(handle: ExternalObject<'ChannelCopy'>, receiver: boolean): void
+
 /** `ftok(3)`: a key from an existing path and a project id (1..=255). */
 export declare function ftok(path: string, projId: number): number
 
@@ -214,10 +216,30 @@ export declare function ftok(path: string, projId: number): number
 export declare function futexAsyncBackend(): string
 
 /**
+ * Wakes up to `count` waiters of the cell at `offset` of the mapping;
+ * returns how many. No system call when the cell's waiter count is 0.
+ */
+export declare function mappingNotify(handle: ExternalObject<'CopyHandle'>, offset: number, count: number): number
+
+/**
  * Copies from the segment at `offset` into `target`, as many bytes as fit
  * in both; returns the count.
  */
 export declare function mappingReadInto(handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number): number
+
+/**
+ * Blocks until the wait cell at `offset` of the mapping is notified
+ * (`FUTEX_WAIT`), unless its value is not `expected`; `"ok"`,
+ * `"not-equal"` or `"timed-out"`. A plain function over the mapping's
+ * [`CopyHandle`], as every call of a hot path is.
+ */
+export declare function mappingWait(handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs?: number | undefined | null): string
+
+/**
+ * Starts an asynchronous wait on the cell at `offset` of the mapping that
+ * `token` cancels; the promise is as [`futex_promise`] says.
+ */
+export declare function mappingWaitAsync(handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'>
 
 /**
  * Copies all of `source` into the segment at `offset`; throws a

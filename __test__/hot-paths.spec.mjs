@@ -11,11 +11,12 @@ import { dispose, noLeaks, runNode } from './helpers.mjs'
 noLeaks(test)
 
 /**
- * Counts the calls into the native Mapping class and the copy path's functions while `fn` runs:
- * every method and getter of its prototype, and the addon's functions, are wrapped for that time.
+ * Counts the calls into the native class of `proto` (default: Mapping) and the addon's plain
+ * functions (the copy path's, the waits' and wakes' over the External) while `fn` runs: every
+ * method and getter of the prototype, and the addon's functions, are wrapped for that time.
  */
-function nativeCalls(fn) {
-  const saved = [native.Mapping.prototype, native].flatMap((proto) =>
+function nativeCalls(fn, proto = native.Mapping.prototype) {
+  const saved = [proto, native].flatMap((proto) =>
     Object.getOwnPropertyNames(proto)
       .filter((k) => k !== 'constructor' && (proto !== native || typeof native[k] === 'function'))
       .map((k) => [proto, k, Object.getOwnPropertyDescriptor(proto, k)]),
@@ -194,26 +195,8 @@ function channel(t, capacity) {
   return { js, nat, shm, words }
 }
 
-/** Counts the calls into the native ChannelHandle class while `fn` runs. */
-function channelCalls(fn) {
-  const proto = native.ChannelHandle.prototype
-  const saved = Object.getOwnPropertyNames(proto)
-    .filter((k) => k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, k).value === 'function')
-    .map((k) => [k, proto[k]])
-  const calls = []
-  for (const [k, f] of saved) {
-    proto[k] = function (...args) {
-      calls.push(k)
-      return f.apply(this, args)
-    }
-  }
-  try {
-    fn()
-  } finally {
-    for (const [k, f] of saved) proto[k] = f
-  }
-  return calls
-}
+/** Counts the calls into the native ChannelHandle class and the addon's functions while `fn` runs. */
+const channelCalls = (fn) => nativeCalls(fn, native.ChannelHandle.prototype)
 
 const HEAD = 128 / 8
 const TAIL = 256 / 8

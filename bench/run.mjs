@@ -293,7 +293,7 @@ for (const [size, channels, queue] of [
   for (const [impl, name] of [
     ['plain-fn', 'plain native function (futexAsyncBackend())'],
     ['getter', 'native class getter (Mapping#id)'],
-    ['method', 'native class method (Mapping#notify(0, 1), no waiter)'],
+    ['method', 'native method of the hot paths (mappingNotify(h, 0, 1) over the External, no waiter)'],
     ['external-fn', 'copy path: plain function over an External (mappingReadInto, 0 bytes)'],
   ]) {
     add('native call cost', name, 'ns', () => withSegment(4096, (id) => single({ scenario: 'costs', impl, id, count: n(2_000_000) })))
@@ -462,7 +462,7 @@ for (const [where] of placements) {
   target(`ping-pong ${where}: wait/notify / process.send`, r6, r6 < 0.5, 'far below 1')
 }
 const pf = find('native call cost', 'plain native function')
-for (const impl of ['native class getter', 'native class method', 'copy path: plain function over an External']) {
+for (const impl of ['native class getter', 'native method of the hot paths', 'copy path: plain function over an External']) {
   const r = ratio(find('native call cost', impl), pf)
   target(`${impl} / plain native function`, r, r <= 1.5, '<= 1.5')
 }

@@ -166,7 +166,7 @@ export class SharedMemory implements Disposable {
    * ranges themselves; without it they call the native copy, which checks them again.
    */
   #buffer: Buffer | null = null
-  /** The handle of the copy path's plain native functions, made at its first use. */
+  /** The handle of the plain native functions of the hot paths (copies, waits, wakes), made at its first use. */
   #copy: ExternalObject<'CopyHandle'> | null = null
   #sharedBuffer: SharedArrayBuffer | null = null
   #i32: Int32Array | null = null
@@ -493,7 +493,7 @@ export class SharedMemory implements Disposable {
     const value = futex.int32('expected', expected)
     const ms = futex.timeout(timeoutMs)
     this.#writable('wait on')
-    return this.#native.wait(off, value, ms) as WaitResult
+    return native.mappingWait(this.#copyHandle(), off, value, ms) as WaitResult
   }
 
   /**
@@ -509,10 +509,10 @@ export class SharedMemory implements Disposable {
       const off = futex.cellOffset(byteOffset, this.size)
       const n = futex.count(count)
       if (n === 0 || Atomics.load(i32, (off >> 2) + 1) === 0) return 0
-      return this.#native.notify(off, n)
+      return native.mappingNotify(this.#copyHandle(), off, n)
     }
     this.#live()
-    return this.#native.notify(futex.cellOffset(byteOffset, this.size), futex.count(count))
+    return native.mappingNotify(this.#copyHandle(), futex.cellOffset(byteOffset, this.size), futex.count(count))
   }
 
   /**
@@ -532,7 +532,7 @@ export class SharedMemory implements Disposable {
     const ms = futex.timeout(timeoutMs)
     const signal = futex.signalOf(options)
     this.#writable('wait on')
-    return run(signal, (token) => this.#native.waitAsync(off, value, ms, token))
+    return run(signal, (token) => native.mappingWaitAsync(this.#copyHandle(), off, value, ms, token))
   }
 
 

@@ -9,7 +9,7 @@
 #![cfg(target_os = "linux")]
 
 mod buffer;
-mod channel;
+pub mod channel;
 mod errors;
 pub mod futex;
 pub mod ipc;
@@ -25,7 +25,7 @@ use std::path::Path;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-pub use channel::ChannelHandle;
+pub use channel::{ChannelCopy, ChannelHandle};
 pub use mapping::{mapping_read_into, mapping_write, CopyHandle, Mapping};
 
 use errors::{invalid, throw, ErrorClass};
