@@ -88,8 +88,6 @@ export declare class ChannelHandle {
  * and its buffer are garbage-collected.
  */
 export declare class Mapping {
-  /** `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`. */
-  static attach(id: number, readOnly: boolean): Mapping
   /** The shmid. */
   get id(): number
   /** The segment's key as read at attach (`0` once marked removed). */
@@ -214,6 +212,13 @@ export declare function ftok(path: string, projId: number): number
  * `futex_waitv` is missing or `SYSV_SHM_FUTEX_WAITV=0`). Probed once.
  */
 export declare function futexAsyncBackend(): string
+
+/**
+ * `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`: `[mapping, key, size]`,
+ * the key and size as read by the attach's `IPC_STAT`, in the one call
+ * (each getter of a napi-rs class costs about as much as this array).
+ */
+export declare function mappingAttach(id: number, readOnly: boolean): [Mapping, number, number]
 
 /**
  * Wakes up to `count` waiters of the cell at `offset` of the mapping;

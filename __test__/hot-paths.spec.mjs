@@ -53,6 +53,11 @@ test('read, readInto and write of a zero-copy handle make no native call; those 
   const { fast, copying } = pair(t, 4096)
   const data = Buffer.from('0123456789abcdef'.repeat(4))
   const into = Buffer.alloc(64)
+  // The zero-copy view is made at its first use, once.
+  t.deepEqual(
+    nativeCalls(() => t.is(fast.write(data, 100), 64)),
+    ['createBuffer'],
+  )
   const fastCalls = nativeCalls(() => {
     t.true(fast.attached)
     t.is(fast.write(data, 100), 64)
@@ -65,6 +70,28 @@ test('read, readInto and write of a zero-copy handle make no native call; those 
     t.is(copying.readInto(into, 200), 64)
   })
   t.deepEqual(copyCalls, ['copyHandle', 'mappingWrite', 'mappingReadInto'])
+})
+
+test('an attach and detach that never touch the memory make no zero-copy buffer: the view is made at first use', (t) => {
+  const seg = SharedMemory.create(IPC_PRIVATE, 4096)
+  t.teardown(() => dispose(seg))
+  const calls = nativeCalls(() => {
+    const shm = SharedMemory.openById(seg.id)
+    t.is(shm.size, 4096)
+    t.true(shm.attached)
+    shm.detach()
+  })
+  t.deepEqual(calls, ['mappingAttach', 'detach'])
+  // Each first use makes it: buffer, zeroCopy, read, notify.
+  for (const use of [(s) => s.buffer, (s) => s.zeroCopy, (s) => s.read(0, 1), (s) => s.notify(0)]) {
+    const shm = SharedMemory.openById(seg.id)
+    t.deepEqual(nativeCalls(() => use(shm)), ['createBuffer'])
+    t.true(shm.zeroCopy)
+    shm.buffer[100] = 9
+    t.is(seg.read(100, 1)[0], 9)
+    shm.detach()
+    t.is(shm.zeroCopy, false)
+  }
 })
 
 test('uncontended Mutex lock, tryLock, unlock and acquire make no native call on a zero-copy handle; the copying handle uses word operations', (t) => {

@@ -664,7 +664,7 @@ function costs() {
     // function over the mapping's External: it checks the waiter count and returns 0), and the
     // copy path's plain function over the External (mappingReadInto of an empty view: no bytes
     // copied).
-    const mapping = native.Mapping.attach(opts.id, false)
+    const mapping = native.mappingAttach(opts.id, false)[0]
     const handle = mapping.copyHandle()
     const empty = Buffer.alloc(0)
     const call =

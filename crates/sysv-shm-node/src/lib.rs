@@ -26,7 +26,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 pub use channel::{ChannelCopy, ChannelHandle};
-pub use mapping::{mapping_read_into, mapping_write, CopyHandle, Mapping};
+pub use mapping::{mapping_attach, mapping_read_into, mapping_write, CopyHandle, Mapping};
 
 use errors::{invalid, throw, ErrorClass};
 

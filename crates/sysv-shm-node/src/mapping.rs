@@ -76,30 +76,34 @@ pub struct Mapping {
     sab_pin: Mutex<Weak<SabPin>>,
 }
 
+/// `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`: `[mapping, key, size]`,
+/// the key and size as read by the attach's `IPC_STAT`, in the one call
+/// (each getter of a napi-rs class costs about as much as this array).
+#[napi(ts_return_type = "[Mapping, number, number]")]
+pub fn mapping_attach(env: Env, id: i32, read_only: bool) -> Result<(Mapping, i32, f64)> {
+    let attachment = Segment::from_id(id)
+        .attach(read_only)
+        .map_err(|e| throw(&env, e))?;
+    // Node forks only to exec: keep spawned children from counting as
+    // attachments (`attachCount`) between their fork and their exec.
+    attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
+    let (key, size) = (attachment.key(), attachment.len());
+    let mapping = Mapping {
+        id,
+        key,
+        size,
+        read_only,
+        address: attachment.as_ptr() as usize,
+        buffer_made: AtomicBool::new(false),
+        buffer_pin: Mutex::new(Weak::new()),
+        sab_pin: Mutex::new(Weak::new()),
+        shared: Slot::new(attachment),
+    };
+    Ok((mapping, key, size as f64))
+}
+
 #[napi]
 impl Mapping {
-    /// `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`.
-    #[napi(factory)]
-    pub fn attach(env: Env, id: i32, read_only: bool) -> Result<Mapping> {
-        let attachment = Segment::from_id(id)
-            .attach(read_only)
-            .map_err(|e| throw(&env, e))?;
-        // Node forks only to exec: keep spawned children from counting as
-        // attachments (`attachCount`) between their fork and their exec.
-        attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
-        Ok(Mapping {
-            id,
-            key: attachment.key(),
-            size: attachment.len(),
-            read_only,
-            address: attachment.as_ptr() as usize,
-            buffer_made: AtomicBool::new(false),
-            buffer_pin: Mutex::new(Weak::new()),
-            sab_pin: Mutex::new(Weak::new()),
-            shared: Slot::new(attachment),
-        })
-    }
-
     /// The shmid.
     #[napi(getter)]
     pub fn id(&self) -> i32 {
