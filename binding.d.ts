@@ -145,63 +145,12 @@ export declare class WaitToken {
   cancel(): void
 }
 
-/** Whether the channel was closed. */
-export declare function channelClosed(handle: ExternalObject<'ChannelCopy'>): boolean
-
-/** The next message's length, or `-1` if there is none. */
-export declare function channelNextLength(handle: ExternalObject<'ChannelCopy'>): number
-
-/**
- * Receives into a new Buffer, waiting; `null` on timeout or when closed
- * and empty.
- */
-export declare function channelRecv(handle: ExternalObject<'ChannelCopy'>, timeoutMs?: number | undefined | null): Buffer | null
-
-/** Receives into `target`, waiting: as `channelTryRecvInto`, `-1` on timeout. */
-export declare function channelRecvInto(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, timeoutMs?: number | undefined | null): number
-
-/**
- * Receives as many waiting messages as fit into `target` (packed back to
- * back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
- * first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
- * and empty. `RangeError` if the first does not fit.
- */
-export declare function channelRecvMany(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null): number
-
 /**
  * Arms an asynchronous wait for a message that `token` cancels: `null`
  * if one (or the close) is already there, else a promise as for
  * `mappingWaitAsync`.
  */
 export declare function channelRecvWaitAsync(handle: ExternalObject<'ChannelCopy'>, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'> | null
-
-/** Sends, waiting while the ring is too full; `false` on timeout. */
-export declare function channelSend(handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView, timeoutMs?: number | undefined | null): boolean
-
-/** Receives into a new Buffer if a message is there, else `null`. */
-export declare function channelTryRecv(handle: ExternalObject<'ChannelCopy'>): Buffer | null
-
-/**
- * Receives into `target` if a message is there: its length, `-1` if
- * empty, `-2` if empty and closed. `RangeError` if it does not fit.
- */
-export declare function channelTryRecvInto(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView): number
-
-/** Sends if there is room now; `false` if the ring is too full. */
-export declare function channelTrySend(handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView): boolean
-
-/**
- * Sends each view in order while there is room; returns how many were
- * sent. One call for many small messages.
- */
-export declare function channelTrySendMany(handle: ExternalObject<'ChannelCopy'>, items: ArrayBufferView[]): number
-
-/**
- * Wakes the receiver (`true`) or the sender (`false`) if its waiting word
- * says it sleeps: for the JavaScript paths, which move `head` and `tail`
- * themselves (`futex(2)` `FUTEX_WAKE`, no system call when the word is 0).
- */
-export declare function channelWake(handle: ExternalObject<'ChannelCopy'>, receiver: boolean): void
 
 /** `ftok(3)`: a key from an existing path and a project id (1..=255). */
 export declare function ftok(path: string, projId: number): number
@@ -221,36 +170,10 @@ export declare function futexAsyncBackend(): string
 export declare function mappingAttach(id: number, readOnly: boolean): [Mapping, number, number]
 
 /**
- * Wakes up to `count` waiters of the cell at `offset` of the mapping;
- * returns how many. No system call when the cell's waiter count is 0.
- */
-export declare function mappingNotify(handle: ExternalObject<'CopyHandle'>, offset: number, count: number): number
-
-/**
- * Copies from the segment at `offset` into `target`, as many bytes as fit
- * in both; returns the count.
- */
-export declare function mappingReadInto(handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number): number
-
-/**
- * Blocks until the wait cell at `offset` of the mapping is notified
- * (`FUTEX_WAIT`), unless its value is not `expected`; `"ok"`,
- * `"not-equal"` or `"timed-out"`. A plain function over the mapping's
- * [`CopyHandle`], as every call of a hot path is.
- */
-export declare function mappingWait(handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs?: number | undefined | null): string
-
-/**
  * Starts an asynchronous wait on the cell at `offset` of the mapping that
  * `token` cancels; the promise is as [`futex_promise`] says.
  */
 export declare function mappingWaitAsync(handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'>
-
-/**
- * Copies all of `source` into the segment at `offset`; throws a
- * `RangeError` if it does not fit. Returns the count.
- */
-export declare function mappingWrite(handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number): number
 
 /** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`, then `IPC_SET` of `msg_qbytes`. */
 export declare function msgCreate(key: number, mode: number, exclusive: boolean, maxBytes?: number | undefined | null): NativeCreated
@@ -315,14 +238,6 @@ export declare function mutexHolderAlive(tid: number, start: number): boolean
  * start time (field 22 of `/proc/thread-self/stat`).
  */
 export declare function mutexThreadIdentity(): Array<number>
-
-/**
- * One sequentially consistent operation on the u32 at `offset` of the
- * mapping (through the copy path's handle, the cheapest native call): `op` 0
- * loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
- * (or stored).
- */
-export declare function mutexWord(handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number): number
 
 /** What `*get` returned and whether this call created the object. */
 export interface NativeCreated {

@@ -228,6 +228,32 @@ const channelCalls = (fn) => nativeCalls(fn, native.ChannelHandle.prototype)
 const HEAD = 128 / 8
 const TAIL = 256 / 8
 
+test('the bare native callbacks of the hot paths check their arguments as napi-rs functions do: wrong External, missing arguments, detached', (t) => {
+  const seg = SharedMemory.create(IPC_PRIVATE, 4096, { zeroCopy: false })
+  const ch = Channel.create(IPC_PRIVATE, 4096)
+  t.teardown(() => dispose(ch, seg))
+  const m = native.mappingAttach(seg.id, false)[0]
+  const h = m.copyHandle()
+  const c = native.ChannelHandle.openById(ch.id)
+  const hc = c.copyHandle()
+  t.is(native.mappingNotify(h, 0, 1), 0)
+  // An External of the other kind, or none, is refused (napi-rs compares the External's TypeId).
+  t.throws(() => native.mappingNotify(hc, 0, 1), { message: /not the type of wrapped object/ })
+  t.throws(() => native.channelWake(h, true), { message: /not the type of wrapped object/ })
+  t.throws(() => native.mutexWord({}, 0, 0, 0, 0), { message: /external/ })
+  t.throws(() => native.mappingNotify(h), { code: 'NumberExpected' })
+  t.throws(() => native.mappingReadInto(h, 'text', 0), { instanceOf: TypeError })
+  t.throws(() => native.mappingNotify(h, 3, 1), { instanceOf: RangeError })
+  t.throws(() => native.channelTrySend(hc, 5), { instanceOf: TypeError })
+  t.true(native.channelTrySend(hc, Buffer.from('abc')))
+  t.deepEqual(native.channelTryRecv(hc), Buffer.from('abc'))
+  t.is(native.channelTryRecv(hc), null)
+  m.detach(null)
+  c.detach(null)
+  t.throws(() => native.mappingNotify(h, 0, 1), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+  t.throws(() => native.channelWake(hc, true), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+})
+
 test('Channel send, trySend, recv, tryRecv, recvInto and tryRecvInto of a handle with a view make no native call', (t) => {
   const { js } = channel(t, 4096)
   const target = new Uint8Array(100)

@@ -220,6 +220,10 @@ for (const place of placements) {
       ),
     )
   }
+  // The floor of an awaited wake-up: two threads of one process, each in Atomics.waitAsync.
+  add(label, 'Atomics.waitAsync/notify, two threads (reference: the event-loop hop)', 'µs', () =>
+    single({ ...o, count: n(5000), impl: 'atomics-async', role: 'ping' }, both),
+  )
   add(label, 'C futex (wait cell protocol)', 'µs', async () => (await c('pingpong', ['futex', o.count, o.warm, cpuA, cpuB]))[0])
   if (cpuA !== cpuB) add(label, 'C spin', 'µs', async () => (await c('pingpong', ['spin', o.count, o.warm, cpuA, cpuB]))[0])
 }
@@ -292,6 +296,7 @@ for (const [size, channels, queue] of [
   )
   for (const [impl, name] of [
     ['plain-fn', 'plain native function (futexAsyncBackend())'],
+    ['plain-fn-arg', 'plain native function, one number argument (setMaxBufferLength(n))'],
     ['getter', 'native class getter (Mapping#id)'],
     ['method', 'native method of the hot paths (mappingNotify(h, 0, 1) over the External, no waiter)'],
     ['external-fn', 'copy path: plain function over an External (mappingReadInto, 0 bytes)'],

@@ -381,41 +381,40 @@ impl ChannelHandle {
 }
 
 /// Sends if there is room now; `false` if the ring is too full.
-#[napi(ts_args_type = "handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView")]
-pub fn channel_try_send(env: Env, handle: &External<ChannelCopy>, data: Unknown) -> Result<bool> {
-    handle.with(&env, |ch| {
-        let (src, len) = view_bytes(&env, &data)?;
+pub(crate) fn channel_try_send(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    data: Unknown,
+) -> Result<bool> {
+    handle.with(env, |ch| {
+        let (src, len) = view_bytes(env, &data)?;
         if ch.is_closed() {
-            return Err(closed_error(&env, ch));
+            return Err(closed_error(env, ch));
         }
         // SAFETY: `src` is the live view's memory, readable for `len` bytes;
         // no JS runs during this call.
-        unsafe { ch.try_send_raw(src, len) }.map_err(|e| send_error(&env, ch, e))
+        unsafe { ch.try_send_raw(src, len) }.map_err(|e| send_error(env, ch, e))
     })
 }
 
 /// Sends, waiting while the ring is too full; `false` on timeout.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView, timeoutMs?: number | undefined | null"
-)]
-pub fn channel_send(
-    env: Env,
+pub(crate) fn channel_send(
+    env: &Env,
     handle: &External<ChannelCopy>,
     data: Unknown,
     timeout_ms: Option<f64>,
 ) -> Result<bool> {
-    let timeout = timeout(&env, timeout_ms)?;
-    handle.with(&env, |ch| {
-        let (src, len) = view_bytes(&env, &data)?;
+    let timeout = timeout(env, timeout_ms)?;
+    handle.with(env, |ch| {
+        let (src, len) = view_bytes(env, &data)?;
         if ch.is_closed() {
-            return Err(closed_error(&env, ch));
+            return Err(closed_error(env, ch));
         }
         // SAFETY: as in `channel_try_send`; the thread is blocked, so the
         // view cannot be detached or resized meanwhile.
-        let sent =
-            unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| send_error(&env, ch, e))?;
+        let sent = unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| send_error(env, ch, e))?;
         if !sent && ch.is_closed() {
-            return Err(closed_error(&env, ch));
+            return Err(closed_error(env, ch));
         }
         Ok(sent)
     })
@@ -423,21 +422,20 @@ pub fn channel_send(
 
 /// Sends each view in order while there is room; returns how many were
 /// sent. One call for many small messages.
-#[napi(ts_args_type = "handle: ExternalObject<'ChannelCopy'>, items: ArrayBufferView[]")]
-pub fn channel_try_send_many(
-    env: Env,
+pub(crate) fn channel_try_send_many(
+    env: &Env,
     handle: &External<ChannelCopy>,
     items: Vec<Unknown>,
 ) -> Result<u32> {
-    handle.with(&env, |ch| {
+    handle.with(env, |ch| {
         if ch.is_closed() {
-            return Err(closed_error(&env, ch));
+            return Err(closed_error(env, ch));
         }
         let mut n = 0;
         for item in &items {
-            let (src, len) = view_bytes(&env, item)?;
+            let (src, len) = view_bytes(env, item)?;
             // SAFETY: as in `channel_try_send`.
-            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| send_error(&env, ch, e))? {
+            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| send_error(env, ch, e))? {
                 break;
             }
             n += 1;
@@ -448,36 +446,32 @@ pub fn channel_try_send_many(
 
 /// Receives into `target` if a message is there: its length, `-1` if
 /// empty, `-2` if empty and closed. `RangeError` if it does not fit.
-#[napi(ts_args_type = "handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView")]
-pub fn channel_try_recv_into(
-    env: Env,
+pub(crate) fn channel_try_recv_into(
+    env: &Env,
     handle: &External<ChannelCopy>,
     target: Unknown,
 ) -> Result<f64> {
-    handle.with(&env, |ch| {
-        let (dst, cap) = view_bytes(&env, &target)?;
+    handle.with(env, |ch| {
+        let (dst, cap) = view_bytes(env, &target)?;
         // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
-        let r = unsafe { ch.try_recv_raw(dst, cap) }.map_err(|e| throw(&env, e))?;
-        recv_result(&env, r)
+        let r = unsafe { ch.try_recv_raw(dst, cap) }.map_err(|e| throw(env, e))?;
+        recv_result(env, r)
     })
 }
 
 /// Receives into `target`, waiting: as `channelTryRecvInto`, `-1` on timeout.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, timeoutMs?: number | undefined | null"
-)]
-pub fn channel_recv_into(
-    env: Env,
+pub(crate) fn channel_recv_into(
+    env: &Env,
     handle: &External<ChannelCopy>,
     target: Unknown,
     timeout_ms: Option<f64>,
 ) -> Result<f64> {
-    let timeout = timeout(&env, timeout_ms)?;
-    handle.with(&env, |ch| {
-        let (dst, cap) = view_bytes(&env, &target)?;
+    let timeout = timeout(env, timeout_ms)?;
+    handle.with(env, |ch| {
+        let (dst, cap) = view_bytes(env, &target)?;
         // SAFETY: as in `channel_try_recv_into`; the thread is blocked meanwhile.
-        let r = unsafe { ch.recv_raw(dst, cap, timeout) }.map_err(|e| throw(&env, e))?;
-        recv_result(&env, r)
+        let r = unsafe { ch.recv_raw(dst, cap, timeout) }.map_err(|e| throw(env, e))?;
+        recv_result(env, r)
     })
 }
 
@@ -485,25 +479,22 @@ pub fn channel_recv_into(
 /// back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
 /// first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
 /// and empty. `RangeError` if the first does not fit.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null"
-)]
-pub fn channel_recv_many(
-    env: Env,
+pub(crate) fn channel_recv_many(
+    env: &Env,
     handle: &External<ChannelCopy>,
     target: Unknown,
     lengths: Unknown,
     timeout_ms: Option<f64>,
 ) -> Result<f64> {
-    let timeout = timeout(&env, timeout_ms)?;
-    handle.with(&env, |ch| {
-        let (dst, cap) = view_bytes(&env, &target)?;
-        let (lp, lbytes) = view_bytes(&env, &lengths)?;
+    let timeout = timeout(env, timeout_ms)?;
+    handle.with(env, |ch| {
+        let (dst, cap) = view_bytes(env, &target)?;
+        let (lp, lbytes) = view_bytes(env, &lengths)?;
         let disjoint = (lp as usize).saturating_add(lbytes) <= dst as usize
             || (dst as usize).saturating_add(cap) <= lp as usize;
         if (lp as usize) % 4 != 0 || !disjoint {
             return Err(invalid(
-                &env,
+                env,
                 "ERR_INVALID_ARG_VALUE",
                 "lengths must be a Uint32Array that does not overlap target",
             ));
@@ -515,39 +506,33 @@ pub fn channel_recv_many(
         // `lens` is the live view's, 4-aligned (checked), writable for `max`
         // u32s, not overlapping `dst` (checked).
         let mut r =
-            unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(&env, e))?;
+            unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(env, e))?;
         if r == Recv::Empty
             && timeout != Some(Duration::ZERO)
-            && ch.wait_readable(timeout).map_err(|e| throw(&env, e))?
+            && ch.wait_readable(timeout).map_err(|e| throw(env, e))?
         {
             // SAFETY: as above.
-            r = unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(&env, e))?;
+            r = unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(env, e))?;
         }
-        recv_result(&env, r)
+        recv_result(env, r)
     })
 }
 
 /// The next message's length, or `-1` if there is none.
-#[napi(ts_args_type = "handle: ExternalObject<'ChannelCopy'>")]
-pub fn channel_next_length(env: Env, handle: &External<ChannelCopy>) -> Result<f64> {
-    handle.with(&env, |ch| {
-        let len = ch.next_len().map_err(|e| throw(&env, e))?;
+pub(crate) fn channel_next_length(env: &Env, handle: &External<ChannelCopy>) -> Result<f64> {
+    handle.with(env, |ch| {
+        let len = ch.next_len().map_err(|e| throw(env, e))?;
         Ok(len.map_or(EMPTY, |n| n as f64))
     })
 }
 
 /// Whether the channel was closed.
-#[napi(ts_args_type = "handle: ExternalObject<'ChannelCopy'>")]
-pub fn channel_closed(env: Env, handle: &External<ChannelCopy>) -> Result<bool> {
-    handle.with(&env, |ch| Ok(ch.is_closed()))
+pub(crate) fn channel_closed(env: &Env, handle: &External<ChannelCopy>) -> Result<bool> {
+    handle.with(env, |ch| Ok(ch.is_closed()))
 }
 
 /// Receives into a new Buffer if a message is there, else `null`.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'ChannelCopy'>",
-    ts_return_type = "Buffer | null"
-)]
-pub fn channel_try_recv<'e>(
+pub(crate) fn channel_try_recv<'e>(
     env: &'e Env,
     handle: &External<ChannelCopy>,
 ) -> Result<Option<Unknown<'e>>> {
@@ -556,11 +541,7 @@ pub fn channel_try_recv<'e>(
 
 /// Receives into a new Buffer, waiting; `null` on timeout or when closed
 /// and empty.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'ChannelCopy'>, timeoutMs?: number | undefined | null",
-    ts_return_type = "Buffer | null"
-)]
-pub fn channel_recv<'e>(
+pub(crate) fn channel_recv<'e>(
     env: &'e Env,
     handle: &External<ChannelCopy>,
     timeout_ms: Option<f64>,
@@ -607,14 +588,17 @@ pub fn channel_recv_wait_async<'a>(
 /// Wakes the receiver (`true`) or the sender (`false`) if its waiting word
 /// says it sleeps: for the JavaScript paths, which move `head` and `tail`
 /// themselves (`futex(2)` `FUTEX_WAKE`, no system call when the word is 0).
-#[napi(ts_args_type = "handle: ExternalObject<'ChannelCopy'>, receiver: boolean")]
-pub fn channel_wake(env: Env, handle: &External<ChannelCopy>, receiver: bool) -> Result<()> {
-    handle.with(&env, |ch| {
+pub(crate) fn channel_wake(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    receiver: bool,
+) -> Result<()> {
+    handle.with(env, |ch| {
         if receiver {
             ch.wake_receiver()
         } else {
             ch.wake_sender()
         }
-        .map_err(|e| throw(&env, e))
+        .map_err(|e| throw(env, e))
     })
 }

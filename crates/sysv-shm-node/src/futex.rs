@@ -58,36 +58,32 @@ pub(crate) fn futex_promise<'env>(
 /// (`FUTEX_WAIT`), unless its value is not `expected`; `"ok"`,
 /// `"not-equal"` or `"timed-out"`. A plain function over the mapping's
 /// [`CopyHandle`], as every call of a hot path is.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs?: number | undefined | null"
-)]
-pub fn mapping_wait(
-    env: Env,
+pub(crate) fn mapping_wait(
+    env: &Env,
     handle: &External<CopyHandle>,
     offset: f64,
     expected: i32,
     timeout_ms: Option<f64>,
 ) -> Result<&'static str> {
-    let offset = to_usize(&env, "byteOffset", offset)?;
-    let timeout = timeout(&env, timeout_ms)?;
+    let offset = to_usize(env, "byteOffset", offset)?;
+    let timeout = timeout(env, timeout_ms)?;
     // The lock is held while asleep: only this JS thread uses the handle,
     // and it is the one asleep, so nothing waits on the lock meanwhile.
-    handle.with_attachment(&env, |map| {
+    handle.with_attachment(env, |map| {
         map.wait(offset, expected, timeout).map(|o| o.as_str())
     })
 }
 
 /// Wakes up to `count` waiters of the cell at `offset` of the mapping;
 /// returns how many. No system call when the cell's waiter count is 0.
-#[napi(ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, count: number")]
-pub fn mapping_notify(
-    env: Env,
+pub(crate) fn mapping_notify(
+    env: &Env,
     handle: &External<CopyHandle>,
     offset: f64,
     count: u32,
 ) -> Result<u32> {
-    let offset = to_usize(&env, "byteOffset", offset)?;
-    handle.with_attachment(&env, |map| map.notify(offset, count))
+    let offset = to_usize(env, "byteOffset", offset)?;
+    handle.with_attachment(env, |map| map.notify(offset, count))
 }
 
 /// Starts an asynchronous wait on the cell at `offset` of the mapping that

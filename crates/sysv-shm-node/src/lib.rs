@@ -12,6 +12,7 @@ mod buffer;
 pub mod channel;
 mod errors;
 pub mod futex;
+pub mod hot;
 pub mod ipc;
 mod mapping;
 pub mod msg;
@@ -26,7 +27,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 pub use channel::{ChannelCopy, ChannelHandle};
-pub use mapping::{mapping_attach, mapping_read_into, mapping_write, CopyHandle, Mapping};
+pub use mapping::{mapping_attach, CopyHandle, Mapping};
 
 use errors::{invalid, throw, ErrorClass};
 

@@ -371,17 +371,14 @@ impl CopyHandle<Attachment> {
 
 /// Copies from the segment at `offset` into `target`, as many bytes as fit
 /// in both; returns the count.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number"
-)]
-pub fn mapping_read_into(
-    env: Env,
+pub(crate) fn mapping_read_into(
+    env: &Env,
     handle: &External<CopyHandle>,
     target: Unknown,
     offset: f64,
 ) -> Result<f64> {
     with_copy(
-        &env,
+        env,
         handle,
         &target,
         offset,
@@ -398,17 +395,14 @@ pub fn mapping_read_into(
 
 /// Copies all of `source` into the segment at `offset`; throws a
 /// `RangeError` if it does not fit. Returns the count.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number"
-)]
-pub fn mapping_write(
-    env: Env,
+pub(crate) fn mapping_write(
+    env: &Env,
     handle: &External<CopyHandle>,
     source: Unknown,
     offset: f64,
 ) -> Result<f64> {
     with_copy(
-        &env,
+        env,
         handle,
         &source,
         offset,

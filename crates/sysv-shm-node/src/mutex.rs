@@ -30,11 +30,8 @@ pub fn mutex_holder_alive(tid: u32, start: f64) -> bool {
 /// mapping (through the copy path's handle, the cheapest native call): `op` 0
 /// loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
 /// (or stored).
-#[napi(
-    ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number"
-)]
-pub fn mutex_word(
-    env: Env,
+pub(crate) fn mutex_word(
+    env: &Env,
     handle: &External<CopyHandle>,
     offset: u32,
     op: u32,
@@ -46,7 +43,7 @@ pub fn mutex_word(
         1 => WordOp::Store(a),
         _ => WordOp::CompareExchange(a, b),
     };
-    handle.with_attachment(&env, |attachment| {
+    handle.with_attachment(env, |attachment| {
         mutex::word_op(attachment, offset as usize, op)
     })
 }
