@@ -699,11 +699,11 @@ function costs() {
   if (impl === 'plain-fn' || impl === 'plain-fn-arg' || impl === 'getter' || impl === 'method' || impl === 'external-fn') {
     // The cost of entering the addon: a plain #[napi] function (futexAsyncBackend: it returns a
     // static string; with no argument, napi-rs 3 skips its per-call borrow scope), one with a
-    // number argument (setMaxBufferLength, given the value the loader set: an atomic store), a getter of the native Mapping class (id: class glue, left only on cold
-    // calls), the native call of the hot paths (mappingNotify on a cell nobody waits on, a plain
-    // function over the mapping's External: it checks the waiter count and returns 0), and the
-    // copy path's plain function over the External (mappingReadInto of an empty view: no bytes
-    // copied).
+    // number argument (setMaxBufferLength, given the value the loader set: an atomic store), a
+    // getter of the native Mapping class (id: class glue, left only on cold calls), the native
+    // call of the hot paths (mappingNotify on a cell nobody waits on, a bare callback over the
+    // mapping's External, hot.rs: it checks the waiter count and returns 0), and the copy path's
+    // function over the External (mappingReadInto of an empty view: no bytes copied).
     const mapping = native.mappingAttach(opts.id, false)[0]
     const handle = mapping.copyHandle()
     const empty = Buffer.alloc(0)
