@@ -9,7 +9,11 @@ export declare class ExternalObject<T> {
   }
 }
 
-/** One end of a channel. Detached by `detach()` or garbage collection. */
+/**
+ * One end of a channel. Detached by `detach()` or garbage collection.
+ * The calls of the hot paths are plain functions over its
+ * [`ChannelCopy`] (`copyHandle()`), not methods.
+ */
 export declare class ChannelHandle {
   /** Creates a channel segment of `512 + capacity` bytes (rounded up to 8). */
   static create(key: number, capacity: number, mode: number, exclusive: boolean): ChannelHandle
@@ -23,57 +27,19 @@ export declare class ChannelHandle {
   get created(): boolean
   /** Whether the handle is attached. */
   get attached(): boolean
+  /** The handle of this end's plain functions (`channelTrySend`, …). */
+  copyHandle(): ExternalObject<'ChannelCopy'>
   /** The ring's capacity in bytes. */
   get capacity(): number
   /** The largest message, in bytes (`capacity - 8`). */
   get maxMessage(): number
   /** Bytes of records not yet received. */
   get pendingBytes(): number
-  /** Whether the channel was closed. */
-  get closed(): boolean
   /**
    * How this handle waits: `"spin"`, `"park"` or `"spin-then-park"` (with
    * `spinMicros`).
    */
   setWait(kind: string, spinMicros: number): void
-  /** Sends if there is room now; `false` if the ring is too full. */
-  trySend(data: ArrayBufferView): boolean
-  /** Sends, waiting while the ring is too full; `false` on timeout. */
-  send(data: ArrayBufferView, timeoutMs?: number | undefined | null): boolean
-  /**
-   * Sends each view in order while there is room; returns how many were
-   * sent. One call for many small messages.
-   */
-  trySendMany(items: ArrayBufferView[]): number
-  /**
-   * Receives into `target` if a message is there: its length, `-1` if
-   * empty, `-2` if empty and closed. `RangeError` if it does not fit.
-   */
-  tryRecvInto(target: ArrayBufferView): number
-  /** Receives into `target`, waiting: as `tryRecvInto`, `-1` on timeout. */
-  recvInto(target: ArrayBufferView, timeoutMs?: number | undefined | null): number
-  /**
-   * Receives as many waiting messages as fit into `target` (packed back to
-   * back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
-   * first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
-   * and empty. `RangeError` if the first does not fit.
-   */
-  recvMany(target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null): number
-  /** The next message's length, or `-1` if there is none. */
-  nextLength(): number
-  /** Receives into a new Buffer if a message is there, else `null`. */
-  tryRecv(): Buffer | null
-  /**
-   * Receives into a new Buffer, waiting; `null` on timeout or when closed
-   * and empty.
-   */
-  recv(timeoutMs?: number | undefined | null): Buffer | null
-  /**
-   * Arms an asynchronous wait for a message that `token` cancels: `null`
-   * if one (or the close) is already there, else a promise as for
-   * `Mapping.waitAsync`.
-   */
-  recvWaitAsync(token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'> | null
   /**
    * An `ArrayBuffer` over the whole segment (the 512-byte header, then
    * the ring: `512 + capacity` bytes), with no copy: the JavaScript send
@@ -83,13 +49,6 @@ export declare class ChannelHandle {
    * `buffer.constants.MAX_LENGTH`), a string that says why.
    */
   segmentBuffer(): ArrayBuffer | string
-  /**
-   * Wakes the receiver (`true`) or the sender (`false`) if its waiting
-   * word says it sleeps: for the JavaScript paths, which move `head` and
-   * `tail` themselves (`futex(2)` `FUTEX_WAKE`, no system call when the
-   * word is 0).
-   */
-  wake(receiver: boolean): void
   /**
    * Reserves room for `length` bytes to write in place, waiting while the
    * ring is too full: the payload's offset in the ring, `-1` on timeout,
@@ -129,24 +88,6 @@ export declare class ChannelHandle {
  * and its buffer are garbage-collected.
  */
 export declare class Mapping {
-  /**
-   * Blocks until the wait cell at `offset` is notified (`FUTEX_WAIT`),
-   * unless its value is not `expected`; `"ok"`, `"not-equal"` or
-   * `"timed-out"`.
-   */
-  wait(offset: number, expected: number, timeoutMs?: number | undefined | null): string
-  /**
-   * Wakes up to `count` waiters of the cell at `offset`; returns how many.
-   * No system call when the cell's waiter count is 0.
-   */
-  notify(offset: number, count: number): number
-  /**
-   * Starts an asynchronous wait that `token` cancels; the promise is as
-   * [`futex_promise`] says.
-   */
-  waitAsync(offset: number, expected: number, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'>
-  /** `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`. */
-  static attach(id: number, readOnly: boolean): Mapping
   /** The shmid. */
   get id(): number
   /** The segment's key as read at attach (`0` once marked removed). */
@@ -171,8 +112,9 @@ export declare class Mapping {
    */
   createSharedBuffer(): SharedArrayBuffer | string
   /**
-   * The handle of the copy path's plain functions (`mappingReadInto`,
-   * `mappingWrite`) for this mapping.
+   * The handle of the plain functions that take the place of methods on
+   * the hot paths (`mappingReadInto`, `mappingWrite`, `mappingWait`,
+   * `mappingNotify`, `mappingWaitAsync`) for this mapping.
    */
   copyHandle(): ExternalObject<'CopyHandle'>
   /**
@@ -203,6 +145,13 @@ export declare class WaitToken {
   cancel(): void
 }
 
+/**
+ * Arms an asynchronous wait for a message that `token` cancels: `null`
+ * if one (or the close) is already there, else a promise as for
+ * `mappingWaitAsync`.
+ */
+export declare function channelRecvWaitAsync(handle: ExternalObject<'ChannelCopy'>, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'> | null
+
 /** `ftok(3)`: a key from an existing path and a project id (1..=255). */
 export declare function ftok(path: string, projId: number): number
 
@@ -214,25 +163,17 @@ export declare function ftok(path: string, projId: number): number
 export declare function futexAsyncBackend(): string
 
 /**
- * Copies from the segment at `offset` into `target`, as many bytes as fit
- * in both; returns the count.
+ * `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`: `[mapping, key, size]`,
+ * the key and size as read by the attach's `IPC_STAT`, in the one call
+ * (each getter of a napi-rs class costs about as much as this array).
  */
-export declare function mappingReadInto(handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number): number
+export declare function mappingAttach(id: number, readOnly: boolean): [Mapping, number, number]
 
 /**
- * One sequentially consistent operation on the u32 at `offset` of the
- * mapping (through the copy path's handle, the cheapest native call): `op` 0
- * loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
- * (or stored). The word operations of every layout built in a segment where
- * the runtime has no zero-copy view (`src/words.ts`: `Mutex`, publish/subscribe).
+ * Starts an asynchronous wait on the cell at `offset` of the mapping that
+ * `token` cancels; the promise is as [`futex_promise`] says.
  */
-export declare function mappingWord(handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number): number
-
-/**
- * Copies all of `source` into the segment at `offset`; throws a
- * `RangeError` if it does not fit. Returns the count.
- */
-export declare function mappingWrite(handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number): number
+export declare function mappingWaitAsync(handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs: number | undefined | null, token: WaitToken): Promise<'ok' | 'not-equal' | 'timed-out'>
 
 /**
  * A full memory barrier (`sysv_shm::mutex::fence`): what `Atomics` cannot

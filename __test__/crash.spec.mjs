@@ -421,7 +421,7 @@ test('never a crash: the binding never unmaps under a zero-copy ArrayBuffer that
     const E = (f) => { try { const r = f(); return r === undefined ? 'ok' : r } catch (e) { return [e.constructor.name, e.code ?? null] } };
     const s = SharedMemory.create(IPC_PRIVATE, 4096);
     s.remove();
-    const m = native.Mapping.attach(s.id, false);
+    const m = native.mappingAttach(s.id, false)[0];
     const ab = m.createBuffer();
     const out = { first: E(() => m.detach(null)), other: E(() => m.detach(new ArrayBuffer(8))) };
     new Uint8Array(ab)[100] = 42;

@@ -11,11 +11,12 @@ import { dispose, noLeaks, runNode } from './helpers.mjs'
 noLeaks(test)
 
 /**
- * Counts the calls into the native Mapping class and the copy path's functions while `fn` runs:
- * every method and getter of its prototype, and the addon's functions, are wrapped for that time.
+ * Counts the calls into the native class of `proto` (default: Mapping) and the addon's plain
+ * functions (the copy path's, the waits' and wakes' over the External) while `fn` runs: every
+ * method and getter of the prototype, and the addon's functions, are wrapped for that time.
  */
-function nativeCalls(fn) {
-  const saved = [native.Mapping.prototype, native].flatMap((proto) =>
+function nativeCalls(fn, proto = native.Mapping.prototype) {
+  const saved = [proto, native].flatMap((proto) =>
     Object.getOwnPropertyNames(proto)
       .filter((k) => k !== 'constructor' && (proto !== native || typeof native[k] === 'function'))
       .map((k) => [proto, k, Object.getOwnPropertyDescriptor(proto, k)]),
@@ -52,6 +53,11 @@ test('read, readInto and write of a zero-copy handle make no native call; those 
   const { fast, copying } = pair(t, 4096)
   const data = Buffer.from('0123456789abcdef'.repeat(4))
   const into = Buffer.alloc(64)
+  // The zero-copy view is made at its first use, once.
+  t.deepEqual(
+    nativeCalls(() => t.is(fast.write(data, 100), 64)),
+    ['createBuffer'],
+  )
   const fastCalls = nativeCalls(() => {
     t.true(fast.attached)
     t.is(fast.write(data, 100), 64)
@@ -64,6 +70,28 @@ test('read, readInto and write of a zero-copy handle make no native call; those 
     t.is(copying.readInto(into, 200), 64)
   })
   t.deepEqual(copyCalls, ['copyHandle', 'mappingWrite', 'mappingReadInto'])
+})
+
+test('an attach and detach that never touch the memory make no zero-copy buffer: the view is made at first use', (t) => {
+  const seg = SharedMemory.create(IPC_PRIVATE, 4096)
+  t.teardown(() => dispose(seg))
+  const calls = nativeCalls(() => {
+    const shm = SharedMemory.openById(seg.id)
+    t.is(shm.size, 4096)
+    t.true(shm.attached)
+    shm.detach()
+  })
+  t.deepEqual(calls, ['mappingAttach', 'detach'])
+  // Each first use makes it: buffer, zeroCopy, read, notify.
+  for (const use of [(s) => s.buffer, (s) => s.zeroCopy, (s) => s.read(0, 1), (s) => s.notify(0)]) {
+    const shm = SharedMemory.openById(seg.id)
+    t.deepEqual(nativeCalls(() => use(shm)), ['createBuffer'])
+    t.true(shm.zeroCopy)
+    shm.buffer[100] = 9
+    t.is(seg.read(100, 1)[0], 9)
+    shm.detach()
+    t.is(shm.zeroCopy, false)
+  }
 })
 
 test('uncontended Mutex lock, tryLock, unlock and acquire make no native call on a zero-copy handle; the copying handle uses word operations', (t) => {
@@ -194,29 +222,37 @@ function channel(t, capacity) {
   return { js, nat, shm, words }
 }
 
-/** Counts the calls into the native ChannelHandle class while `fn` runs. */
-function channelCalls(fn) {
-  const proto = native.ChannelHandle.prototype
-  const saved = Object.getOwnPropertyNames(proto)
-    .filter((k) => k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, k).value === 'function')
-    .map((k) => [k, proto[k]])
-  const calls = []
-  for (const [k, f] of saved) {
-    proto[k] = function (...args) {
-      calls.push(k)
-      return f.apply(this, args)
-    }
-  }
-  try {
-    fn()
-  } finally {
-    for (const [k, f] of saved) proto[k] = f
-  }
-  return calls
-}
+/** Counts the calls into the native ChannelHandle class and the addon's functions while `fn` runs. */
+const channelCalls = (fn) => nativeCalls(fn, native.ChannelHandle.prototype)
 
 const HEAD = 128 / 8
 const TAIL = 256 / 8
+
+test('the bare native callbacks of the hot paths check their arguments as napi-rs functions do: wrong External, missing arguments, detached', (t) => {
+  const seg = SharedMemory.create(IPC_PRIVATE, 4096, { zeroCopy: false })
+  const ch = Channel.create(IPC_PRIVATE, 4096)
+  t.teardown(() => dispose(ch, seg))
+  const m = native.mappingAttach(seg.id, false)[0]
+  const h = m.copyHandle()
+  const c = native.ChannelHandle.openById(ch.id)
+  const hc = c.copyHandle()
+  t.is(native.mappingNotify(h, 0, 1), 0)
+  // An External of the other kind, or none, is refused (napi-rs compares the External's TypeId).
+  t.throws(() => native.mappingNotify(hc, 0, 1), { message: /not the type of wrapped object/ })
+  t.throws(() => native.channelWake(h, true), { message: /not the type of wrapped object/ })
+  t.throws(() => native.mappingWord({}, 0, 0, 0, 0), { message: /external/ })
+  t.throws(() => native.mappingNotify(h), { code: 'NumberExpected' })
+  t.throws(() => native.mappingReadInto(h, 'text', 0), { instanceOf: TypeError })
+  t.throws(() => native.mappingNotify(h, 3, 1), { instanceOf: RangeError })
+  t.throws(() => native.channelTrySend(hc, 5), { instanceOf: TypeError })
+  t.true(native.channelTrySend(hc, Buffer.from('abc')))
+  t.deepEqual(native.channelTryRecv(hc), Buffer.from('abc'))
+  t.is(native.channelTryRecv(hc), null)
+  m.detach(null)
+  c.detach(null)
+  t.throws(() => native.mappingNotify(h, 0, 1), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+  t.throws(() => native.channelWake(hc, true), { instanceOf: ShmError, code: 'ERR_SHM_DETACHED' })
+})
 
 test('Channel send, trySend, recv, tryRecv, recvInto and tryRecvInto of a handle with a view make no native call', (t) => {
   const { js } = channel(t, 4096)

@@ -6,6 +6,7 @@ import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import { once } from 'node:events'
 import net from 'node:net'
 import { Worker } from 'node:worker_threads'
+import { constants as bufferConstants } from 'node:buffer'
 
 import { Channel, IPC_PRIVATE, MessageQueue, Mutex, Semaphore, SharedMemory } from '../dist/index.js'
 import { native } from '../dist/src/binding.js'
@@ -490,6 +491,44 @@ async function pingpong() {
       await worker.terminate()
       return
     }
+    case 'atomics-async': {
+      // The reference of the event-loop hop: the main thread and a worker thread of one process,
+      // each waiting in Atomics.waitAsync on a SharedArrayBuffer (V8 queues a task on the waiter's
+      // event loop when Atomics.notify wakes it), the same protocol as 'wait-async': store, notify,
+      // wait for the peer's store. No sysv-shm, no waiter thread.
+      const sab = new SharedArrayBuffer(256)
+      const i32 = new Int32Array(sab)
+      const loop = async (i32, mine, theirs, pinger, total, mark) => {
+        // A pending Atomics.waitAsync does not keep an event loop alive: this timer does.
+        const alive = setInterval(() => {}, 1 << 30)
+        for (let i = 0; i < total; i++) {
+          if (pinger) {
+            mark(i)
+            Atomics.store(i32, mine, i + 1)
+            Atomics.notify(i32, mine)
+          }
+          for (let cur; (cur = Atomics.load(i32, theirs)) !== i + 1; ) await Atomics.waitAsync(i32, theirs, cur).value
+          if (!pinger) {
+            Atomics.store(i32, mine, i + 1)
+            Atomics.notify(i32, mine)
+          }
+        }
+        clearInterval(alive)
+      }
+      const worker = new Worker(`const { workerData } = require('node:worker_threads');
+        (${loop})(new Int32Array(workerData.sab), 32, 0, false, workerData.total, () => {})`, {
+        eval: true,
+        workerData: { sab, total },
+      })
+      const exited = new Promise((resolve, reject) => {
+        worker.on('error', reject)
+        worker.on('exit', resolve)
+      })
+      await loop(i32, 0, 32, true, total, mark)
+      done()
+      await exited
+      return
+    }
     default:
       throw new Error(`unknown ${scenario} ${impl}/${role}`)
   }
@@ -657,23 +696,24 @@ function costs() {
     shm.detach()
     return say({ value: ns, k })
   }
-  if (impl === 'plain-fn' || impl === 'getter' || impl === 'method' || impl === 'external-fn') {
+  if (impl === 'plain-fn' || impl === 'plain-fn-arg' || impl === 'getter' || impl === 'method' || impl === 'external-fn') {
     // The cost of entering the addon: a plain #[napi] function (futexAsyncBackend: it returns a
-    // static string), a getter of the native Mapping class (id), a
-    // method of it with a number argument (notify on a cell nobody waits on: it checks the waiter
-    // count and returns 0), and the copy path's plain function over an External (mappingReadInto
-    // of an empty view: no bytes copied).
-    const mapping = native.Mapping.attach(opts.id, false)
+    // static string; with no argument, napi-rs 3 skips its per-call borrow scope), one with a
+    // number argument (setMaxBufferLength, given the value the loader set: an atomic store), a
+    // getter of the native Mapping class (id: class glue, left only on cold calls), the native
+    // call of the hot paths (mappingNotify on a cell nobody waits on, a bare callback over the
+    // mapping's External, hot.rs: it checks the waiter count and returns 0), and the copy path's
+    // function over the External (mappingReadInto of an empty view: no bytes copied).
+    const mapping = native.mappingAttach(opts.id, false)[0]
     const handle = mapping.copyHandle()
     const empty = Buffer.alloc(0)
-    const call =
-      impl === 'plain-fn'
-        ? () => native.futexAsyncBackend()
-        : impl === 'getter'
-          ? () => mapping.id
-          : impl === 'method'
-            ? () => mapping.notify(0, 1)
-            : () => native.mappingReadInto(handle, empty, 0)
+    const call = {
+      'plain-fn': () => native.futexAsyncBackend(),
+      'plain-fn-arg': () => native.setMaxBufferLength(bufferConstants.MAX_LENGTH),
+      getter: () => mapping.id,
+      method: () => native.mappingNotify(handle, 0, 1),
+      'external-fn': () => native.mappingReadInto(handle, empty, 0),
+    }[impl]
     let k = 0
     for (let i = 0; i < 100_000; i++) k += call() ? 1 : 0
     const t0 = now()

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import type * as Native from '../binding'
+import type { ExternalObject } from '../binding'
 
 import { ShmError } from './errors'
 
@@ -103,7 +104,31 @@ function warnOnVersionMismatch(name: string): void {
   }
 }
 
+/**
+ * The hot paths' plain functions over a mapping's or a channel's External, registered by the
+ * addon as bare Node-API callbacks (`crates/sysv-shm-node/src/hot.rs`, without napi-rs's per-call
+ * glue), so napi-rs does not declare them: their declarations, as the Rust functions take them.
+ */
+export interface HotFunctions {
+  channelClosed(handle: ExternalObject<'ChannelCopy'>): boolean
+  channelNextLength(handle: ExternalObject<'ChannelCopy'>): number
+  channelRecv(handle: ExternalObject<'ChannelCopy'>, timeoutMs?: number | undefined | null): Buffer | null
+  channelRecvInto(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, timeoutMs?: number | undefined | null): number
+  channelRecvMany(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null): number
+  channelSend(handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView, timeoutMs?: number | undefined | null): boolean
+  channelTryRecv(handle: ExternalObject<'ChannelCopy'>): Buffer | null
+  channelTryRecvInto(handle: ExternalObject<'ChannelCopy'>, target: ArrayBufferView): number
+  channelTrySend(handle: ExternalObject<'ChannelCopy'>, data: ArrayBufferView): boolean
+  channelTrySendMany(handle: ExternalObject<'ChannelCopy'>, items: ArrayBufferView[]): number
+  channelWake(handle: ExternalObject<'ChannelCopy'>, receiver: boolean): void
+  mappingNotify(handle: ExternalObject<'CopyHandle'>, offset: number, count: number): number
+  mappingReadInto(handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number): number
+  mappingWait(handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs?: number | undefined | null): 'ok' | 'not-equal' | 'timed-out'
+  mappingWord(handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number): number
+  mappingWrite(handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number): number
+}
+
 /** The loaded addon, with `ShmError` registered for this JS environment and Node's largest Buffer length. */
-export const native: typeof Native = load()
+export const native: typeof Native & HotFunctions = load() as typeof Native & HotFunctions
 native.setErrorClass(ShmError)
 native.setMaxBufferLength(bufferConstants.MAX_LENGTH)

@@ -4,7 +4,7 @@
  */
 /// <reference types="node" preserve="true" />
 /// <reference lib="esnext.disposable" preserve="true" />
-import type { ChannelHandle } from '../binding'
+import type { ChannelHandle, ExternalObject } from '../binding'
 
 import { native } from './binding'
 import { abortError, run } from './async'
@@ -63,6 +63,8 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
   readonly created: boolean
 
   #native: ChannelHandle
+  /** The handle of the plain native functions of the hot paths (sends, receives, waits, wakes). */
+  #h: ExternalObject<'ChannelCopy'>
   /** The ArrayBuffer over the whole segment (header and ring); null where there can be none (Electron). */
   #segment: ArrayBuffer | null = null
   /** A Buffer over the ring for zero-copy calls; null if there can be none. */
@@ -77,6 +79,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
 
   private constructor(handle: ChannelHandle, options: ChannelWaitOptions) {
     this.#native = handle
+    const h = (this.#h = handle.copyHandle())
     this.id = handle.id
     this.created = handle.created
     try {
@@ -87,7 +90,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
         const capacity = handle.capacity
         this.#segment = ab
         this.#ring = Buffer.from(ab, 512, capacity)
-        this.#js = Ring.over(ab, capacity, (receiver) => handle.wake(receiver))
+        this.#js = Ring.over(ab, capacity, (receiver) => native.channelWake(h, receiver))
       }
     } catch (err) {
       this.#detachNative()
@@ -147,7 +150,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
 
   /** Whether either side called {@link Channel.close}. */
   get closed(): boolean {
-    return this.#native.closed
+    return native.channelClosed(this.#h)
   }
 
   /** Whether this handle is attached. */
@@ -178,7 +181,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     const ms = futex.timeout(timeoutMs)
     // Full, or anything the JavaScript path leaves to the native one: the native call waits or reports.
     if (this.#fast()?.trySend(check.bytesOf(src)) === SENT) return true
-    return this.#native.send(src, ms)
+    return native.channelSend(this.#h, src, ms)
   }
 
   /** Sends if there is room now; `false` if the ring is too full. Never blocks. */
@@ -187,17 +190,17 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     const r = this.#fast()?.trySend(check.bytesOf(src))
     if (r === SENT) return true
     if (r === FULL) return false
-    return this.#native.trySend(src)
+    return native.channelTrySend(this.#h, src)
   }
 
   /** Sends messages in order while there is room, in one call; returns how many were sent. */
   trySendMany(items: readonly ArrayBufferView[]): number {
     if (!Array.isArray(items)) throw check.rangeError('The "items" argument must be an array of ArrayBufferViews')
     const js = this.#fast()
-    if (js === null) return this.#native.trySendMany(items as ArrayBufferView[])
+    if (js === null) return native.channelTrySendMany(this.#h, items as ArrayBufferView[])
     const n = js.trySendMany(items)
     // Stopped at an item the native call decides (it sends it, or throws for it): the rest go native.
-    return js.stopped ? n + this.#native.trySendMany(items.slice(n) as ArrayBufferView[]) : n
+    return js.stopped ? n + native.channelTrySendMany(this.#h, items.slice(n) as ArrayBufferView[]) : n
   }
 
   /**
@@ -206,16 +209,16 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
    */
   recv(timeoutMs?: number): Buffer | null {
     const ms = futex.timeout(timeoutMs)
-    return this.#take() ?? this.#native.recv(ms)
+    return this.#take() ?? native.channelRecv(this.#h, ms)
   }
 
   /** Receives the next message into a new Buffer if there is one, else `null`. Never blocks. */
   tryRecv(): Buffer | null {
     const js = this.#fast()
-    if (js === null) return this.#native.tryRecv()
+    if (js === null) return native.channelTryRecv(this.#h)
     const n = js.receive(null)
     if (n === RING_EMPTY) return null
-    return n >= 0 ? this.#received(js) : this.#native.tryRecv()
+    return n >= 0 ? this.#received(js) : native.channelTryRecv(this.#h)
   }
 
   /** A message the JavaScript path received now, or null (nothing there, or for the native call to decide). */
@@ -244,7 +247,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       const n = js.receive(check.bytesOf(target))
       if (n >= 0) return n
     }
-    const n = this.#native.recvInto(target, ms)
+    const n = native.channelRecvInto(this.#h, target, ms)
     return n < 0 ? null : n
   }
 
@@ -256,7 +259,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       if (n >= 0) return n
       if (n === RING_EMPTY) return null
     }
-    const n = this.#native.tryRecvInto(target)
+    const n = native.channelTryRecvInto(this.#h, target)
     return n < 0 ? null : n
   }
 
@@ -284,7 +287,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       if (n >= 0) return n
       if (n === RING_EMPTY && ms === 0) return null
     }
-    const n = this.#native.recvMany(target, lengths, ms)
+    const n = native.channelRecvMany(this.#h, target, lengths, ms)
     return n < 0 ? null : n
   }
 
@@ -307,7 +310,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     if (ring === null) {
       const scratch = Buffer.alloc(len)
       write(scratch)
-      return this.#native.send(scratch, futex.timeout(timeoutMs))
+      return native.channelSend(this.#h, scratch, futex.timeout(timeoutMs))
     }
     const ms = futex.timeout(timeoutMs)
     const off = this.#native.reserve(len, ms)
@@ -317,7 +320,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
       write(scratch)
       // The room reserve found is this sender's, unless another process took it (moved head or
       // tail): then this waits at most `timeoutMs` again, not for ever.
-      return this.#native.send(scratch, ms)
+      return native.channelSend(this.#h, scratch, ms)
     }
     this.#inCallback++
     try {
@@ -340,14 +343,14 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     const ms = futex.timeout(timeoutMs)
     const ring = this.#ringBuffer()
     if (ring === null) {
-      const msg = this.#native.recv(ms)
+      const msg = native.channelRecv(this.#h, ms)
       if (msg === null) return false
       read(msg)
       return true
     }
     const off = this.#native.peek(ms)
     if (off === SPLIT) {
-      const msg = this.#native.recv(0)
+      const msg = native.channelRecv(this.#h, 0)
       if (msg === null) return false
       read(msg)
       return true
@@ -369,7 +372,7 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
 
   /** The size of the next message, or `null` if there is none yet. */
   nextMessageSize(): number | null {
-    const n = this.#native.nextLength()
+    const n = native.channelNextLength(this.#h)
     return n === EMPTY ? null : n
   }
 
@@ -383,10 +386,10 @@ export class Channel implements Disposable, AsyncIterable<Buffer> {
     return run(signal, async (token) => {
       for (;;) {
         if (signal?.aborted) throw abortError(signal)
-        const msg = this.#native.tryRecv()
+        const msg = native.channelTryRecv(this.#h)
         if (msg !== null) return msg
-        if (this.#native.closed && this.#native.nextLength() === EMPTY) return null
-        const pending = this.#native.recvWaitAsync(token)
+        if (native.channelClosed(this.#h) && native.channelNextLength(this.#h) === EMPTY) return null
+        const pending = native.channelRecvWaitAsync(this.#h, token)
         if (pending !== null) await pending
       }
     })

@@ -161,38 +161,29 @@ export class SharedMemory implements Disposable {
    */
   #attached = true
   /**
-   * The zero-copy view while attached (null once detached, read-only, or where there is none):
+   * The zero-copy view while attached (null once detached, read-only, or where there is none;
+   * undefined until its first use: made then, not at attach, so that an attach and detach that
+   * never touch the memory do not pay for the ArrayBuffer, its views and their finalizer):
    * `read`/`readInto`/`write` copy through it in JavaScript, with no native call, and check their
    * ranges themselves; without it they call the native copy, which checks them again.
    */
-  #buffer: Buffer | null = null
-  /** The handle of the copy path's plain native functions, made at its first use. */
+  #buffer: Buffer | null | undefined = undefined
+  /** The handle of the plain native functions of the hot paths (copies, waits, wakes), made at its first use. */
   #copy: ExternalObject<'CopyHandle'> | null = null
   #sharedBuffer: SharedArrayBuffer | null = null
   #i32: Int32Array | null = null
-  #zeroCopy: boolean
+  #zeroCopy = false
   /** Why there is no zero-copy buffer, for the error of `buffer`. */
   #noZeroCopy = 'zeroCopy: false was asked'
 
-  private constructor(mapping: Mapping, id: number, key: number, readOnly: boolean, created: boolean, zeroCopy: boolean) {
+  private constructor(mapping: Mapping, id: number, key: number, size: number, readOnly: boolean, created: boolean, zeroCopy: boolean) {
     this.#native = mapping
     this.id = id
     this.key = key >>> 0
-    this.size = mapping.size
+    this.size = size
     this.readOnly = readOnly
     this.created = created
-    this.#zeroCopy = false
-    if (zeroCopy && !this.readOnly) {
-      const ab = mapping.createBuffer()
-      if (typeof ab === 'string') {
-        this.#noZeroCopy = ab
-      } else {
-        check.segmentBuffer(ab)
-        this.#buffer = Buffer.from(ab, 0, this.size)
-        this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
-        this.#zeroCopy = true
-      }
-    }
+    if (!zeroCopy || readOnly) this.#buffer = null
   }
 
   /**
@@ -265,9 +256,10 @@ export class SharedMemory implements Disposable {
   ): SharedMemory {
     let mapping: Mapping | undefined
     try {
-      mapping = native.Mapping.attach(id, o.readOnly)
+      const [m, attachedKey, size] = native.mappingAttach(id, o.readOnly)
+      mapping = m
       if (o.parties > 0) mapping.removeIfAttached(o.parties)
-      return new SharedMemory(mapping, id, key ?? mapping.key, o.readOnly, o.created, o.zeroCopy)
+      return new SharedMemory(mapping, id, key ?? attachedKey, size, o.readOnly, o.created, o.zeroCopy)
     } catch (err) {
       try {
         mapping?.detach(null)
@@ -302,6 +294,7 @@ export class SharedMemory implements Disposable {
 
   /** Whether {@link SharedMemory.buffer} is available: not read-only, not refused by the runtime, not turned off. */
   get zeroCopy(): boolean {
+    if (this.#buffer === undefined) this.#view()
     return this.#zeroCopy && this.#attached
   }
 
@@ -493,7 +486,7 @@ export class SharedMemory implements Disposable {
     const value = futex.int32('expected', expected)
     const ms = futex.timeout(timeoutMs)
     this.#writable('wait on')
-    return this.#native.wait(off, value, ms) as WaitResult
+    return native.mappingWait(this.#copyHandle(), off, value, ms) as WaitResult
   }
 
   /**
@@ -509,10 +502,10 @@ export class SharedMemory implements Disposable {
       const off = futex.cellOffset(byteOffset, this.size)
       const n = futex.count(count)
       if (n === 0 || Atomics.load(i32, (off >> 2) + 1) === 0) return 0
-      return this.#native.notify(off, n)
+      return native.mappingNotify(this.#copyHandle(), off, n)
     }
     this.#live()
-    return this.#native.notify(futex.cellOffset(byteOffset, this.size), futex.count(count))
+    return native.mappingNotify(this.#copyHandle(), futex.cellOffset(byteOffset, this.size), futex.count(count))
   }
 
   /**
@@ -532,7 +525,7 @@ export class SharedMemory implements Disposable {
     const ms = futex.timeout(timeoutMs)
     const signal = futex.signalOf(options)
     this.#writable('wait on')
-    return run(signal, (token) => this.#native.waitAsync(off, value, ms, token))
+    return run(signal, (token) => native.mappingWaitAsync(this.#copyHandle(), off, value, ms, token))
   }
 
 
@@ -575,6 +568,20 @@ export class SharedMemory implements Disposable {
     }
   }
 
+  /** Makes the zero-copy view at its first use (the handle is attached: only detach() ends it). */
+  #makeView(): Buffer | null {
+    this.#buffer = null
+    const ab = this.#native.createBuffer()
+    if (typeof ab === 'string') {
+      this.#noZeroCopy = ab
+      return null
+    }
+    check.segmentBuffer(ab)
+    this.#i32 = new Int32Array(ab, 0, Math.floor(this.size / 4))
+    this.#zeroCopy = true
+    return (this.#buffer = Buffer.from(ab, 0, this.size))
+  }
+
   /**
    * The zero-copy view for the JavaScript paths, or null: none, or its ArrayBuffer was detached
    * by the user (`ArrayBuffer#transfer()`, or a transfer list). Then the views are dropped and
@@ -583,7 +590,7 @@ export class SharedMemory implements Disposable {
    * the process.) One built-in getter call: a segment is never 0 bytes.
    */
   #view(): Buffer | null {
-    const buf = this.#buffer
+    const buf = this.#buffer === undefined ? this.#makeView() : this.#buffer
     if (buf === null || check.lengthOf(buf) !== 0) return buf
     this.#buffer = null
     this.#i32 = null

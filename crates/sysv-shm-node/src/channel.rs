@@ -15,13 +15,16 @@ use sysv_shm::{CreateOptions, Segment};
 use crate::buffer::{detach_if_ours, external, view_bytes, BufferKind, ExternalOrReason};
 use crate::errors::{invalid, throw};
 use crate::futex::{futex_promise, timeout};
+use crate::mapping::{detached, CopyHandle, Slot};
 use crate::pending::WaitToken;
 use crate::to_usize;
 
 /// One end of a channel. Detached by `detach()` or garbage collection.
+/// The calls of the hot paths are plain functions over its
+/// [`ChannelCopy`] (`copyHandle()`), not methods.
 #[napi]
 pub struct ChannelHandle {
-    inner: Option<Arc<Channel>>,
+    inner: Arc<Slot<Arc<Channel>>>,
     id: i32,
     created: bool,
     /// The length `peek` read with the offset it returned.
@@ -29,6 +32,10 @@ pub struct ChannelHandle {
     /// The pin of the buffer `segmentBuffer()` made, if any.
     pin: RefCell<Option<Arc<SegmentPin>>>,
 }
+
+/// The handle of a channel end's plain functions (`channelTrySend`, …):
+/// the [`CopyHandle`] scheme of the mappings, over the channel.
+pub type ChannelCopy = CopyHandle<Arc<Channel>>;
 
 /// What the buffer over the segment keeps alive: the channel, until
 /// `detach` has cut that buffer off (then no view can reach the memory, and
@@ -42,98 +49,103 @@ impl ChannelHandle {
     fn wrap(channel: Channel, created: bool) -> ChannelHandle {
         ChannelHandle {
             id: channel.attachment().id(),
-            inner: Some(Arc::new(channel)),
+            inner: Slot::new(Arc::new(channel)),
             created,
             peeked: std::cell::Cell::new(0.0),
             pin: RefCell::new(None),
         }
     }
 
-    fn get(&self, env: &Env) -> Result<&Arc<Channel>> {
+    fn get(&self, env: &Env) -> Result<Arc<Channel>> {
         self.inner
-            .as_ref()
-            .ok_or_else(|| throw(env, sysv_shm::Error::Detached { id: self.id }))
+            .lock()
+            .clone()
+            .ok_or_else(|| detached(env, self.id))
     }
+}
 
-    fn closed_error(&self, env: &Env) -> Error {
-        throw(env, sysv_shm::Error::Closed { id: self.id })
+fn closed_error(env: &Env, ch: &Channel) -> Error {
+    throw(
+        env,
+        sysv_shm::Error::Closed {
+            id: ch.attachment().id(),
+        },
+    )
+}
+
+/// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`:
+/// the core's [`sysv_shm::Error::Closed`], or any error once the closed
+/// word is set (it may have been cleared again since: a peer can write it).
+fn send_error(env: &Env, ch: &Channel, e: sysv_shm::Error) -> Error {
+    if ch.is_closed() {
+        closed_error(env, ch)
+    } else {
+        throw(env, e)
     }
+}
 
-    /// A failed send on a channel closed meanwhile is `ERR_CHANNEL_CLOSED`:
-    /// the core's [`sysv_shm::Error::Closed`], or any error once the closed
-    /// word is set (it may have been cleared again since: a peer can write it).
-    fn send_error(&self, env: &Env, ch: &Channel, e: sysv_shm::Error) -> Error {
-        if ch.is_closed() {
-            self.closed_error(env)
-        } else {
-            throw(env, e)
-        }
+fn recv_result(env: &Env, r: Recv) -> Result<f64> {
+    match r {
+        Recv::Message(n) => Ok(n as f64),
+        Recv::Empty => Ok(EMPTY),
+        Recv::Closed => Ok(CLOSED),
+        Recv::TooSmall(n) => Err(invalid(
+            env,
+            "ERR_BUFFER_TOO_SMALL",
+            &format!("the next message has {n} bytes, more than the target holds; it is left in the channel"),
+        )),
     }
+}
 
-    fn recv_result(&self, env: &Env, r: Recv) -> Result<f64> {
-        match r {
-            Recv::Message(n) => Ok(n as f64),
-            Recv::Empty => Ok(EMPTY),
-            Recv::Closed => Ok(CLOSED),
-            Recv::TooSmall(n) => Err(invalid(
-                env,
-                "ERR_BUFFER_TOO_SMALL",
-                &format!("the next message has {n} bytes, more than the target holds; it is left in the channel"),
-            )),
-        }
-    }
-
-    /// Receives into a new Node Buffer; `Ok(None)` when there is nothing.
-    fn recv_buffer(
-        &self,
-        env: &Env,
-        timeout: Option<Duration>,
-        block: bool,
-    ) -> Result<Option<Unknown<'_>>> {
-        let ch = self.get(env)?;
-        let mut value = None;
-        let mut failed = None;
-        let mut once = || {
-            // SAFETY: the closure returns the new buffer's memory, writable
-            // for `len` bytes (or None, and nothing is written).
-            unsafe {
-                ch.try_recv_with(|len| {
-                    let mut data = ptr::null_mut();
-                    let mut v = ptr::null_mut();
-                    // SAFETY: plain allocation of a Node Buffer in this call's scope.
-                    let status = sys::napi_create_buffer(env.raw(), len, &mut data, &mut v);
-                    if status != sys::Status::napi_ok {
-                        failed = Some(status);
-                        return None;
-                    }
-                    value = Some(v);
-                    // Node may return null for 0 bytes; nothing is copied then.
-                    Some(if data.is_null() {
-                        ptr::NonNull::dangling().as_ptr()
-                    } else {
-                        data.cast()
-                    })
+/// Receives into a new Node Buffer; `Ok(None)` when there is nothing.
+fn recv_buffer<'e>(
+    env: &'e Env,
+    ch: &Channel,
+    timeout: Option<Duration>,
+    block: bool,
+) -> Result<Option<Unknown<'e>>> {
+    let mut value = None;
+    let mut failed = None;
+    let mut once = || {
+        // SAFETY: the closure returns the new buffer's memory, writable
+        // for `len` bytes (or None, and nothing is written).
+        unsafe {
+            ch.try_recv_with(|len| {
+                let mut data = ptr::null_mut();
+                let mut v = ptr::null_mut();
+                // SAFETY: plain allocation of a Node Buffer in this call's scope.
+                let status = sys::napi_create_buffer(env.raw(), len, &mut data, &mut v);
+                if status != sys::Status::napi_ok {
+                    failed = Some(status);
+                    return None;
+                }
+                value = Some(v);
+                // Node may return null for 0 bytes; nothing is copied then.
+                Some(if data.is_null() {
+                    ptr::NonNull::dangling().as_ptr()
+                } else {
+                    data.cast()
                 })
-            }
-            .map_err(|e| throw(env, e))
-        };
-        let mut r = once()?;
-        if block && r == Recv::Empty && ch.wait_readable(timeout).map_err(|e| throw(env, e))? {
-            r = once()?;
+            })
         }
-        if let Some(status) = failed {
-            return Err(Error::new(
-                Status::from(status),
-                "napi_create_buffer failed".to_string(),
-            ));
+        .map_err(|e| throw(env, e))
+    };
+    let mut r = once()?;
+    if block && r == Recv::Empty && ch.wait_readable(timeout).map_err(|e| throw(env, e))? {
+        r = once()?;
+    }
+    if let Some(status) = failed {
+        return Err(Error::new(
+            Status::from(status),
+            "napi_create_buffer failed".to_string(),
+        ));
+    }
+    match (r, value) {
+        (Recv::Message(_), Some(v)) => {
+            // SAFETY: `v` is a live Buffer made in this env during this call.
+            Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), v) }))
         }
-        match (r, value) {
-            (Recv::Message(_), Some(v)) => {
-                // SAFETY: `v` is a live Buffer made in this env during this call.
-                Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), v) }))
-            }
-            _ => Ok(None),
-        }
+        _ => Ok(None),
     }
 }
 
@@ -190,7 +202,13 @@ impl ChannelHandle {
     /// Whether the handle is attached.
     #[napi(getter)]
     pub fn attached(&self) -> bool {
-        self.inner.is_some()
+        self.inner.lock().is_some()
+    }
+
+    /// The handle of this end's plain functions (`channelTrySend`, …).
+    #[napi(ts_return_type = "ExternalObject<'ChannelCopy'>")]
+    pub fn copy_handle(&self) -> External<ChannelCopy> {
+        CopyHandle::new(&self.inner, self.id)
     }
 
     /// The ring's capacity in bytes.
@@ -210,12 +228,6 @@ impl ChannelHandle {
     pub fn pending_bytes(&self, env: Env) -> Result<f64> {
         let ch = self.get(&env)?;
         Ok(ch.pending_bytes().map_err(|e| throw(&env, e))? as f64)
-    }
-
-    /// Whether the channel was closed.
-    #[napi(getter)]
-    pub fn closed(&self, env: Env) -> Result<bool> {
-        Ok(self.get(&env)?.is_closed())
     }
 
     /// How this handle waits: `"spin"`, `"park"` or `"spin-then-park"` (with
@@ -239,178 +251,6 @@ impl ChannelHandle {
         };
         ch.set_strategy(strategy);
         Ok(())
-    }
-
-    /// Sends if there is room now; `false` if the ring is too full.
-    #[napi(ts_args_type = "data: ArrayBufferView")]
-    pub fn try_send(&self, env: Env, data: Unknown) -> Result<bool> {
-        let ch = self.get(&env)?;
-        let (src, len) = view_bytes(&env, &data)?;
-        if ch.is_closed() {
-            return Err(self.closed_error(&env));
-        }
-        // SAFETY: `src` is the live view's memory, readable for `len` bytes;
-        // no JS runs during this call.
-        unsafe { ch.try_send_raw(src, len) }.map_err(|e| self.send_error(&env, ch, e))
-    }
-
-    /// Sends, waiting while the ring is too full; `false` on timeout.
-    #[napi(ts_args_type = "data: ArrayBufferView, timeoutMs?: number | undefined | null")]
-    pub fn send(&self, env: Env, data: Unknown, timeout_ms: Option<f64>) -> Result<bool> {
-        let ch = self.get(&env)?;
-        let timeout = timeout(&env, timeout_ms)?;
-        let (src, len) = view_bytes(&env, &data)?;
-        if ch.is_closed() {
-            return Err(self.closed_error(&env));
-        }
-        // SAFETY: as in `try_send`; the thread is blocked, so the view cannot
-        // be detached or resized meanwhile.
-        let sent =
-            unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| self.send_error(&env, ch, e))?;
-        if !sent && ch.is_closed() {
-            return Err(self.closed_error(&env));
-        }
-        Ok(sent)
-    }
-
-    /// Sends each view in order while there is room; returns how many were
-    /// sent. One call for many small messages.
-    #[napi(ts_args_type = "items: ArrayBufferView[]")]
-    pub fn try_send_many(&self, env: Env, items: Vec<Unknown>) -> Result<u32> {
-        let ch = self.get(&env)?;
-        if ch.is_closed() {
-            return Err(self.closed_error(&env));
-        }
-        let mut n = 0;
-        for item in &items {
-            let (src, len) = view_bytes(&env, item)?;
-            // SAFETY: as in `try_send`.
-            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| self.send_error(&env, ch, e))? {
-                break;
-            }
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Receives into `target` if a message is there: its length, `-1` if
-    /// empty, `-2` if empty and closed. `RangeError` if it does not fit.
-    #[napi(ts_args_type = "target: ArrayBufferView")]
-    pub fn try_recv_into(&self, env: Env, target: Unknown) -> Result<f64> {
-        let ch = self.get(&env)?;
-        let (dst, cap) = view_bytes(&env, &target)?;
-        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
-        let r = unsafe { ch.try_recv_raw(dst, cap) }.map_err(|e| throw(&env, e))?;
-        self.recv_result(&env, r)
-    }
-
-    /// Receives into `target`, waiting: as `tryRecvInto`, `-1` on timeout.
-    #[napi(ts_args_type = "target: ArrayBufferView, timeoutMs?: number | undefined | null")]
-    pub fn recv_into(&self, env: Env, target: Unknown, timeout_ms: Option<f64>) -> Result<f64> {
-        let ch = self.get(&env)?;
-        let timeout = timeout(&env, timeout_ms)?;
-        let (dst, cap) = view_bytes(&env, &target)?;
-        // SAFETY: as in `try_recv_into`; the thread is blocked meanwhile.
-        let r = unsafe { ch.recv_raw(dst, cap, timeout) }.map_err(|e| throw(&env, e))?;
-        self.recv_result(&env, r)
-    }
-
-    /// Receives as many waiting messages as fit into `target` (packed back to
-    /// back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
-    /// first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
-    /// and empty. `RangeError` if the first does not fit.
-    #[napi(
-        ts_args_type = "target: ArrayBufferView, lengths: Uint32Array, timeoutMs?: number | undefined | null"
-    )]
-    pub fn recv_many(
-        &self,
-        env: Env,
-        target: Unknown,
-        lengths: Unknown,
-        timeout_ms: Option<f64>,
-    ) -> Result<f64> {
-        let ch = self.get(&env)?;
-        let timeout = timeout(&env, timeout_ms)?;
-        let (dst, cap) = view_bytes(&env, &target)?;
-        let (lp, lbytes) = view_bytes(&env, &lengths)?;
-        let disjoint = (lp as usize).saturating_add(lbytes) <= dst as usize
-            || (dst as usize).saturating_add(cap) <= lp as usize;
-        if (lp as usize) % 4 != 0 || !disjoint {
-            return Err(invalid(
-                &env,
-                "ERR_INVALID_ARG_VALUE",
-                "lengths must be a Uint32Array that does not overlap target",
-            ));
-        }
-        // The lengths view may be shared memory (even the ring): it is only
-        // written through a raw pointer, never made a `&mut [u32]`.
-        let (lens, max) = (lp.cast::<u32>(), lbytes / 4);
-        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes;
-        // `lens` is the live view's, 4-aligned (checked), writable for `max`
-        // u32s, not overlapping `dst` (checked).
-        let mut r =
-            unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(&env, e))?;
-        if r == Recv::Empty
-            && timeout != Some(Duration::ZERO)
-            && ch.wait_readable(timeout).map_err(|e| throw(&env, e))?
-        {
-            // SAFETY: as above.
-            r = unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(&env, e))?;
-        }
-        self.recv_result(&env, r)
-    }
-
-    /// The next message's length, or `-1` if there is none.
-    #[napi]
-    pub fn next_length(&self, env: Env) -> Result<f64> {
-        let ch = self.get(&env)?;
-        let len = ch.next_len().map_err(|e| throw(&env, e))?;
-        Ok(len.map_or(EMPTY, |n| n as f64))
-    }
-
-    /// Receives into a new Buffer if a message is there, else `null`.
-    #[napi(ts_return_type = "Buffer | null")]
-    pub fn try_recv(&self, env: Env) -> Result<Option<Unknown<'_>>> {
-        self.recv_buffer(&env, None, false)
-    }
-
-    /// Receives into a new Buffer, waiting; `null` on timeout or when closed
-    /// and empty.
-    #[napi(ts_return_type = "Buffer | null")]
-    pub fn recv(&self, env: Env, timeout_ms: Option<f64>) -> Result<Option<Unknown<'_>>> {
-        let timeout = timeout(&env, timeout_ms)?;
-        self.recv_buffer(&env, timeout, true)
-    }
-
-    /// Arms an asynchronous wait for a message that `token` cancels: `null`
-    /// if one (or the close) is already there, else a promise as for
-    /// `Mapping.waitAsync`.
-    #[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'> | null")]
-    pub fn recv_wait_async<'a>(
-        &self,
-        env: &'a Env,
-        token: &WaitToken,
-    ) -> Result<Option<Object<'a>>> {
-        let ch = self.get(env)?;
-        if !ch.arm_rx_wait() {
-            return Ok(None);
-        }
-        let (promise, on_done) = futex_promise(env, token, self.id)?;
-        let keepalive: Arc<dyn std::any::Any + Send + Sync> = ch.clone();
-        let req = sysv_shm::futex::AsyncRequest {
-            addr: ch.rx_waiting_word(),
-            expected: 1,
-            waiters: None,
-            timeout: None,
-            keepalive,
-            on_done,
-            cancel: Some(token.token.clone()),
-        };
-        // SAFETY: the word is in the channel's header, kept mapped by the
-        // `Arc<Channel>` in `keepalive`; `detach` cancels the range first.
-        // `on_done` settles the promise in every case (no thread too).
-        let _ = unsafe { sysv_shm::futex::wait_async(req) };
-        Ok(Some(promise))
     }
 
     /// An `ArrayBuffer` over the whole segment (the 512-byte header, then
@@ -442,21 +282,6 @@ impl ChannelHandle {
         Ok(buffer)
     }
 
-    /// Wakes the receiver (`true`) or the sender (`false`) if its waiting
-    /// word says it sleeps: for the JavaScript paths, which move `head` and
-    /// `tail` themselves (`futex(2)` `FUTEX_WAKE`, no system call when the
-    /// word is 0).
-    #[napi]
-    pub fn wake(&self, env: Env, receiver: bool) -> Result<()> {
-        let ch = self.get(&env)?;
-        if receiver {
-            ch.wake_receiver()
-        } else {
-            ch.wake_sender()
-        }
-        .map_err(|e| throw(&env, e))
-    }
-
     /// Reserves room for `length` bytes to write in place, waiting while the
     /// ring is too full: the payload's offset in the ring, `-1` on timeout,
     /// `-3` if it would wrap (send a copy instead).
@@ -467,11 +292,11 @@ impl ChannelHandle {
         let timeout = timeout(&env, timeout_ms)?;
         match ch
             .reserve(len, timeout)
-            .map_err(|e| self.send_error(&env, ch, e))?
+            .map_err(|e| send_error(&env, &ch, e))?
         {
             Reserve::At(off) => Ok(off as f64),
             Reserve::Split => Ok(SPLIT),
-            Reserve::Full if ch.is_closed() => Err(self.closed_error(&env)),
+            Reserve::Full if ch.is_closed() => Err(closed_error(&env, &ch)),
             Reserve::Full => Ok(EMPTY),
         }
     }
@@ -481,7 +306,7 @@ impl ChannelHandle {
     pub fn commit(&self, env: Env, length: f64) -> Result<()> {
         let ch = self.get(&env)?;
         let len = to_usize(&env, "length", length)?;
-        ch.commit(len).map_err(|e| self.send_error(&env, ch, e))
+        ch.commit(len).map_err(|e| send_error(&env, &ch, e))
     }
 
     /// Waits for the next message and shows it in place: its offset in the
@@ -539,7 +364,8 @@ impl ChannelHandle {
     /// buffer is collected). Idempotent.
     #[napi(ts_args_type = "segment?: ArrayBuffer | null")]
     pub fn detach(&mut self, env: Env, segment: Option<Unknown>) {
-        if let Some(ch) = self.inner.take() {
+        let taken = self.inner.lock().take();
+        if let Some(ch) = taken {
             let cut = segment
                 .as_ref()
                 .is_some_and(|b| detach_if_ours(&env, b, ch.attachment().as_ptr()));
@@ -552,4 +378,227 @@ impl ChannelHandle {
             sysv_shm::futex::cancel_range(map.as_ptr() as usize, map.len());
         }
     }
+}
+
+/// Sends if there is room now; `false` if the ring is too full.
+pub(crate) fn channel_try_send(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    data: Unknown,
+) -> Result<bool> {
+    handle.with(env, |ch| {
+        let (src, len) = view_bytes(env, &data)?;
+        if ch.is_closed() {
+            return Err(closed_error(env, ch));
+        }
+        // SAFETY: `src` is the live view's memory, readable for `len` bytes;
+        // no JS runs during this call.
+        unsafe { ch.try_send_raw(src, len) }.map_err(|e| send_error(env, ch, e))
+    })
+}
+
+/// Sends, waiting while the ring is too full; `false` on timeout.
+pub(crate) fn channel_send(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    data: Unknown,
+    timeout_ms: Option<f64>,
+) -> Result<bool> {
+    let timeout = timeout(env, timeout_ms)?;
+    handle.with(env, |ch| {
+        let (src, len) = view_bytes(env, &data)?;
+        if ch.is_closed() {
+            return Err(closed_error(env, ch));
+        }
+        // SAFETY: as in `channel_try_send`; the thread is blocked, so the
+        // view cannot be detached or resized meanwhile.
+        let sent = unsafe { ch.send_raw(src, len, timeout) }.map_err(|e| send_error(env, ch, e))?;
+        if !sent && ch.is_closed() {
+            return Err(closed_error(env, ch));
+        }
+        Ok(sent)
+    })
+}
+
+/// Sends each view in order while there is room; returns how many were
+/// sent. One call for many small messages.
+pub(crate) fn channel_try_send_many(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    items: Vec<Unknown>,
+) -> Result<u32> {
+    handle.with(env, |ch| {
+        if ch.is_closed() {
+            return Err(closed_error(env, ch));
+        }
+        let mut n = 0;
+        for item in &items {
+            let (src, len) = view_bytes(env, item)?;
+            // SAFETY: as in `channel_try_send`.
+            if !unsafe { ch.try_send_raw(src, len) }.map_err(|e| send_error(env, ch, e))? {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
+/// Receives into `target` if a message is there: its length, `-1` if
+/// empty, `-2` if empty and closed. `RangeError` if it does not fit.
+pub(crate) fn channel_try_recv_into(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    target: Unknown,
+) -> Result<f64> {
+    handle.with(env, |ch| {
+        let (dst, cap) = view_bytes(env, &target)?;
+        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes.
+        let r = unsafe { ch.try_recv_raw(dst, cap) }.map_err(|e| throw(env, e))?;
+        recv_result(env, r)
+    })
+}
+
+/// Receives into `target`, waiting: as `channelTryRecvInto`, `-1` on timeout.
+pub(crate) fn channel_recv_into(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    target: Unknown,
+    timeout_ms: Option<f64>,
+) -> Result<f64> {
+    let timeout = timeout(env, timeout_ms)?;
+    handle.with(env, |ch| {
+        let (dst, cap) = view_bytes(env, &target)?;
+        // SAFETY: as in `channel_try_recv_into`; the thread is blocked meanwhile.
+        let r = unsafe { ch.recv_raw(dst, cap, timeout) }.map_err(|e| throw(env, e))?;
+        recv_result(env, r)
+    })
+}
+
+/// Receives as many waiting messages as fit into `target` (packed back to
+/// back) and `lengths` (one entry each), waiting up to `timeoutMs` for the
+/// first (`0`: do not wait): the count, `-1` if none came, `-2` if closed
+/// and empty. `RangeError` if the first does not fit.
+pub(crate) fn channel_recv_many(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    target: Unknown,
+    lengths: Unknown,
+    timeout_ms: Option<f64>,
+) -> Result<f64> {
+    let timeout = timeout(env, timeout_ms)?;
+    handle.with(env, |ch| {
+        let (dst, cap) = view_bytes(env, &target)?;
+        let (lp, lbytes) = view_bytes(env, &lengths)?;
+        let disjoint = (lp as usize).saturating_add(lbytes) <= dst as usize
+            || (dst as usize).saturating_add(cap) <= lp as usize;
+        if (lp as usize) % 4 != 0 || !disjoint {
+            return Err(invalid(
+                env,
+                "ERR_INVALID_ARG_VALUE",
+                "lengths must be a Uint32Array that does not overlap target",
+            ));
+        }
+        // The lengths view may be shared memory (even the ring): it is only
+        // written through a raw pointer, never made a `&mut [u32]`.
+        let (lens, max) = (lp.cast::<u32>(), lbytes / 4);
+        // SAFETY: `dst` is the live view's memory, writable for `cap` bytes;
+        // `lens` is the live view's, 4-aligned (checked), writable for `max`
+        // u32s, not overlapping `dst` (checked).
+        let mut r =
+            unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(env, e))?;
+        if r == Recv::Empty
+            && timeout != Some(Duration::ZERO)
+            && ch.wait_readable(timeout).map_err(|e| throw(env, e))?
+        {
+            // SAFETY: as above.
+            r = unsafe { ch.try_recv_many_raw(dst, cap, lens, max) }.map_err(|e| throw(env, e))?;
+        }
+        recv_result(env, r)
+    })
+}
+
+/// The next message's length, or `-1` if there is none.
+pub(crate) fn channel_next_length(env: &Env, handle: &External<ChannelCopy>) -> Result<f64> {
+    handle.with(env, |ch| {
+        let len = ch.next_len().map_err(|e| throw(env, e))?;
+        Ok(len.map_or(EMPTY, |n| n as f64))
+    })
+}
+
+/// Whether the channel was closed.
+pub(crate) fn channel_closed(env: &Env, handle: &External<ChannelCopy>) -> Result<bool> {
+    handle.with(env, |ch| Ok(ch.is_closed()))
+}
+
+/// Receives into a new Buffer if a message is there, else `null`.
+pub(crate) fn channel_try_recv<'e>(
+    env: &'e Env,
+    handle: &External<ChannelCopy>,
+) -> Result<Option<Unknown<'e>>> {
+    handle.with(env, |ch| recv_buffer(env, ch, None, false))
+}
+
+/// Receives into a new Buffer, waiting; `null` on timeout or when closed
+/// and empty.
+pub(crate) fn channel_recv<'e>(
+    env: &'e Env,
+    handle: &External<ChannelCopy>,
+    timeout_ms: Option<f64>,
+) -> Result<Option<Unknown<'e>>> {
+    let timeout = timeout(env, timeout_ms)?;
+    handle.with(env, |ch| recv_buffer(env, ch, timeout, true))
+}
+
+/// Arms an asynchronous wait for a message that `token` cancels: `null`
+/// if one (or the close) is already there, else a promise as for
+/// `mappingWaitAsync`.
+#[napi(
+    ts_args_type = "handle: ExternalObject<'ChannelCopy'>, token: WaitToken",
+    ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'> | null"
+)]
+pub fn channel_recv_wait_async<'a>(
+    env: &'a Env,
+    handle: &External<ChannelCopy>,
+    token: &WaitToken,
+) -> Result<Option<Object<'a>>> {
+    handle.with(env, |ch| {
+        if !ch.arm_rx_wait() {
+            return Ok(None);
+        }
+        let (promise, on_done) = futex_promise(env, token, ch.attachment().id())?;
+        let keepalive: Arc<dyn std::any::Any + Send + Sync> = ch.clone();
+        let req = sysv_shm::futex::AsyncRequest {
+            addr: ch.rx_waiting_word(),
+            expected: 1,
+            waiters: None,
+            timeout: None,
+            keepalive,
+            on_done,
+            cancel: Some(token.token.clone()),
+        };
+        // SAFETY: the word is in the channel's header, kept mapped by the
+        // `Arc<Channel>` in `keepalive`; `detach` cancels the range first.
+        // `on_done` settles the promise in every case (no thread too).
+        let _ = unsafe { sysv_shm::futex::wait_async(req) };
+        Ok(Some(promise))
+    })
+}
+
+/// Wakes the receiver (`true`) or the sender (`false`) if its waiting word
+/// says it sleeps: for the JavaScript paths, which move `head` and `tail`
+/// themselves (`futex(2)` `FUTEX_WAKE`, no system call when the word is 0).
+pub(crate) fn channel_wake(
+    env: &Env,
+    handle: &External<ChannelCopy>,
+    receiver: bool,
+) -> Result<()> {
+    handle.with(env, |ch| {
+        if receiver {
+            ch.wake_receiver()
+        } else {
+            ch.wake_sender()
+        }
+        .map_err(|e| throw(env, e))
+    })
 }

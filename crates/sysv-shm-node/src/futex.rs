@@ -1,7 +1,6 @@
 //! `wait`, `notify` and `waitAsync` on a wait cell of a `Mapping`: the
 //! cross-process futex protocol of `sysv_shm::futex`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -9,7 +8,7 @@ use napi_derive::napi;
 use sysv_shm::futex::AsyncOutcome;
 
 use crate::errors::{invalid, throw};
-use crate::mapping::Mapping;
+use crate::mapping::CopyHandle;
 use crate::pending::{self, WaitToken};
 use crate::to_usize;
 
@@ -55,73 +54,74 @@ pub(crate) fn futex_promise<'env>(
     Ok((promise, on_done))
 }
 
-#[napi]
-impl Mapping {
-    /// Blocks until the wait cell at `offset` is notified (`FUTEX_WAIT`),
-    /// unless its value is not `expected`; `"ok"`, `"not-equal"` or
-    /// `"timed-out"`.
-    #[napi]
-    pub fn wait(
-        &self,
-        env: Env,
-        offset: f64,
-        expected: i32,
-        timeout_ms: Option<f64>,
-    ) -> Result<&'static str> {
-        let offset = to_usize(&env, "byteOffset", offset)?;
-        let timeout = timeout(&env, timeout_ms)?;
-        let guard = self.shared.lock();
-        let map = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-        // The lock is held while asleep: only this JS thread uses the handle,
-        // and it is the one asleep, so nothing waits on the lock meanwhile.
-        map.wait(offset, expected, timeout)
-            .map(|o| o.as_str())
-            .map_err(|e| throw(&env, e))
-    }
+/// Blocks until the wait cell at `offset` of the mapping is notified
+/// (`FUTEX_WAIT`), unless its value is not `expected`; `"ok"`,
+/// `"not-equal"` or `"timed-out"`. A plain function over the mapping's
+/// [`CopyHandle`], as every call of a hot path is.
+pub(crate) fn mapping_wait(
+    env: &Env,
+    handle: &External<CopyHandle>,
+    offset: f64,
+    expected: i32,
+    timeout_ms: Option<f64>,
+) -> Result<&'static str> {
+    let offset = to_usize(env, "byteOffset", offset)?;
+    let timeout = timeout(env, timeout_ms)?;
+    // The lock is held while asleep: only this JS thread uses the handle,
+    // and it is the one asleep, so nothing waits on the lock meanwhile.
+    handle.with_attachment(env, |map| {
+        map.wait(offset, expected, timeout).map(|o| o.as_str())
+    })
+}
 
-    /// Wakes up to `count` waiters of the cell at `offset`; returns how many.
-    /// No system call when the cell's waiter count is 0.
-    #[napi]
-    pub fn notify(&self, env: Env, offset: f64, count: u32) -> Result<u32> {
-        let offset = to_usize(&env, "byteOffset", offset)?;
-        let guard = self.shared.lock();
-        let map = guard.as_ref().ok_or_else(|| detached(&env, self.id))?;
-        map.notify(offset, count).map_err(|e| throw(&env, e))
-    }
+/// Wakes up to `count` waiters of the cell at `offset` of the mapping;
+/// returns how many. No system call when the cell's waiter count is 0.
+pub(crate) fn mapping_notify(
+    env: &Env,
+    handle: &External<CopyHandle>,
+    offset: f64,
+    count: u32,
+) -> Result<u32> {
+    let offset = to_usize(env, "byteOffset", offset)?;
+    handle.with_attachment(env, |map| map.notify(offset, count))
+}
 
-    /// Starts an asynchronous wait that `token` cancels; the promise is as
-    /// [`futex_promise`] says.
-    #[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>")]
-    pub fn wait_async<'a>(
-        &self,
-        env: &'a Env,
-        offset: f64,
-        expected: i32,
-        timeout_ms: Option<f64>,
-        token: &WaitToken,
-    ) -> Result<Object<'a>> {
-        let offset = to_usize(env, "byteOffset", offset)?;
-        let timeout = timeout(env, timeout_ms)?;
-        let guard = self.shared.lock();
-        let map = guard.as_ref().ok_or_else(|| detached(env, self.id))?;
-        sysv_shm::futex::check_cell(map.len(), offset).map_err(|e| throw(env, e))?;
+/// Starts an asynchronous wait on the cell at `offset` of the mapping that
+/// `token` cancels; the promise is as [`futex_promise`] says.
+#[napi(
+    ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, expected: number, timeoutMs: number | undefined | null, token: WaitToken",
+    ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>"
+)]
+pub fn mapping_wait_async<'a>(
+    env: &'a Env,
+    handle: &External<CopyHandle>,
+    offset: f64,
+    expected: i32,
+    timeout_ms: Option<f64>,
+    token: &WaitToken,
+) -> Result<Object<'a>> {
+    let offset = to_usize(env, "byteOffset", offset)?;
+    let timeout = timeout(env, timeout_ms)?;
+    let id = handle.id();
+    let map_err = |e| throw(env, e);
+    handle.with(env, |map| {
+        sysv_shm::futex::check_cell(map.len(), offset).map_err(map_err)?;
         if map.read_only() {
-            return Err(throw(env, sysv_shm::Error::ReadOnly { id: self.id }));
+            return Err(throw(env, sysv_shm::Error::ReadOnly { id }));
         }
-        let (promise, on_done) = futex_promise(env, token, self.id)?;
-        let keepalive: Arc<dyn std::any::Any + Send + Sync> = self.shared.clone();
+        let (promise, on_done) = futex_promise(env, token, id)?;
         // `on_done` settles the promise in every case (no thread too), so
         // the error is in the rejection.
         let _ = map.wait_async(
             offset,
             expected,
             timeout,
-            keepalive,
+            handle.keepalive(),
             on_done,
             Some(&token.token),
         );
         Ok(promise)
-    }
+    })
 }
 
 /// How this process serves `waitAsync`/`recvAsync`: `"futex_waitv"` (one
@@ -130,8 +130,4 @@ impl Mapping {
 #[napi]
 pub fn futex_async_backend() -> &'static str {
     sysv_shm::futex::async_backend().as_str()
-}
-
-fn detached(env: &Env, id: i32) -> Error {
-    throw(env, sysv_shm::Error::Detached { id })
 }

@@ -9,9 +9,10 @@
 #![cfg(target_os = "linux")]
 
 mod buffer;
-mod channel;
+pub mod channel;
 mod errors;
 pub mod futex;
+pub mod hot;
 pub mod ipc;
 mod mapping;
 pub mod msg;
@@ -26,8 +27,8 @@ use std::path::Path;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-pub use channel::ChannelHandle;
-pub use mapping::{mapping_read_into, mapping_write, CopyHandle, Mapping};
+pub use channel::{ChannelCopy, ChannelHandle};
+pub use mapping::{mapping_attach, CopyHandle, Mapping};
 
 use errors::{invalid, throw, ErrorClass};
 

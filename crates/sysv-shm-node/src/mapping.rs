@@ -21,18 +21,25 @@ use crate::buffer::{detach_if_ours, external, view_bytes, BufferKind, ExternalOr
 use crate::errors::{shm_error, throw};
 use crate::to_usize;
 
-/// The attachment, or `None` once detached.
-pub(crate) struct Shared {
-    attachment: Mutex<Option<Attachment>>,
-}
+/// What a native handle shares with its [`CopyHandle`]s: the attachment
+/// (or the channel), `None` once detached.
+pub(crate) struct Slot<T>(Mutex<Option<T>>);
 
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Attachment>> {
-        // A panic cannot happen while the lock is held (only copies run under
-        // it), but a poisoned lock still holds a valid Option: use it.
-        self.attachment.lock().unwrap_or_else(|p| p.into_inner())
+impl<T> Slot<T> {
+    pub(crate) fn new(value: T) -> Arc<Slot<T>> {
+        Arc::new(Slot(Mutex::new(Some(value))))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        // A panic cannot happen while the lock is held (only copies, waits
+        // and wakes run under it), but a poisoned lock still holds a valid
+        // Option: use it.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// The attachment of a [`Mapping`], or `None` once detached.
+pub(crate) type Shared = Slot<Attachment>;
 
 /// What the zero-copy `ArrayBuffer`'s finalizer holds: the attachment
 /// stays while it lives (see `Mapping::detach`).
@@ -69,32 +76,34 @@ pub struct Mapping {
     sab_pin: Mutex<Weak<SabPin>>,
 }
 
+/// `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`: `[mapping, key, size]`,
+/// the key and size as read by the attach's `IPC_STAT`, in the one call
+/// (each getter of a napi-rs class costs about as much as this array).
+#[napi(ts_return_type = "[Mapping, number, number]")]
+pub fn mapping_attach(env: Env, id: i32, read_only: bool) -> Result<(Mapping, i32, f64)> {
+    let attachment = Segment::from_id(id)
+        .attach(read_only)
+        .map_err(|e| throw(&env, e))?;
+    // Node forks only to exec: keep spawned children from counting as
+    // attachments (`attachCount`) between their fork and their exec.
+    attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
+    let (key, size) = (attachment.key(), attachment.len());
+    let mapping = Mapping {
+        id,
+        key,
+        size,
+        read_only,
+        address: attachment.as_ptr() as usize,
+        buffer_made: AtomicBool::new(false),
+        buffer_pin: Mutex::new(Weak::new()),
+        sab_pin: Mutex::new(Weak::new()),
+        shared: Slot::new(attachment),
+    };
+    Ok((mapping, key, size as f64))
+}
+
 #[napi]
 impl Mapping {
-    /// `shmat(id, NULL, readOnly ? SHM_RDONLY : 0)`.
-    #[napi(factory)]
-    pub fn attach(env: Env, id: i32, read_only: bool) -> Result<Mapping> {
-        let attachment = Segment::from_id(id)
-            .attach(read_only)
-            .map_err(|e| throw(&env, e))?;
-        // Node forks only to exec: keep spawned children from counting as
-        // attachments (`attachCount`) between their fork and their exec.
-        attachment.keep_out_of_forks().map_err(|e| throw(&env, e))?;
-        Ok(Mapping {
-            id,
-            key: attachment.key(),
-            size: attachment.len(),
-            read_only,
-            address: attachment.as_ptr() as usize,
-            buffer_made: AtomicBool::new(false),
-            buffer_pin: Mutex::new(Weak::new()),
-            sab_pin: Mutex::new(Weak::new()),
-            shared: Arc::new(Shared {
-                attachment: Mutex::new(Some(attachment)),
-            }),
-        })
-    }
-
     /// The shmid.
     #[napi(getter)]
     pub fn id(&self) -> i32 {
@@ -216,14 +225,12 @@ impl Mapping {
         }
     }
 
-    /// The handle of the copy path's plain functions (`mappingReadInto`,
-    /// `mappingWrite`) for this mapping.
+    /// The handle of the plain functions that take the place of methods on
+    /// the hot paths (`mappingReadInto`, `mappingWrite`, `mappingWait`,
+    /// `mappingNotify`, `mappingWaitAsync`) for this mapping.
     #[napi(ts_return_type = "ExternalObject<'CopyHandle'>")]
     pub fn copy_handle(&self) -> External<CopyHandle> {
-        External::new(CopyHandle {
-            shared: self.shared.clone(),
-            id: self.id,
-        })
+        CopyHandle::new(&self.shared, self.id)
     }
 
     /// `IPC_RMID` if at least `parties` attachments exist now (see
@@ -294,15 +301,34 @@ impl Mapping {
     }
 }
 
-/// What the copy path's plain functions take instead of the `Mapping`: its
-/// attachment (`None` once detached) and id, in an `External`. A class
-/// method of napi-rs 3 (with `napi8`) unwraps its object, checks its type
-/// tag and registers a borrow on every call, a plain function with an
-/// `External` only reads the external's pointer and compares a `TypeId`:
-/// about half the cost of a method, per call.
-pub struct CopyHandle {
-    shared: Arc<Shared>,
+/// What the plain functions of the hot paths take instead of a native
+/// class's object: the object's [`Slot`] (its attachment or channel, `None`
+/// once detached) and id, in an `External`. A class method of napi-rs 3
+/// (with `napi8`) unwraps its object, checks its type tag and registers a
+/// borrow on every call; a plain function with an `External` only reads the
+/// external's pointer and compares a `TypeId`: about half the cost of a
+/// method, per call. The one scheme of the mappings (`CopyHandle`) and the
+/// channels (`CopyHandle<Arc<Channel>>`, `ChannelCopyHandle` in TypeScript).
+pub struct CopyHandle<T: 'static = Attachment> {
+    slot: Arc<Slot<T>>,
     id: i32,
+}
+
+impl<T: 'static> CopyHandle<T> {
+    /// The handle of `slot`, whose object has the shmid `id`.
+    pub(crate) fn new(slot: &Arc<Slot<T>>, id: i32) -> External<CopyHandle<T>> {
+        External::new(CopyHandle {
+            slot: slot.clone(),
+            id,
+        })
+    }
+
+    /// Runs `f` with the object locked; `ERR_SHM_DETACHED` once detached.
+    pub(crate) fn with<R>(&self, env: &Env, f: impl FnOnce(&T) -> Result<R>) -> Result<R> {
+        let guard = self.slot.lock();
+        let object = guard.as_ref().ok_or_else(|| detached(env, self.id))?;
+        f(object)
+    }
 }
 
 /// Runs one copy of the copy path: `copy(attachment, offset, view's
@@ -320,7 +346,7 @@ fn with_copy(
     handle.with_attachment(env, |attachment| copy(attachment, offset, ptr, len))
 }
 
-impl CopyHandle {
+impl CopyHandle<Attachment> {
     /// Runs `f` with the attachment locked; `ERR_SHM_DETACHED` once detached,
     /// and `f`'s error as a `ShmError`.
     pub(crate) fn with_attachment<R>(
@@ -328,25 +354,31 @@ impl CopyHandle {
         env: &Env,
         f: impl FnOnce(&Attachment) -> sysv_shm::Result<R>,
     ) -> Result<R> {
-        let guard = self.shared.lock();
-        let attachment = guard.as_ref().ok_or_else(|| detached(env, self.id))?;
-        f(attachment).map_err(|e| throw(env, e))
+        self.with(env, |attachment| f(attachment).map_err(|e| throw(env, e)))
+    }
+
+    /// The shmid of the mapping.
+    pub(crate) fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// What keeps the attachment mapped while an asynchronous wait on it
+    /// is pending (`detach()` cancels the wait first).
+    pub(crate) fn keepalive(&self) -> Arc<dyn std::any::Any + Send + Sync> {
+        self.slot.clone()
     }
 }
 
 /// Copies from the segment at `offset` into `target`, as many bytes as fit
 /// in both; returns the count.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'CopyHandle'>, target: ArrayBufferView, offset: number"
-)]
-pub fn mapping_read_into(
-    env: Env,
+pub(crate) fn mapping_read_into(
+    env: &Env,
     handle: &External<CopyHandle>,
     target: Unknown,
     offset: f64,
 ) -> Result<f64> {
     with_copy(
-        &env,
+        env,
         handle,
         &target,
         offset,
@@ -363,17 +395,14 @@ pub fn mapping_read_into(
 
 /// Copies all of `source` into the segment at `offset`; throws a
 /// `RangeError` if it does not fit. Returns the count.
-#[napi(
-    ts_args_type = "handle: ExternalObject<'CopyHandle'>, source: ArrayBufferView, offset: number"
-)]
-pub fn mapping_write(
-    env: Env,
+pub(crate) fn mapping_write(
+    env: &Env,
     handle: &External<CopyHandle>,
     source: Unknown,
     offset: f64,
 ) -> Result<f64> {
     with_copy(
-        &env,
+        env,
         handle,
         &source,
         offset,
@@ -387,10 +416,6 @@ pub fn mapping_write(
     )
 }
 
-fn detached(env: &Env, id: i32) -> Error {
-    shm_error(
-        env,
-        "ERR_SHM_DETACHED",
-        &format!("segment {id} has been detached from this handle"),
-    )
+pub(crate) fn detached(env: &Env, id: i32) -> Error {
+    throw(env, sysv_shm::Error::Detached { id })
 }

@@ -39,22 +39,19 @@ pub fn mutex_holder_alive(tid: u32, start: f64) -> bool {
 /// loads, 1 stores `a`, 2 compare-exchanges `a` for `b`; returns the word found
 /// (or stored). The word operations of every layout built in a segment where
 /// the runtime has no zero-copy view (`src/words.ts`: `Mutex`, publish/subscribe).
-#[napi(
-    ts_args_type = "handle: ExternalObject<'CopyHandle'>, offset: number, op: number, a: number, b: number"
-)]
-pub fn mapping_word(
-    env: Env,
+pub(crate) fn mapping_word(
+    env: &Env,
     handle: &External<CopyHandle>,
     offset: f64,
     op: u32,
     a: u32,
     b: u32,
 ) -> Result<u32> {
-    let offset = crate::to_usize(&env, "offset", offset)?;
+    let offset = crate::to_usize(env, "offset", offset)?;
     let op = match op {
         0 => WordOp::Load,
         1 => WordOp::Store(a),
         _ => WordOp::CompareExchange(a, b),
     };
-    handle.with_attachment(&env, |attachment| mutex::word_op(attachment, offset, op))
+    handle.with_attachment(env, |attachment| mutex::word_op(attachment, offset, op))
 }
