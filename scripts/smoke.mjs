@@ -155,6 +155,30 @@ try {
       return throwsShmError(() => SharedMemory.openById(0x7fffffff), ['EINVAL', 'EIDRM'])
     },
     SharedMemory: () => 'below',
+    // Publish/subscribe in one process, on the zero-copy view and on the copy path: on arm64 this
+    // runs the seqlock's native fences (Words.fence), which x64 does not call.
+    Publisher: () => {
+      for (const zeroCopy of [true, false]) {
+        const pub = m.Publisher.create(IPC_PRIVATE, { capacity: 4, maxMessage: 64, zeroCopy })
+        try {
+          const sub = m.Subscriber.openById(pub.id, { zeroCopy })
+          try {
+            for (let i = 0; i < 10; i++) assert(pub.publish(`m${i}`), 'publish returned false')
+            const got = []
+            for (let b; (b = sub.tryReceive()) !== null; ) got.push(String(b))
+            // Overwrite policy, 4 slots: the last 4 are kept, 6 were missed.
+            assert(got.join() === 'm6,m7,m8,m9' && sub.missed === 6, `zeroCopy ${zeroCopy}: got ${got.join()}, missed ${sub.missed}`)
+            assert(String(sub.latest()) === 'm9', `zeroCopy ${zeroCopy}: latest ${sub.latest()}`)
+          } finally {
+            sub.close()
+          }
+        } finally {
+          pub.close()
+        }
+      }
+      return 'publish, tryReceive, latest on both paths'
+    },
+    Subscriber: () => 'with Publisher',
   }
   for (const [name, value] of Object.entries(m)) {
     if (name === 'default' || name === '__esModule') continue
