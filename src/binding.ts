@@ -4,6 +4,7 @@
  * @internal
  * @module
  */
+/// <reference types="node" preserve="true" />
 import { constants as bufferConstants } from 'node:buffer'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
