@@ -469,3 +469,37 @@ function readStart() {
   const stat = readFileSync('/proc/thread-self/stat', 'utf8')
   return Number(BigInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) & 0xffffffffn)
 }
+
+// Two publishAsync calls in a row under block with one slot: the first takes the room, the second
+// waits for it (before, both passed the room check before either wrote, and the second
+// overwrote the first unread message). A close while one waits rejects with ERR_PUBSUB_CLOSED.
+test('block policy: concurrent publishAsync calls do not take the same room; close while waiting', async (t) => {
+  const pub = publisher(t, IPC_PRIVATE, { capacity: 1, maxMessage: 8, policy: 'block' })
+  const sub = Subscriber.openById(pub.id)
+  t.teardown(() => sub.close())
+  const [a, b] = await Promise.all([pub.publishAsync('a'), pub.publishAsync('b', { timeoutMs: 50 })])
+  t.true(a)
+  t.false(b, 'the one slot holds the unread a')
+  t.is(String(sub.tryReceive()), 'a')
+  t.is(sub.missed, 0)
+  t.true(pub.publish('b'))
+  const waiting = pub.publishAsync('c')
+  await sleep(20)
+  pub.close()
+  await t.throwsAsync(waiting, { instanceOf: ShmError, code: 'ERR_PUBSUB_CLOSED' })
+  t.is(String(sub.tryReceive()), 'b')
+})
+
+test('loan: close() inside fill is ERR_INVALID_STATE; a fill that throws leaves a one-slot topic without a whole message (latest() is null)', (t) => {
+  const pub = publisher(t, IPC_PRIVATE, { capacity: 1, maxMessage: 8 })
+  const sub = Subscriber.openById(pub.id)
+  t.teardown(() => sub.close())
+  t.true(pub.publish('x'))
+  t.is(String(sub.latest()), 'x')
+  t.is(t.throws(() => pub.loan(1, () => pub.close())).code, 'ERR_INVALID_STATE')
+  t.false(pub.closed)
+  t.throws(() => pub.loan(1, () => { throw new Error('fill failed') }), { message: 'fill failed' })
+  t.is(sub.latest(), null, 'the only slot is marked as being written')
+  t.true(pub.publish('y'))
+  t.is(String(sub.latest()), 'y')
+})

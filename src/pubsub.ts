@@ -38,8 +38,12 @@ const SIGN = 2 ** 31
 const CLOSE_CHECK_MS = 100
 /** The longest sleep of a waiting publisher between two liveness checks of the subscribers it waits for. */
 const MAX_CHECK_MS = 64
-/** How often `latest()` retries while a one-slot topic rewrites its only slot, before it calls that corrupt. */
-const MAX_RETRIES = 1_000_000
+/** How long an open waits for the header of a topic that is being created (all zeros) before it calls it no topic. */
+const CREATE_WAIT_MS = 200
+/** A private word to sleep 1 ms on with `Atomics.wait`. */
+const NAP = new Int32Array(new SharedArrayBuffer(4))
+/** How often `latest()` retries while a one-slot topic rewrites its only slot, before it finds no whole message (null). */
+const MAX_RETRIES = 10_000
 
 /** How a publisher treats subscribers that fall behind. */
 export type PubsubPolicy = 'overwrite' | 'block'
@@ -184,11 +188,19 @@ class Topic {
     const { words, view } = wordsOf(shm, 0, Math.floor(shm.size / 4))
     this.w = words
     this.buf = view === null ? null : shm.buffer
-    const magic = words.load(W_MAGIC)
+    let magic = words.load(W_MAGIC)
+    // A new segment is zeros until its creator has written the header (the magic last): a topic
+    // being created, not a foreign segment. Wait for it a little (its creator takes microseconds).
+    for (let ms = 0; magic === 0 && words.load(W_VERSION) === 0 && ms < CREATE_WAIT_MS; ms++) {
+      Atomics.wait(NAP, 0, 0, 1)
+      magic = words.load(W_MAGIC)
+    }
     const version = words.load(W_VERSION)
     if (magic !== L.magic || version !== L.version) {
       throw new ShmError(
-        `${what} holds no topic (magic ${hex(magic)}, version ${version}; a topic has magic ${hex(L.magic)}, version ${L.version})`,
+        magic === 0 && version === 0
+          ? `${what} holds no topic: its header is still zeros after ${CREATE_WAIT_MS} ms (a creator that did not finish, or a segment of another program)`
+          : `${what} holds no topic (magic ${hex(magic)}, version ${version}; a topic has magic ${hex(L.magic)}, version ${L.version})`,
         'ERR_PUBSUB_NAME',
       )
     }
@@ -269,7 +281,11 @@ class Topic {
     if (tid === 0 || alive(tid, start)) return false
     const e = this.entryWord(i)
     if (this.w.cas(e + 1, start, 0) !== start) return false
-    return this.w.cas(e, tid, 0) === tid
+    if (this.w.cas(e, tid, 0) === tid) return true
+    // The entry changed hands between the two reads (a new owner whose start time equals the
+    // dead one's, in clock ticks): give it its start time back.
+    this.w.cas(e + 1, 0, start)
+    return false
   }
 
   /** Copies `len` bytes of the data of the slot whose stamp is word `sw` into `out`. */
@@ -283,11 +299,14 @@ class Topic {
   /**
    * After a copy out of the slot whose stamp is word `sw`: whether it still holds message `seq`
    * of `len` bytes, so that the copy is whole. The fence first: the copy's loads are done before
-   * the stamp and length are read again (on arm64 an acquire load does not order earlier loads).
+   * the length and stamp are read again (on arm64 an acquire load does not order earlier loads).
    */
   recheck(sw: number, seq: number, len: number): boolean {
     this.w.fence()
-    return this.w.load(sw) === seq && this.w.load(sw + 1) === len
+    // The length before the stamp: the writer stores the stamp before the length, so a length
+    // that is its final store implies its stamp is seen (the other order misses an overwrite by
+    // a message of the same length that lands between the two loads).
+    return this.w.load(sw + 1) === len && this.w.load(sw) === seq
   }
 
   corrupt(detail: string): ShmError {
@@ -508,11 +527,8 @@ export class Publisher implements Disposable {
     const o = check.options<PublishAsyncOptions>(options, ['timeoutMs', 'signal'])
     const ms = timeout(o.timeoutMs)
     const signal = abortSignal(o.signal)
-    const t = this.#live()
     const n = this.#length(check.lengthOf(src))
-    if (t.block && !(await this.#roomAsync(t, ms, signal))) return false
-    this.#write(this.#live(), n, (at) => void t.shm.write(src, at))
-    return true
+    return this.#whenRoom(ms, signal, (t) => this.#write(t, n, (at) => void t.shm.write(src, at)))
   }
 
   /**
@@ -549,6 +565,9 @@ export class Publisher implements Disposable {
   close(): void {
     const t = this.#t
     if (t === null) return
+    if (this.#writing) {
+      throw Object.assign(new Error('close() inside the fill callback of a loan() of the same publisher'), { code: 'ERR_INVALID_STATE' })
+    }
     this.#t = null
     try {
       const w = t.w
@@ -621,12 +640,27 @@ export class Publisher implements Disposable {
     }
   }
 
-  async #roomAsync(t: Topic, ms: number | undefined, signal: AbortSignal | undefined): Promise<boolean> {
+  /**
+   * Waits (block policy) for room without blocking the event loop, then runs `write` in the same
+   * synchronous step as the last room check: another publish that ran while this one awaited
+   * cannot take the room it found. A close meanwhile is `ERR_PUBSUB_CLOSED`.
+   */
+  async #whenRoom(ms: number | undefined, signal: AbortSignal | undefined, write: (t: Topic) => void): Promise<boolean> {
     const wait = new RoomWait(ms)
     for (;;) {
-      const r = this.#room(t, wait)
-      if (typeof r === 'boolean') return r
-      await t.shm.waitAsync(L.space, r.value | 0, r.sleepMs, { signal })
+      const t = this.#live()
+      const r = t.block ? this.#room(t, wait) : true
+      if (r === true) {
+        write(t)
+        return true
+      }
+      if (r === false) return false
+      try {
+        await t.shm.waitAsync(L.space, r.value | 0, r.sleepMs, { signal })
+      } catch (e) {
+        this.#live()
+        throw e
+      }
     }
   }
 
@@ -799,16 +833,22 @@ export class Subscriber implements Disposable, AsyncIterable<Buffer> {
         if (tid !== 0 && !(reclaim && t.reclaimIfDead(i, tid, start))) continue
         const e = t.entryWord(i)
         if (t.w.cas(e, 0, me.tid) !== 0) continue
-        t.w.store(e + 2, t.head())
+        const first = t.head()
+        t.w.store(e + 2, first)
         t.w.store(e + 1, me.start)
-        // Counted from the start time on; the head may have moved more than `capacity` since the
-        // cursor was written (a block publisher did not wait for an entry it did not count):
-        // start at the head as it is now, so that no message published before open returned
-        // counts as lagged, and tell a waiting publisher the cursor moved.
-        const c = t.head()
-        t.w.store(e + 2, c)
+        // Counted from the start time on. Messages published before that were not waited for:
+        // if `capacity` or more came since the cursor was written, some may be overwritten, so
+        // start at the head as it is now (nothing counts as lagged) and tell a waiting publisher
+        // the cursor moved. Otherwise keep the first cursor: none of them can be overwritten
+        // now, and a publisher that waited for subscriberCount loses nothing.
+        const h = t.head()
+        let c = first
+        if ((h - first) >>> 0 >= t.slots) {
+          c = h
+          t.w.store(e + 2, c)
+          if (t.block) this.#advanced(t)
+        }
         this.#entry = e
-        if (t.block) this.#advanced(t)
         return c
       }
     }
@@ -908,8 +948,12 @@ export class Subscriber implements Disposable, AsyncIterable<Buffer> {
       if (stamp !== c || len === L.writing) {
         if (t.head() !== h) continue
         if (h === 0 && len === L.writing) return null
-        // One slot: the publisher rewrites it before it moves the head.
-        if (t.slots === 1 && len === L.writing && tries < MAX_RETRIES) continue
+        // One slot: the publisher rewrites it before it moves the head; if that takes long (a
+        // loan whose fill threw, a publisher that died while writing), there is no whole message.
+        if (t.slots === 1 && len === L.writing) {
+          if (tries < MAX_RETRIES) continue
+          return null
+        }
         throw t.corrupt(`slot ${c & (t.slots - 1)} has stamp ${stamp} and length ${hex(len)}, not message ${c} below the head ${h}`)
       }
       if (len > t.maxMessage) throw t.corrupt(`slot ${c & (t.slots - 1)} has length ${len}, above maxMessage ${t.maxMessage}`)

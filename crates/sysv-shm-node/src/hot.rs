@@ -8,8 +8,12 @@
 //! value's conversion): about 200 ns of a 300 ns call on the bench machine,
 //! measured with `perf` (`native_borrow::close_scope`, `NativeBorrowScope::new`,
 //! `malloc`/`free`). These functions need none of it: their arguments are
-//! numbers, views and an `External` (no class instance to borrow), and none
-//! runs JavaScript. So each is registered here with `napi_create_function`
+//! numbers, views and an `External` (no class instance to borrow). None
+//! calls into JavaScript itself; converting an array argument
+//! (`channelTrySendMany`'s list) may run the array's getters, which could in
+//! turn call a hot function on the same handle: both calls then hold shared
+//! references to the `External` (napi-rs hands out `&'static`), which only
+//! read it, and no lock is held during a conversion. So each is registered here with `napi_create_function`
 //! and a callback that reads its arguments with `napi_get_cb_info`, converts
 //! them with napi-rs's own conversions, calls the function and converts the
 //! result, as napi-rs's glue does, without the scope: a call then costs about
@@ -132,9 +136,13 @@ unsafe fn call(
     match result {
         Ok(v) => v,
         Err(e) => {
-            if e.status != Status::PendingException {
-                // SAFETY: as above; no exception is pending (else the status
-                // would say so), so this one is thrown.
+            let mut pending = false;
+            // SAFETY: `env` is the live env of this call; `pending` is a
+            // valid out-pointer.
+            let asked = unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+            if e.status != Status::PendingException && !(asked == sys::Status::napi_ok && pending) {
+                // SAFETY: as above; no exception is pending (asked), so this
+                // one is thrown.
                 unsafe { JsError::from(e).throw_into(env) };
             }
             ptr::null_mut()

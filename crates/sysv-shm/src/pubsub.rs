@@ -65,9 +65,10 @@
 //! The order of the owner words, so that no reader ever trusts a stale start
 //! time (read the start time first, then the TID):
 //! - Register: compare-exchange the entry's TID `0` -> TID, store the cursor
-//!   (the head), then the start time, then the head again as the cursor (it
-//!   may have moved on meanwhile; block policy: bump `space`). A block
-//!   publisher counts an entry only once its start time is not `0`.
+//!   (the head), then the start time. A block publisher counts an entry only
+//!   once its start time is not `0`. If the head then is `N` or more past the
+//!   cursor (messages not waited for, maybe overwritten), store the head as
+//!   the cursor (block policy: bump `space`).
 //! - Leave: store the start time `0`, then the TID `0`. Reclaim a dead owner
 //!   (anyone): compare-exchange the start time from the value read to `0`,
 //!   then the TID from the value read to `0`.
@@ -79,7 +80,8 @@
 //!
 //! A publisher writes message `s`: length [`WRITING`], a full fence, the
 //! data, stamp `s`, length. A reader reads stamp and length, copies the data,
-//! a full fence, reads stamp and length again: both unchanged means the copy
+//! a full fence, reads the length and then the stamp again (that order: the
+//! writer stores the stamp before the length): both unchanged means the copy
 //! is whole. The fences ([`crate::mutex::fence`]) order the plain data
 //! accesses against the words in the direction a release store or acquire
 //! load does not (arm64).
