@@ -3,13 +3,14 @@
 // messages (fixtures/pubsub-msgs.mjs): a torn or stale message fails the child.
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
 import { IPC_PRIVATE, Publisher, SharedMemory, ShmError, Subscriber, topicKey } from '../dist/index.js'
 import { Checksum, message } from './fixtures/pubsub-msgs.mjs'
 import { runNode, until } from './fixtures/procs.mjs'
-import { HANG_GUARD_MS, noLeaks, uniqueKey } from './helpers.mjs'
+import { HANG_GUARD_MS, PKG, noLeaks, uniqueKey } from './helpers.mjs'
 
 noLeaks(test)
 
@@ -502,4 +503,36 @@ test('loan: close() inside fill is ERR_INVALID_STATE; a fill that throws leaves 
   t.is(sub.latest(), null, 'the only slot is marked as being written')
   t.true(pub.publish('y'))
   t.is(String(sub.latest()), 'y')
+})
+
+// A worker thread is a subscriber of its own (its TID, not the process's): it receives every
+// message under block, and once it ends without close() its entry is a dead one the publisher
+// reclaims.
+test('a subscriber in a worker thread: every message under block; a worker that ends without close() is reclaimed', async (t) => {
+  const pub = publisher(t, IPC_PRIVATE, { capacity: 4, maxMessage: 16, policy: 'block' })
+  const N = 1000
+  const w = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads')
+     const { Subscriber } = require(workerData.pkg)
+     const sub = Subscriber.openById(workerData.id)
+     parentPort.postMessage('ready')
+     let bad = 0
+     for (let i = 0; i < workerData.n; i++) if (String(sub.receive()) !== 'm' + i) bad++
+     parentPort.postMessage({ bad, missed: sub.missed })
+     setInterval(() => {}, 1000) // lives, registered and not reading, until terminated`,
+    { eval: true, workerData: { pkg: PKG, id: pub.id, n: N } },
+  )
+  t.teardown(() => w.terminate())
+  const messages = []
+  w.on('message', (m) => messages.push(m))
+  await until(() => messages.length === 1, 'the worker to subscribe')
+  t.is(pub.subscriberCount, 1)
+  for (let i = 0; i < N; i++) t.true(pub.publish(`m${i}`, { timeoutMs: HANG_GUARD_MS }))
+  await until(() => messages.length === 2, 'the worker to receive')
+  t.deepEqual(messages[1], { bad: 0, missed: 0 })
+  for (let i = 0; i < 4; i++) t.true(pub.publish('x', { timeoutMs: 0 }))
+  t.false(pub.publish('x', { timeoutMs: 50 }), 'the worker is waited for while it lives')
+  await w.terminate()
+  t.true(pub.publish('x', { timeoutMs: HANG_GUARD_MS }), 'its entry is reclaimed once its thread ended')
+  t.is(pub.subscriberCount, 0)
 })
