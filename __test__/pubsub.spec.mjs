@@ -484,6 +484,13 @@ test('block policy: concurrent publishAsync calls do not take the same room; clo
   t.is(String(sub.tryReceive()), 'a')
   t.is(sub.missed, 0)
   t.true(pub.publish('b'))
+  // An aborted signal rejects and publishes nothing, also when there is room (overwrite or block).
+  const room = publisher(t, IPC_PRIVATE, { capacity: 1, maxMessage: 8 })
+  const roomSub = Subscriber.openById(room.id)
+  t.teardown(() => roomSub.close())
+  await t.throwsAsync(room.publishAsync('z', { signal: AbortSignal.abort('stop') }), { name: 'AbortError' })
+  t.is(roomSub.tryReceive(), null)
+  t.is(room.sequence, 0)
   const waiting = pub.publishAsync('c')
   await sleep(20)
   pub.close()

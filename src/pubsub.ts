@@ -648,6 +648,8 @@ export class Publisher implements Disposable {
   async #whenRoom(ms: number | undefined, signal: AbortSignal | undefined, write: (t: Topic) => void): Promise<boolean> {
     const wait = new RoomWait(ms)
     for (;;) {
+      // Aborted before the call or while it waited: nothing is published.
+      if (signal?.aborted) throw abortError(signal)
       const t = this.#live()
       const r = t.block ? this.#room(t, wait) : true
       if (r === true) {
