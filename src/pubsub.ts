@@ -288,6 +288,19 @@ class Topic {
     return false
   }
 
+  /**
+   * Gives up the owner pair at word `tidWord` (the TID; the start time is the next word: the
+   * publisher's pair and every subscriber entry) if this thread holds it: the start time to 0
+   * first, then the TID (the layout's "leave" order). Returns whether it held it.
+   */
+  leave(tidWord: number): boolean {
+    const me = identity().tid
+    if (this.w.load(tidWord) !== me) return false
+    this.w.store(tidWord + 1, 0)
+    this.w.cas(tidWord, me, 0)
+    return true
+  }
+
   /** Copies `len` bytes of the data of the slot whose stamp is word `sw` into `out`. */
   copyOut(sw: number, out: Uint8Array, len: number): void {
     const at = sw * 4 + L.slotHeader
@@ -577,11 +590,7 @@ export class Publisher implements Disposable {
         f = found
       }
       t.shm.notify(L.head, Infinity)
-      const me = identity()
-      if (w.load(W_PUB_TID) === me.tid) {
-        w.store(W_PUB_START, 0)
-        w.cas(W_PUB_TID, me.tid, 0)
-      }
+      t.leave(W_PUB_TID)
       t.shm.remove()
     } finally {
       t.shm.detach()
@@ -977,12 +986,7 @@ export class Subscriber implements Disposable, AsyncIterable<Buffer> {
       const e = this.#entry
       if (e >= 0) {
         this.#entry = -1
-        const me = identity().tid
-        if (t.w.load(e) === me) {
-          t.w.store(e + 1, 0)
-          t.w.cas(e, me, 0)
-          if (t.block) this.#advanced(t)
-        }
+        if (t.leave(e) && t.block) this.#advanced(t)
       }
     } finally {
       t.shm.detach()
